@@ -1,0 +1,1 @@
+"""Dagster assets keeping a validated record of LMS course completions."""
