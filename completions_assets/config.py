@@ -1,0 +1,91 @@
+"""Non-secret settings read from the environment when the code location loads.
+
+Partitions and the schedule need these before any run starts; secrets are never
+read here (they reach resources only as `dagster.EnvVar`).
+"""
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import fsspec
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    start_date: dt.date
+    timezone: str
+    lookback_days: int
+    data_root: str
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+DEFAULTS = {
+    "COMPLETIONS_START_DATE": "2024-01-01",
+    "COMPLETIONS_TIMEZONE": "UTC",
+    "COMPLETIONS_LOOKBACK_DAYS": "3",
+    "COMPLETIONS_DATA_ROOT": "./data",
+}
+
+
+def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
+    """Read and validate the COMPLETIONS_* variables, falling back to DEFAULTS."""
+    value = {name: environ.get(name) or default for name, default in DEFAULTS.items()}
+    timezone = _timezone(value["COMPLETIONS_TIMEZONE"])
+    return Settings(
+        start_date=_start_date(value["COMPLETIONS_START_DATE"], ZoneInfo(timezone)),
+        timezone=timezone,
+        lookback_days=_lookback(value["COMPLETIONS_LOOKBACK_DAYS"]),
+        data_root=_data_root(value["COMPLETIONS_DATA_ROOT"]),
+    )
+
+
+def _timezone(raw: str) -> str:
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"COMPLETIONS_TIMEZONE={raw!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)"
+        ) from None
+    return raw
+
+
+def _start_date(raw: str, zone: ZoneInfo) -> dt.date:
+    try:
+        start = dt.date.fromisoformat(raw)
+    except ValueError:
+        raise ConfigError(f"COMPLETIONS_START_DATE={raw!r} is not a date (YYYY-MM-DD)") from None
+    today = dt.datetime.now(zone).date()
+    if start >= today:
+        raise ConfigError(
+            f"COMPLETIONS_START_DATE={raw} is not in the past: only complete days are partitions"
+        )
+    return start
+
+
+def _lookback(raw: str) -> int:
+    if not raw.isdigit():
+        raise ConfigError(f"COMPLETIONS_LOOKBACK_DAYS={raw!r} is not a whole number of days >= 0")
+    return int(raw)
+
+
+def _data_root(raw: str) -> str:
+    protocol, separator, rest = raw.partition("://")
+    if not separator:
+        return raw  # a local path
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ValueError, ImportError) as exc:
+        raise ConfigError(f"COMPLETIONS_DATA_ROOT={raw!r}: unsupported storage ({exc})") from None
+    if not rest.strip("/"):
+        raise ConfigError(f"COMPLETIONS_DATA_ROOT={raw!r} names no bucket or path")
+    return raw.rstrip("/")

@@ -1,0 +1,53 @@
+"""The job over all three assets and the daily schedule with its lookback."""
+
+import datetime as dt
+
+import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+from completions_assets.config import Settings
+
+# A few minutes after midnight, so the day has closed in the partition zone.
+DAILY_CRON = "5 0 * * *"
+
+
+def build_job() -> UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        "completions_job",
+        selection=dg.AssetSelection.groups("lms"),
+        description="Fetch both providers, merge and check, for one day or a range.",
+    )
+
+
+def lookback_range(closed_day: dt.date, settings: Settings) -> tuple[dt.date, dt.date] | None:
+    """Days one tick refreshes: the day that closed and the lookback before it."""
+    if closed_day < settings.start_date:
+        return None
+    first = max(closed_day - dt.timedelta(days=settings.lookback_days), settings.start_date)
+    return first, closed_day
+
+
+def build_schedule(job: UnresolvedAssetJobDefinition, settings: Settings) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name="completions_daily_schedule",
+        cron_schedule=DAILY_CRON,
+        execution_timezone=settings.timezone,
+        job=job,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+    )
+    def completions_daily_schedule(context: dg.ScheduleEvaluationContext):
+        tick = context.scheduled_execution_time.astimezone(settings.zone)
+        days = lookback_range(tick.date() - dt.timedelta(days=1), settings)
+        if days is None:
+            return dg.SkipReason("the day that closed is before COMPLETIONS_START_DATE")
+        first, last = (day.isoformat() for day in days)
+        # One run for the whole range: late records reach lms_completions too.
+        return dg.RunRequest(
+            run_key=f"{first}...{last}",
+            tags={
+                "dagster/asset_partition_range_start": first,
+                "dagster/asset_partition_range_end": last,
+            },
+        )
+
+    return completions_daily_schedule

@@ -1,0 +1,27 @@
+import datetime as dt
+
+import pytest
+
+from completions_assets.config import ConfigError, load_settings
+
+
+def test_defaults():
+    settings = load_settings({})
+    assert (settings.start_date, settings.timezone, settings.lookback_days, settings.data_root) == (
+        dt.date(2024, 1, 1), "UTC", 3, "./data")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("COMPLETIONS_TIMEZONE", "Mars/Olympus", "COMPLETIONS_TIMEZONE='Mars/Olympus' is not an IANA"),
+        ("COMPLETIONS_START_DATE", "2024-13-01", "COMPLETIONS_START_DATE='2024-13-01' is not a date"),
+        ("COMPLETIONS_START_DATE", "2999-01-01", "COMPLETIONS_START_DATE=2999-01-01 is not in the past"),
+        ("COMPLETIONS_LOOKBACK_DAYS", "-1", "COMPLETIONS_LOOKBACK_DAYS='-1'"),
+        ("COMPLETIONS_DATA_ROOT", "nosuchfs://bucket", "COMPLETIONS_DATA_ROOT='nosuchfs://bucket'"),
+        ("COMPLETIONS_DATA_ROOT", "memory://", "names no bucket"),
+    ],
+)
+def test_bad_settings_are_refused_by_name(variable, value, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_settings({variable: value})

@@ -1,0 +1,69 @@
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+
+from completions_assets import rules
+from completions_assets.schemas import LMS_SCHEMA
+from completions_assets.windows import day_window
+from zoneinfo import ZoneInfo
+
+UTC = dt.timezone.utc
+WINDOW = day_window(dt.date(2024, 3, 1), ZoneInfo("UTC"))
+
+
+def lms(*rows: dict) -> pa.Table:
+    base = {"provider": "bindbee", "user_id": "u", "completed_at": WINDOW.start,
+            "completion_date": WINDOW.day}
+    full = [{name: {**base, **row}.get(name) for name in LMS_SCHEMA.names} for row in rows]
+    return pa.Table.from_pylist(full, schema=LMS_SCHEMA)
+
+
+GOOD = lms({"completion_id": "1"}, {"completion_id": "2", "provider": "nexudus"},
+           {"completion_id": "1", "provider": "nexudus"})
+
+
+def test_good_day_passes_every_rule():
+    for rule in (rules.unique_completion_ids, rules.required_fields_present,
+                 rules.started_before_completed, rules.score_in_range, rules.grade_in_allowed_set):
+        assert rule(GOOD).passed, rule.__name__
+    assert rules.completed_within_partition(GOOD, WINDOW).passed
+
+
+def test_duplicate_ids_are_counted_with_examples():
+    result = rules.unique_completion_ids(lms({"completion_id": "1"}, {"completion_id": "1"}))
+    assert (result.passed, result.failed_rows, result.examples) == (False, 2, ("bindbee:1",))
+
+
+def test_missing_user_id_fails_required_fields():
+    result = rules.required_fields_present(lms({"completion_id": "9", "user_id": None}))
+    assert (result.failed_rows, result.examples) == (1, ("bindbee:9",))
+    assert result.metadata()["nulls_user_id"] == 1
+
+
+@pytest.mark.parametrize(
+    ("at", "inside"),
+    [(WINDOW.start, True), (WINDOW.end - dt.timedelta(microseconds=1), True),
+     (WINDOW.end, False), (WINDOW.start - dt.timedelta(microseconds=1), False)],
+)
+def test_window_is_half_open(at, inside):
+    result = rules.completed_within_partition(lms({"completion_id": "x", "completed_at": at}), WINDOW)
+    assert result.passed is inside
+
+
+def test_a_source_row_lost_in_the_merge_is_reported():
+    sources = {"bindbee": pa.array(["1", "lost"]), "nexudus": pa.array(["1", "2"])}
+    result = rules.reconciles_with_sources(GOOD, sources)
+    assert (result.passed, result.examples) == (False, ("bindbee:lost",))
+    assert result.details["bindbee_source_rows"] == 2
+    assert rules.reconciles_with_sources(GOOD, {"bindbee": pa.array(["1"]),
+                                                "nexudus": pa.array(["2", "1"])}).passed
+
+
+def test_warning_rules_flag_bad_values():
+    late_start = lms({"completion_id": "s", "started_at": WINDOW.start + dt.timedelta(hours=1)})
+    assert rules.started_before_completed(late_start).examples == ("bindbee:s",)
+    assert rules.score_in_range(lms({"completion_id": "a", "score": 100.5})).failed_rows == 1
+    assert rules.score_in_range(lms({"completion_id": "a", "score": 0.0})).passed
+    assert rules.grade_in_allowed_set(lms({"completion_id": "g", "grade": "E"})).failed_rows == 1
+    assert rules.grade_in_allowed_set(lms({"completion_id": "g", "grade": "-"})).passed
