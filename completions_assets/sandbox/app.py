@@ -1,0 +1,116 @@
+"""Routes, per-provider fault handling, stats and runtime control of the sandbox."""
+
+import collections
+import datetime as dt
+import json
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from . import bindbee_api, faults, nexudus_api, nexudus_auth
+from .config import PROVIDERS, ProviderFaults, SandboxConfig
+from .data import Dataset
+from .reply import Reply, json_reply
+from .timeutil import parse_iso
+
+UNSET: Any = object()  # "leave unchanged" for update(now=...), where None means the real clock
+
+
+class SandboxApp:
+    """Everything behind the socket: maps one request to one Reply."""
+
+    def __init__(self, config: SandboxConfig, credentials: Mapping[str, str]) -> None:
+        self.config = config
+        self.credentials = dict(credentials)
+        self.dataset = Dataset(config)
+        self.rate_limits = config.rate_limits
+        self.counters = {p: faults.FaultCounter(config.faults(p)) for p in PROVIDERS}
+        self.tokens = nexudus_auth.TokenStore(credentials, config.token_lifetime_s)
+        self._bindbee = bindbee_api.BindbeeApi(self.dataset, credentials)
+        self._nexudus = nexudus_api.NexudusApi(self.dataset, self.tokens, config.nexudus_filter_tz)
+        self._stats: dict[str, collections.Counter[str]] = {k: collections.Counter() for k in (*PROVIDERS, "token")}
+        self._lock = threading.Lock()
+
+    def handle(self, method: str, path: str, params: Mapping[str, str], headers: Mapping[str, str],
+               body: bytes) -> tuple[str | None, Reply]:
+        """Returns the stats bucket of the request (None for test-only routes) and its reply."""
+        routes = {
+            ("GET", bindbee_api.PATH): ("bindbee", lambda: self._data_request("bindbee", params, headers)),
+            ("GET", nexudus_api.PATH): ("nexudus", lambda: self._data_request("nexudus", params, headers)),
+            ("POST", nexudus_auth.TOKEN_PATH): ("token", lambda: self.tokens.token_endpoint(body, headers)),
+            ("GET", "/_sandbox/ground_truth"): (None, lambda: self._ground_truth(params)),
+            ("GET", "/_sandbox/stats"): (None, lambda: json_reply(200, self.stats())),
+            ("POST", "/_sandbox/control"): (None, lambda: self._control(body)),
+        }
+        route = routes.get((method, path))
+        if route is not None:
+            return route[0], route[1]()
+        if any(p == path for _, p in routes):
+            return None, json_reply(405, {"detail": "Method Not Allowed"})
+        return None, json_reply(404, {"detail": "Not Found"})
+
+    def _data_request(self, provider: str, params: Mapping[str, str], headers: Mapping[str, str]) -> Reply:
+        number, knobs = self.counters[provider].next()
+        if knobs.latency_ms:
+            time.sleep(knobs.latency_ms / 1000)
+        fault = faults.planned(knobs, number, provider)
+        if fault is faults.Fault.STATUS:
+            return faults.status_reply(provider, knobs)
+        if fault is faults.Fault.HTML:
+            return faults.html_reply(knobs.html_status)
+        if provider == "bindbee":
+            reply = self._bindbee.handle(params, headers, enforce=self.rate_limits, repeat_cursor=knobs.repeat_cursor)
+        else:
+            reply = self._nexudus.handle(params, headers, enforce=self.rate_limits, repeat_page=knobs.repeat_cursor)
+        if fault is faults.Fault.UNSUCCESSFUL and reply.status == 200:
+            return faults.unsuccessful_reply()
+        return faults.damage(reply, fault)
+
+    def record(self, bucket: str, status: int) -> None:
+        with self._lock:
+            self._stats[bucket][str(status)] += 1
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {k: {"requests": sum(c.values()), "statuses": dict(c)} for k, c in self._stats.items()}
+
+    def update(self, *, now: dt.datetime | None = UNSET, bindbee: ProviderFaults | None = None,
+               nexudus: ProviderFaults | None = None, delete: Mapping[str, list[str]] | None = None,
+               rate_limits: bool | None = None, expire_tokens: bool = False) -> None:
+        """Change the running sandbox; new fault knobs restart that provider's request count."""
+        if now is not UNSET:
+            self.dataset.set_now(now)
+        for provider, knobs in (("bindbee", bindbee), ("nexudus", nexudus)):
+            if knobs is not None:
+                self.counters[provider].set(knobs)
+        for provider, ids in (delete or {}).items():
+            self.dataset.delete(provider, ids)
+        if rate_limits is not None:
+            self.rate_limits = rate_limits
+        if expire_tokens:
+            self.tokens.expire_all()
+
+    def _control(self, body: bytes) -> Reply:
+        try:
+            values = json.loads(body or b"{}")
+            kwargs: dict[str, Any] = {k: values[k] for k in ("delete", "rate_limits", "expire_tokens") if k in values}
+            if "now" in values:
+                kwargs["now"] = None if values["now"] is None else parse_iso(values["now"])
+            for provider in PROVIDERS:
+                if provider in values:
+                    kwargs[provider] = ProviderFaults.from_dict(values[provider])
+            self.update(**kwargs)
+        except (ValueError, TypeError, KeyError) as exc:
+            return json_reply(400, {"detail": str(exc)})
+        return json_reply(200, {"ok": True})
+
+    def _ground_truth(self, params: Mapping[str, str]) -> Reply:
+        try:
+            provider = params["provider"]
+            if provider not in PROVIDERS:
+                raise ValueError(f"provider must be one of {PROVIDERS}")
+            ids = self.dataset.ground_truth(provider, parse_iso(params["start"]), parse_iso(params["end"]))
+        except (KeyError, ValueError) as exc:
+            return json_reply(400, {"detail": f"bad ground_truth query: {exc}"})
+        return json_reply(200, {"ids": ids})

@@ -1,0 +1,96 @@
+"""Sandbox configuration: data shape, per-provider fault knobs, credentials."""
+
+import dataclasses
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PROVIDERS = ("bindbee", "nexudus")
+
+# SPEC section 4 variable names; these values are accepted when a variable is unset.
+DEFAULT_CREDENTIALS: dict[str, str] = {
+    "BINDBEE_API_KEY": "sandbox-bindbee-key",
+    "BINDBEE_CONNECTOR_TOKEN": "sandbox-connector-token",
+    "NEXUDUS_USERNAME": "sandbox@example.com",
+    "NEXUDUS_PASSWORD": "sandbox-password",
+    "NEXUDUS_ACCESS_TOKEN": "sandbox-nexudus-token",
+}
+
+
+def load_credentials(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Credentials the sandbox accepts: the environment's where set, else the defaults."""
+    env = os.environ if environ is None else environ
+    return {name: env.get(name) or default for name, default in DEFAULT_CREDENTIALS.items()}
+
+
+def _check_k(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"{name} must be >= 1 (requests are counted from 1), got {value}")
+
+
+@dataclass(frozen=True)
+class ProviderFaults:
+    """Deterministic faults of one provider, counted over its data-endpoint requests.
+
+    A status fault fires when `fail_status` is set and the request number is
+    `fail_on` or a multiple of `fail_every`; with neither set, every request fails.
+    """
+
+    latency_ms: float = 0
+    fail_status: int | None = None
+    fail_on: int | None = None
+    fail_every: int | None = None
+    retry_after: str | None = "1"
+    truncate_on: int | None = None
+    html_on: int | None = None
+    html_status: int = 200
+    disconnect_on: int | None = None
+    repeat_cursor: bool = False
+    unsuccessful_on: int | None = None
+    duplicate_on: int | None = None  # the page repeats its first record (a resync race)
+
+    def __post_init__(self) -> None:
+        if self.latency_ms < 0:
+            raise ValueError("latency_ms must be >= 0")
+        if self.fail_status is not None and not 400 <= self.fail_status <= 599:
+            raise ValueError(f"fail_status must be a 4xx/5xx status, got {self.fail_status}")
+        for name in ("fail_on", "fail_every", "truncate_on", "html_on", "disconnect_on", "unsuccessful_on", "duplicate_on"):
+            _check_k(name, getattr(self, name))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "ProviderFaults":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown fault knobs: {sorted(unknown)}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """What the sandbox serves. `now=None` uses the real clock for visibility."""
+
+    seed: int = 7
+    start_date: dt.date = dt.date(2024, 1, 1)
+    days: int = 60
+    records_per_day: int = 200
+    rate_limits: bool = False
+    nexudus_filter_tz: str = "UTC"
+    nexudus_naive_timestamps: bool = False
+    token_lifetime_s: float = 3600
+    now: dt.datetime | None = None
+    bindbee: ProviderFaults = field(default_factory=ProviderFaults)
+    nexudus: ProviderFaults = field(default_factory=ProviderFaults)
+    # Share of records that become visible 1..3 days after their event time.
+    late_fraction: float = 0.03
+
+    def __post_init__(self) -> None:
+        if self.days < 0 or self.records_per_day < 0:
+            raise ValueError("days and records_per_day must be >= 0")
+        if not 0 <= self.late_fraction <= 1:
+            raise ValueError("late_fraction must be within [0, 1]")
+
+    def faults(self, provider: str) -> ProviderFaults:
+        return getattr(self, provider)

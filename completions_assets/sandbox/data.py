@@ -1,0 +1,164 @@
+"""The seeded data set both APIs serve, its visibility clock and ground truth."""
+
+import bisect
+import datetime as dt
+import json
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from . import bindbee_data, nexudus_data
+from .catalog import Catalog, build_catalog
+from .config import PROVIDERS, SandboxConfig
+from .schedule import is_empty_day
+from .timeutil import ceil_ms, from_ms, now_ms, to_us
+
+# (include_raw_data, include_custom_fields, expand) of a plain Bindbee request
+DEFAULT_BINDBEE_VARIANT = (False, False, ())
+_MAX_VARIANTS = 16  # encoded-bytes caches kept per provider (one per query option set)
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class ProviderTable:
+    """One provider's records in id order (which is also visibility order)."""
+
+    def __init__(self, records: Sequence[Any], ids: list[str], empty_days: list[dt.date]) -> None:
+        self.records = records
+        self.ids = ids
+        self.pos_of = {record_id: pos for pos, record_id in enumerate(ids)}
+        self.visible = [r.visible_ms for r in records]
+        self.by_event = sorted(range(len(records)), key=lambda pos: records[pos].event_ms)
+        self.event_keys = [records[pos].event_ms for pos in self.by_event]
+        self.empty_days = empty_days
+        self.deleted: frozenset[int] = frozenset()
+        self.version = 0  # bumped by deletions; part of every query-cache key
+
+    def visible_count(self, at_ms: int) -> int:
+        """Records visible at `at_ms` are exactly positions below this count."""
+        return bisect.bisect_right(self.visible, at_ms)
+
+    def event_positions(self, lo_ms: int, hi_ms: int) -> list[int]:
+        """Positions with `lo_ms <= event < hi_ms`, in event order."""
+        lo = bisect.bisect_left(self.event_keys, lo_ms)
+        hi = bisect.bisect_left(self.event_keys, hi_ms)
+        return self.by_event[lo:hi]
+
+    def live(self, positions: Iterable[int], visible_n: int) -> list[int]:
+        deleted = self.deleted
+        return [p for p in positions if p < visible_n and p not in deleted]
+
+
+def _days(config: SandboxConfig) -> list[dt.date]:
+    return [config.start_date + dt.timedelta(days=i) for i in range(config.days)]
+
+
+def _generate(config: SandboxConfig, catalog: Catalog, provider: str,
+              make: Callable[..., list[Any]]) -> tuple[list[Any], list[dt.date]]:
+    records: list[Any] = []
+    empty: list[dt.date] = []
+    for day in _days(config):
+        if is_empty_day(config.seed, provider, day) or not config.records_per_day:
+            empty.append(day)
+            continue
+        records += make(config.seed, day, config.records_per_day, catalog, config.late_fraction)
+    return records, empty
+
+
+def _build_tables(config: SandboxConfig, catalog: Catalog) -> dict[str, ProviderTable]:
+    bindbee, b_empty = _generate(config, catalog, "bindbee", bindbee_data.generate_day)
+    bindbee.sort(key=lambda r: r.id)
+    nexudus, n_empty = _generate(config, catalog, "nexudus", nexudus_data.generate_day)
+    nexudus = nexudus_data.assign_ids(nexudus)
+    return {
+        "bindbee": ProviderTable(bindbee, [r.id for r in bindbee], b_empty),
+        "nexudus": ProviderTable(nexudus, [str(r.id) for r in nexudus], n_empty),
+    }
+
+
+class Dataset:
+    """Generated once per sandbox; `now` and deletions change what is visible."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.catalog = build_catalog(config.seed)
+        self.tables = _build_tables(config, self.catalog)
+        self._now = config.now
+        self._naive_tz = ZoneInfo(config.nexudus_filter_tz) if config.nexudus_naive_timestamps else None
+        self._lock = threading.Lock()
+        self._encoded: dict[tuple[str, Any], list[bytes | None]] = {}
+
+    def now(self) -> dt.datetime:
+        return from_ms(self.now_ms())
+
+    def now_ms(self) -> int:
+        return now_ms() if self._now is None else to_us(self._now) // 1000
+
+    def set_now(self, now: dt.datetime | None) -> None:
+        self._now = now
+
+    def visible_count(self, provider: str) -> int:
+        return self.tables[provider].visible_count(self.now_ms())
+
+    def empty_days(self, provider: str) -> list[dt.date]:
+        return list(self.tables[provider].empty_days)
+
+    def delete(self, provider: str, ids: Iterable[str]) -> None:
+        """Remove records for good (Nexudus deletes leave no tombstone)."""
+        table = self.tables[provider]
+        wanted = [str(i) for i in ids]
+        unknown = [i for i in wanted if i not in table.pos_of]
+        if unknown:
+            raise ValueError(f"unknown {provider} ids: {unknown[:5]}")
+        with self._lock:
+            table.deleted = table.deleted | {table.pos_of[i] for i in wanted}
+            table.version += 1
+
+    def ground_truth(self, provider: str, start: dt.datetime, end: dt.datetime) -> list[str]:
+        """Ids with event time in [start, end), visible now and not deleted, in id order."""
+        table = self.tables[provider]
+        positions = table.event_positions(ceil_ms(to_us(start)), ceil_ms(to_us(end)))
+        return [table.ids[p] for p in sorted(table.live(positions, self.visible_count(provider)))]
+
+    def records(self, provider: str) -> list[dict[str, Any]]:
+        """Every visible record, in id order, exactly as served by default."""
+        table = self.tables[provider]
+        live = table.live(range(len(table.ids)), self.visible_count(provider))
+        return [json.loads(b) for b in self.encoded(provider, live)]
+
+    def warm(self, stop: threading.Event) -> None:
+        """Encode every record's default form ahead of the first requests."""
+        for provider, table in self.tables.items():
+            for start in range(0, len(table.ids), 1000):
+                if stop.is_set():
+                    return
+                self.encoded(provider, range(start, min(start + 1000, len(table.ids))))
+
+    def encoded(self, provider: str, positions: Sequence[int], variant: Any = None) -> list[bytes]:
+        """JSON bytes of the records at `positions`, encoded once per query variant."""
+        if variant is None and provider == "bindbee":
+            variant = DEFAULT_BINDBEE_VARIANT
+        cache = self._encoded.get((provider, variant))
+        if cache is None:
+            cache = [None] * len(self.tables[provider].ids)
+            with self._lock:
+                if len(self._encoded) >= _MAX_VARIANTS * len(PROVIDERS):
+                    self._encoded.pop(next(iter(self._encoded)))
+                self._encoded[(provider, variant)] = cache
+        out = []
+        for pos in positions:
+            body = cache[pos]
+            if body is None:
+                body = cache[pos] = dumps(self._encode(provider, pos, variant))
+            out.append(body)
+        return out
+
+    def _encode(self, provider: str, pos: int, variant: Any) -> dict[str, Any]:
+        record = self.tables[provider].records[pos]
+        if provider == "nexudus":
+            return nexudus_data.encode(record, self.catalog, self._naive_tz)
+        raw, custom, expand = variant
+        return bindbee_data.encode(record, self.catalog, raw=raw, custom=custom, expand=dict(expand))

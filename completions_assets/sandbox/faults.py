@@ -1,0 +1,123 @@
+"""Deterministic fault injection: which request fails, and how it looks on the wire."""
+
+import enum
+import json
+import threading
+from http import HTTPStatus
+
+from .config import ProviderFaults
+from .reply import Reply, json_reply
+
+_GATEWAY_PAGE = (
+    "<html><head><title>{status} {phrase}</title></head><body>"
+    "<center><h1>{status} {phrase}</h1></center><hr><center>nginx</center></body></html>"
+)
+_RETRY_AFTER_STATUSES = (429, 409, 503)
+
+
+class Fault(enum.Enum):
+    STATUS = "status"
+    HTML = "html"
+    TRUNCATE = "truncate"
+    DISCONNECT = "disconnect"
+    UNSUCCESSFUL = "unsuccessful"
+    DUPLICATE = "duplicate"
+
+
+def _status_due(faults: ProviderFaults, n: int) -> bool:
+    if faults.fail_status is None:
+        return False
+    if faults.fail_on is None and faults.fail_every is None:
+        return True  # a status without a position is an outage: every request fails
+    return faults.fail_on == n or (faults.fail_every is not None and n % faults.fail_every == 0)
+
+
+def planned(faults: ProviderFaults, n: int, provider: str) -> Fault | None:
+    """The fault request number `n` (1-based) gets; the first matching knob wins."""
+    if faults.disconnect_on == n:
+        return Fault.DISCONNECT
+    if _status_due(faults, n):
+        return Fault.STATUS
+    if faults.html_on == n:
+        return Fault.HTML
+    if faults.truncate_on == n:
+        return Fault.TRUNCATE
+    if faults.unsuccessful_on == n and provider == "nexudus":
+        return Fault.UNSUCCESSFUL
+    if faults.duplicate_on == n:
+        return Fault.DUPLICATE
+    return None
+
+
+class FaultCounter:
+    """Counts one provider's data requests; replacing its knobs restarts the count."""
+
+    def __init__(self, faults: ProviderFaults) -> None:
+        self._faults = faults
+        self._count = 0
+        self._lock = threading.Lock()
+
+    @property
+    def faults(self) -> ProviderFaults:
+        return self._faults
+
+    def set(self, faults: ProviderFaults) -> None:
+        with self._lock:
+            self._faults, self._count = faults, 0
+
+    def next(self) -> tuple[int, ProviderFaults]:
+        with self._lock:
+            self._count += 1
+            return self._count, self._faults
+
+
+def html_reply(status: int) -> Reply:
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    body = _GATEWAY_PAGE.format(status=status, phrase=phrase).encode()
+    return Reply(status, body, {"Content-Type": "text/html"})
+
+
+def status_reply(provider: str, faults: ProviderFaults) -> Reply:
+    status = faults.fail_status or 503
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    if status == 502:
+        reply = html_reply(502)
+    elif provider == "nexudus" and status in (409, 429):
+        reply = Reply(status)  # Nexudus throttling answers carry no body
+    elif provider == "nexudus":
+        reply = json_reply(status, {"Message": "An error has occurred."}, content_type="application/json; charset=utf-8")
+    elif status == 500:
+        reply = Reply(500, b"Internal Server Error", {"Content-Type": "text/plain; charset=utf-8"})
+    else:
+        reply = json_reply(status, {"detail": phrase})
+    if status in _RETRY_AFTER_STATUSES and faults.retry_after is not None:
+        reply.headers["Retry-After"] = faults.retry_after
+    return reply
+
+
+def unsuccessful_reply() -> Reply:
+    body = {"Value": None, "WasSuccessful": False, "Message": "The request could not be completed.",
+            "Errors": [{"AttemptedValue": None, "Message": "Temporary database timeout", "PropertyName": None}]}
+    return json_reply(200, body, content_type="application/json; charset=utf-8")
+
+
+def damage(reply: Reply, fault: Fault | None) -> Reply:
+    """Truncate a body (valid HTTP, invalid JSON), cut the connection mid-body, or
+    serve a page's first record twice."""
+    if fault is Fault.DUPLICATE and reply.status == 200:
+        reply.body = _repeat_first_record(reply.body)
+    elif fault is Fault.TRUNCATE:
+        reply.body = reply.body[: max(1, len(reply.body) // 2)]
+    elif fault is Fault.DISCONNECT:
+        reply.cut_at = len(reply.body) // 2
+    return reply
+
+
+def _repeat_first_record(body: bytes) -> bytes:
+    page = json.loads(body)
+    records = page["items"] if "items" in page else page["Records"]
+    if records:
+        records.append(records[0])
+        if "page_size" in page:
+            page["page_size"] = len(records)
+    return json.dumps(page).encode()
