@@ -4,6 +4,7 @@ Each rule returns a `RuleResult`: whether it held, how many rows broke it and a
 few of their ids, so a failed check tells the reader where to look.
 """
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -82,9 +83,9 @@ def reconciles_with_sources(table: pa.Table, sources: dict[str, pa.Array]) -> Ru
         merged = table.filter(pc.equal(table["provider"], provider))["completion_id"].to_pylist()
         missing = sorted(expected - set(merged))
         extra = sorted(set(merged) - expected)
-        gap = len(missing) + len(extra) + (len(merged) - len(set(merged)))
-        failed += gap
-        examples += [f"{provider}:{i}" for i in missing + extra]
+        repeated = sorted(i for i, n in Counter(merged).items() if n > 1)
+        failed += len(missing) + len(extra) + (len(merged) - len(set(merged)))
+        examples += [f"{provider}:{i}" for i in missing + extra + repeated]
         details[f"{provider}_source_rows"] = len(expected)
         details[f"{provider}_merged_rows"] = len(merged)
     return RuleResult(failed, tuple(examples[:EXAMPLES]), details)

@@ -73,14 +73,19 @@ class ParquetStorage(ConfigurableResource):
             fs.pipe_file(fs_path, data)
         return target
 
-    def read(self, asset: str, day: dt.date) -> pa.Table | None:
-        """The day's table, or None when the day was never written."""
+    def read(self, asset: str, day: dt.date, columns: list[str] | None = None) -> pa.Table | None:
+        """The day's table (or just `columns`), or None when the day was never written."""
         target = self.path(asset, day)
+        # One thread: a day file is small, and pyarrow 26 reading with its thread
+        # pool sometimes aborts the interpreter at exit ("terminate called ...").
+        if self._is_local:
+            if not os.path.exists(target):
+                return None
+            return pq.read_table(target, columns=columns, use_threads=False)
         fs, fs_path = fsspec.core.url_to_fs(target)
         if not fs.exists(fs_path):
             return None
-        with fs.open(fs_path, "rb") as handle:
-            return pq.read_table(handle)
+        return pq.read_table(pa.BufferReader(fs.cat_file(fs_path)), columns=columns, use_threads=False)
 
 
 def _replace_local(target: str, data: bytes) -> None:

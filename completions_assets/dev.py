@@ -1,0 +1,31 @@
+"""`make dev`: the sandbox plus `dagster dev` on 127.0.0.1:3000; Ctrl-C stops both."""
+
+import datetime as dt
+import os
+import subprocess
+import sys
+
+from completions_assets.local import REPO, prepare_dagster_home, sandbox_environment, sandbox_process, stop
+
+
+def main() -> int:
+    home = prepare_dagster_home(REPO / ".dagster_home")
+    port = os.environ.get("DAGSTER_PORT", "3000")
+    # The sandbox holds the last 90 days, so recent partitions have data.
+    first = dt.date.today() - dt.timedelta(days=90)
+    with sandbox_process(["--start-date", first.isoformat(), "--days", "91"]) as base_url:
+        print(f"sandbox serving both providers at {base_url}", flush=True)
+        env = sandbox_environment(base_url) | {"DAGSTER_HOME": str(home)}
+        command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml",
+                   "-h", "127.0.0.1", "-p", port]
+        server = subprocess.Popen(command, env=env, cwd=REPO)
+        try:
+            return server.wait()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            stop(server)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

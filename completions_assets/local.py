@@ -1,0 +1,74 @@
+"""Running the project on one machine against the bundled sandbox.
+
+Shared by `make demo`, `make dev`, the benchmark and the end-to-end tests, so
+all of them start the sandbox and point the resources at it the same way.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
+
+REPO = Path(__file__).resolve().parent.parent
+INSTANCE_CONFIG = REPO / "dagster.yaml"
+
+
+def _restore_default_signals() -> None:
+    # A child started from a non-interactive shell inherits SIGINT/SIGTERM as
+    # ignored and would never stop on them.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextmanager
+def sandbox_process(args: Sequence[str] = ()) -> Iterator[str]:
+    """Start `python -m completions_assets.sandbox` on a free port; yield its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "completions_assets.sandbox", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=_restore_default_signals,
+    )
+    try:
+        base_url = process.stdout.readline().strip()
+        if not base_url.startswith("http://127.0.0.1:"):
+            raise RuntimeError(f"sandbox did not start (first line: {base_url!r})")
+        yield base_url
+    finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen, timeout: float = 20) -> None:
+    """Stop a child by its PID: SIGTERM, then SIGKILL if it lingers."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def sandbox_environment(base_url: str, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """`environ` with both providers pointed at the sandbox and its default credentials
+    wherever a credential is unset (the sandbox accepts the same values)."""
+    env = dict(environ)
+    env["BINDBEE_BASE_URL"] = base_url
+    env["NEXUDUS_BASE_URL"] = base_url
+    for name, value in DEFAULT_CREDENTIALS.items():
+        if name != "NEXUDUS_ACCESS_TOKEN":
+            env.setdefault(name, value)
+    return env
+
+
+def prepare_dagster_home(path: Path, config: Path = INSTANCE_CONFIG) -> Path:
+    """A DAGSTER_HOME holding the shipped instance configuration."""
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(config, path / "dagster.yaml")
+    return path

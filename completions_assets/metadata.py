@@ -1,0 +1,43 @@
+"""Materialization metadata: what the file holds and what fetching it cost."""
+
+import dagster as dg
+import pyarrow as pa
+
+from completions_assets.fetch import FetchStats
+
+
+def column_schema(schema: pa.Schema) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[dg.TableColumn(field.name, str(field.type)) for field in schema]
+    )
+
+
+def table_metadata(table: pa.Table, path: str) -> dict[str, object]:
+    return {
+        "dagster/row_count": table.num_rows,
+        "dagster/column_schema": column_schema(table.schema),
+        "path": dg.MetadataValue.path(path),
+    }
+
+
+def fetch_metadata(stats: FetchStats) -> dict[str, object]:
+    """Cost of the sweep that fetched the day (shared by the days it covered)."""
+    facts: dict[str, object] = {
+        "requests": stats.requests,
+        "pages": stats.pages,
+        "retries": stats.retries,
+        "rate_limit_wait_seconds": round(stats.rate_wait_seconds, 3),
+    }
+    if stats.reported_total is not None:
+        facts["total_items_reported"] = stats.reported_total
+    return facts
+
+
+def row_changes(previous: pa.Table | None, current: pa.Table, keys: list[str]) -> dict[str, int]:
+    """Rows added and removed (by `keys`) since the file this write replaces."""
+    def rows(table: pa.Table) -> set[tuple]:
+        return set(zip(*(table[key].to_pylist() for key in keys)))
+
+    before = rows(previous) if previous is not None else set()
+    after = rows(current)
+    return {"rows_added": len(after - before), "rows_removed": len(before - after)}

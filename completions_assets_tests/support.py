@@ -1,0 +1,67 @@
+"""Helpers shared by the end-to-end tests: a sandbox fixture, resources pointed at it,
+and Dagster runs into `tmp_path` with a real (ephemeral or on-disk) instance."""
+
+import datetime as dt
+from collections.abc import Iterator
+
+import dagster as dg
+import pytest
+
+from completions_assets.assets import build_assets
+from completions_assets.bindbee import BindbeeResource
+from completions_assets.checks import build_lms_checks
+from completions_assets.config import Settings
+from completions_assets.nexudus import NexudusResource
+from completions_assets.partitions import daily_partitions
+from completions_assets.sandbox import Sandbox, SandboxConfig, start_sandbox
+from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
+from completions_assets.storage import ParquetStorage
+
+SANDBOX_START = dt.date(2024, 3, 1)
+SANDBOX = SandboxConfig(seed=11, start_date=SANDBOX_START, days=20, records_per_day=60)
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    """One read-only sandbox for tests that inject no faults."""
+    with start_sandbox(SANDBOX) as running:
+        yield running
+
+
+def resources(base_url: str, root: str, zone: str = "UTC", **overrides: object) -> dict[str, object]:
+    return {
+        "bindbee": BindbeeResource(
+            base_url=base_url,
+            api_key=DEFAULT_CREDENTIALS["BINDBEE_API_KEY"],
+            connector_token=DEFAULT_CREDENTIALS["BINDBEE_CONNECTOR_TOKEN"],
+            **overrides.get("bindbee", {}),
+        ),
+        "nexudus": NexudusResource(
+            base_url=base_url,
+            username=DEFAULT_CREDENTIALS["NEXUDUS_USERNAME"],
+            password=DEFAULT_CREDENTIALS["NEXUDUS_PASSWORD"],
+            timezone=zone,
+            **overrides.get("nexudus", {}),
+        ),
+        "storage": ParquetStorage(root=root),
+    }
+
+
+def definitions_for(zone: str = "UTC") -> tuple[list[dg.AssetsDefinition], dg.AssetChecksDefinition]:
+    settings = Settings(start_date=dt.date(2024, 1, 1), timezone=zone, lookback_days=3, data_root="")
+    partitions_def = daily_partitions(settings)
+    return build_assets(partitions_def), build_lms_checks(partitions_def)
+
+
+def materialize_range(
+    first: str, last: str, resources_: dict[str, object], instance: dg.DagsterInstance,
+    zone: str = "UTC", selection: dg.AssetSelection | None = None,
+) -> dg.ExecuteInProcessResult:
+    """One run over `first`...`last`, as a UI backfill or the schedule launches it."""
+    assets, checks = definitions_for(zone)
+    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    return dg.materialize(
+        [*assets, checks], resources=resources_, instance=instance, tags=tags,
+        selection=selection, raise_on_error=False,
+    )
+
