@@ -1,0 +1,130 @@
+"""Nexudus authentication as an httpx.Auth flow: static bearer token or password grant.
+
+The token endpoint is `POST {base}/api/token` with a form-encoded body (JSON is
+rejected). `expires_in` is not trusted: a 401 triggers one refresh (refresh
+grant, falling back to the password grant) and one resend, then the 401
+stands. Concurrent sweeps share the flow, so the token state is locked and a
+token that another thread already replaced is not refreshed twice.
+"""
+
+import threading
+from collections.abc import Generator
+
+import httpx
+
+from completions_assets.errors import AuthenticationError, PayloadError, status_error
+from completions_assets.http import parse_retry_after
+from completions_assets.ratelimit import Clock, Pacer
+from completions_assets.redaction import Redactor
+
+TOKEN_PATH = "/api/token"
+
+
+def is_throttled(response: httpx.Response) -> bool:
+    # Nexudus throttles with 409 (+ Retry-After) "for legacy reasons", not 429;
+    # nothing the client sends can otherwise conflict.
+    return response.status_code in (409, 429)
+
+
+class NexudusAuth(httpx.Auth):
+    requires_response_body = True
+
+    def __init__(
+        self,
+        token_url: httpx.URL,
+        *,
+        access_token: str | None,
+        username: str | None,
+        password: str | None,
+        redactor: Redactor,
+        pacer: Pacer,
+        clock: Clock,
+        provider: str = "nexudus",
+    ) -> None:
+        self._token_url = token_url
+        self._username = username
+        self._password = password
+        self._redactor = redactor
+        self._pacer = pacer
+        self._clock = clock
+        self._provider = provider
+        self._lock = threading.Lock()
+        self._access_token = access_token
+        self._refresh_token: str | None = None
+        self.grants = 0  # token requests made, for tests and logs
+
+    @property
+    def can_grant(self) -> bool:
+        return bool(self._username and self._password)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self._access_token
+        if token is None:
+            token = yield from self._renew(stale=None)
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code != 401 or not (self.can_grant or self._refresh_token):
+            return
+        token = yield from self._renew(stale=token)
+        request.headers["Authorization"] = f"Bearer {token}"
+        slot = self._pacer.acquire()
+        try:
+            yield request
+        finally:
+            slot.release()
+
+    def _renew(self, *, stale: str | None) -> Generator[httpx.Request, httpx.Response, str]:
+        with self._lock:
+            if self._access_token is not None and self._access_token != stale:
+                return self._access_token  # another sweep renewed it meanwhile
+            response: httpx.Response | None = None
+            if self._refresh_token:
+                response = yield from self._grant({"grant_type": "refresh_token", "refresh_token": self._refresh_token})
+                if response.status_code != 200 and self.can_grant:
+                    response = None  # refresh tokens expire too: fall back to the password grant
+            if response is None:
+                if not self.can_grant:
+                    raise AuthenticationError(
+                        self._provider, status=401, method="GET", url=self._redactor.url(self._token_url),
+                        body="token rejected and no username/password to renew it",
+                    )
+                response = yield from self._grant(
+                    {"grant_type": "password", "username": self._username or "", "password": self._password or ""}
+                )
+            self._access_token, self._refresh_token = self._read_grant(response)
+            return self._access_token
+
+    def _grant(self, form: dict[str, str]) -> Generator[httpx.Request, httpx.Response, httpx.Response]:
+        slot = self._pacer.acquire()  # the token endpoint shares the rate limits
+        self.grants += 1
+        try:
+            return (yield httpx.Request("POST", self._token_url, data=form, headers={"Accept": "application/json"}))
+        finally:
+            slot.release()
+
+    def _read_grant(self, response: httpx.Response) -> tuple[str, str | None]:
+        if response.status_code != 200:
+            throttled = is_throttled(response)
+            raise status_error(
+                self._provider,
+                response,
+                redactor=self._redactor,
+                throttle_statuses=(response.status_code,) if throttled else (),
+                retry_after=parse_retry_after(response.headers.get("Retry-After"), now_epoch=self._clock.time()),
+                detail="token grant refused",
+                refused_grant=True,
+            )
+        try:
+            grant = response.json()
+            token = grant["access_token"]
+        except (ValueError, KeyError, TypeError):
+            raise PayloadError(
+                self._provider, f"POST {self._redactor.url(self._token_url)}: token response has no access_token"
+            ) from None
+        if not isinstance(token, str) or not token:
+            raise PayloadError(self._provider, "token response has an empty access_token")
+        self._redactor.add_secret(token)
+        refresh = grant.get("refresh_token") if isinstance(grant, dict) else None
+        if isinstance(refresh, str) and refresh:
+            self._redactor.add_secret(refresh)
+        return token, refresh if isinstance(refresh, str) and refresh else None

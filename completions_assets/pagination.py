@@ -1,0 +1,140 @@
+"""One page iterator with two small paginators: Bindbee's cursor and Nexudus's page number.
+
+A paginator answers two questions about a response: which records it holds
+(checking the documented shape) and the params of the next page, or None.
+`iter_pages` drives either one, so no endpoint has a hand-written loop; a
+repeated cursor or page and the page cap raise PaginationLoopError.
+"""
+
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from completions_assets.errors import PaginationLoopError, PayloadError
+from completions_assets.http import HttpSession, RequestStats
+
+DEFAULT_MAX_PAGES = 100_000
+
+
+@dataclass(frozen=True)
+class Page:
+    number: int  # 1-based position in this walk
+    label: str  # "page N (GET sanitised-url)", for error messages
+    payload: dict[str, Any]
+    records: list[dict[str, Any]]
+
+
+class Paginator(Protocol):
+    provider: str
+
+    def records(self, payload: Any, params: Mapping[str, str], label: str) -> list[dict[str, Any]]: ...
+
+    def next_params(self, payload: dict[str, Any], params: Mapping[str, str], label: str) -> dict[str, str] | None: ...
+
+
+def _record_list(provider: str, payload: Any, key: str, label: str) -> list[dict[str, Any]]:
+    if not isinstance(payload, dict):
+        raise PayloadError(provider, f"{label}: expected a JSON object, got {type(payload).__name__}")
+    items = payload.get(key)
+    if not isinstance(items, list):
+        found = "missing" if key not in payload else f"a {type(items).__name__}"
+        raise PayloadError(provider, f"{label}: field {key!r} is {found}, expected a list of records")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise PayloadError(provider, f"{label}, record {index}: expected an object, got {type(item).__name__}")
+    return items
+
+
+class CursorPaginator:
+    """Follows `cursor` until it is null, never stopping on a short page."""
+
+    def __init__(self, provider: str, *, items_key: str = "items", cursor_key: str = "cursor") -> None:
+        self.provider = provider
+        self._items_key = items_key
+        self._cursor_key = cursor_key
+        self._seen: set[str] = set()
+
+    def records(self, payload: Any, params: Mapping[str, str], label: str) -> list[dict[str, Any]]:
+        return _record_list(self.provider, payload, self._items_key, label)
+
+    def next_params(self, payload: dict[str, Any], params: Mapping[str, str], label: str) -> dict[str, str] | None:
+        if self._cursor_key not in payload:
+            raise PayloadError(self.provider, f"{label}: field {self._cursor_key!r} is missing")
+        cursor = payload[self._cursor_key]
+        if cursor is None:
+            return None
+        if not isinstance(cursor, str) or not cursor:
+            raise PayloadError(self.provider, f"{label}: field {self._cursor_key!r} is not a string: {cursor!r:.80}")
+        sent = params.get(self._cursor_key)
+        if sent is not None:
+            self._seen.add(sent)
+        if cursor in self._seen:
+            raise PaginationLoopError(self.provider, f"{label}: cursor {cursor[:60]!r} was already followed")
+        self._seen.add(cursor)
+        return {**params, self._cursor_key: cursor}
+
+
+class PageNumberPaginator:
+    """Nexudus paging: `page` from 1 while `HasNextPage`, checking the page it got back."""
+
+    def __init__(self, provider: str, *, id_key: str = "Id") -> None:
+        self.provider = provider
+        self._id_key = id_key
+        self._previous_ids: list[Any] | None = None
+
+    def records(self, payload: Any, params: Mapping[str, str], label: str) -> list[dict[str, Any]]:
+        if isinstance(payload, dict) and payload.get("WasSuccessful") is False:
+            message = str(payload.get("Message") or "")[:200]
+            errors = str(payload.get("Errors") or "")[:200]
+            raise PayloadError(self.provider, f"{label}: WasSuccessful is false: {message} {errors}".rstrip())
+        records = _record_list(self.provider, payload, "Records", label)
+        requested = int(params["page"])
+        current = payload.get("CurrentPage", requested)
+        if current != requested:
+            raise PaginationLoopError(self.provider, f"{label}: asked for page {requested}, got CurrentPage {current!r}")
+        ids = [record.get(self._id_key) for record in records]
+        if ids and ids == self._previous_ids:
+            raise PaginationLoopError(self.provider, f"{label}: same records as the previous page")
+        self._previous_ids = ids
+        return records
+
+    def next_params(self, payload: dict[str, Any], params: Mapping[str, str], label: str) -> dict[str, str] | None:
+        has_next = payload.get("HasNextPage")
+        if not isinstance(has_next, bool):
+            raise PayloadError(self.provider, f"{label}: field 'HasNextPage' is {has_next!r}, expected true/false")
+        if not has_next:
+            return None
+        page = int(params["page"])
+        total_pages = payload.get("TotalPages")
+        if isinstance(total_pages, int) and page >= total_pages:
+            raise PaginationLoopError(self.provider, f"{label}: HasNextPage is true on page {page} of {total_pages}")
+        return {**params, "page": str(page + 1)}
+
+
+def iter_pages(
+    session: HttpSession,
+    path: str,
+    params: Mapping[str, str],
+    paginator: Paginator,
+    stats: RequestStats,
+    *,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    stop: threading.Event | None = None,
+) -> Iterator[Page]:
+    """Yields every page of one walk; stops early (quietly) once `stop` is set."""
+    current = dict(params)
+    for number in range(1, max_pages + 1):
+        if stop is not None and stop.is_set():
+            return
+        url = session.redactor.url(session.client.build_request("GET", path, params=current).url)
+        label = f"page {number} (GET {url})"
+        payload = session.get_json(path, current, stats, what=label)
+        records = paginator.records(payload, current, label)
+        stats.pages += 1
+        yield Page(number=number, label=label, payload=payload, records=records)
+        following = paginator.next_params(payload, current, label)
+        if following is None:
+            return
+        current = following
+    raise PaginationLoopError(paginator.provider, f"more than {max_pages} pages from {path}; giving up")

@@ -1,0 +1,151 @@
+"""Clocks and the request pacer that keeps clients under a provider's rate limits.
+
+The pacer is a thread-safe sliding-window limiter over several (count, seconds)
+limits at once, shared by every sweep of a client, so concurrent sweeps
+together stay under the provider's documented limits instead of bumping into
+them. It can also be paused, when a provider says it is out of budget.
+"""
+
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+    def time(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+class ManualClock:
+    """A clock that moves only when slept on: retries and pacing cost no wall time.
+
+    Used by tests and dry runs; `sleeps` records every requested sleep.
+    """
+
+    def __init__(self, *, start: float = 1_000.0, epoch: float = 1_700_000_000.0) -> None:
+        self._lock = threading.Lock()
+        self._now = start
+        self._epoch_offset = epoch - start
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._now
+
+    def time(self) -> float:
+        with self._lock:
+            return self._now + self._epoch_offset
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            self._now += max(0.0, seconds)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `count` requests in any `seconds`-long window."""
+
+    count: int
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or self.seconds <= 0:
+            raise ValueError(f"invalid rate limit {self.count} per {self.seconds}s")
+
+
+class Slot:
+    """A granted request; `release` when its response is in, so the window counts from then."""
+
+    def __init__(self, pacer: "Pacer", stamp: list[float], waited: float) -> None:
+        self._pacer = pacer
+        self._stamp = stamp
+        self.waited = waited
+
+    def release(self) -> None:
+        self._pacer._release(self._stamp)
+
+
+class Pacer:
+    """Blocks each request until it fits under every limit.
+
+    A request counts from when it is granted until its response is in; from
+    then on it counts at its completion time. The provider counts arrivals,
+    which fall between the two, so latency and its jitter never make two
+    requests look closer together to the provider than the limits allow.
+
+    Args:
+        limits: the limits that must all hold; none means pacing is off.
+        clock: time source and sleeper (injectable for tests).
+        margin_s: added to every window, for clock granularity and jitter.
+    """
+
+    def __init__(self, limits: Sequence[RateLimit], *, clock: Clock, margin_s: float = 0.0) -> None:
+        self.limits = tuple(limits)
+        self._clock = clock
+        self._margin = margin_s
+        self._lock = threading.Lock()
+        depth = max((limit.count for limit in self.limits), default=1)
+        self._stamps: deque[list[float]] = deque(maxlen=depth)
+        self._paused_until = float("-inf")
+
+    def acquire(self) -> Slot:
+        """Waits for a slot and takes it; `Slot.waited` is the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock.monotonic()
+                wait = self._wait_needed(now)
+                if wait <= 0:
+                    stamp = [now]
+                    if self.limits:
+                        self._stamps.append(stamp)
+                    return Slot(self, stamp, waited)
+            self._clock.sleep(wait)
+            waited += wait
+
+    def _release(self, stamp: list[float]) -> None:
+        with self._lock:
+            stamp[0] = max(stamp[0], self._clock.monotonic())
+
+    def _wait_needed(self, now: float) -> float:
+        wait = self._paused_until - now
+        if not self.limits:
+            return wait
+        times = sorted(stamp[0] for stamp in self._stamps)  # nearly sorted: cheap
+        for limit in self.limits:
+            if len(times) >= limit.count:
+                oldest_in_window = times[-limit.count]
+                wait = max(wait, oldest_in_window + limit.seconds + self._margin - now)
+        return wait
+    def pause_for(self, seconds: float) -> None:
+        """No request starts for `seconds` from now (all threads)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock.monotonic() + seconds)
+
+    def observe_budget(self, remaining: int, reset_epoch: float, *, cap_s: float) -> None:
+        """Pauses until the provider's reset time when it reports no budget left."""
+        if remaining > 0:
+            return
+        seconds = min(max(0.0, reset_epoch - self._clock.time()), cap_s)
+        self.pause_for(seconds)
