@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 import dagster as dg
 import pyarrow as pa
 
+from completions_assets.asset_keys import BINDBEE, NEXUDUS, LMS
 from completions_assets.bindbee import BindbeeResource
 from completions_assets.fetch import DayBatch
 from completions_assets.metadata import fetch_metadata, row_changes, table_metadata
@@ -23,9 +24,6 @@ from completions_assets.unify import merge_day
 from completions_assets.windows import DayWindow
 
 GROUP = "lms"
-BINDBEE = dg.AssetKey("bindbee_completions")
-NEXUDUS = dg.AssetKey("nexudus_completions")
-LMS = dg.AssetKey("lms_completions")
 # What identifies a row of each file, for the rows added/removed since the last write.
 ROW_KEYS = {BINDBEE: ["id"], NEXUDUS: ["id"], LMS: ["provider", "completion_id"]}
 

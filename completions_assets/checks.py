@@ -10,12 +10,12 @@ import dagster as dg
 import pyarrow as pa
 
 from completions_assets import rules
+from completions_assets.asset_keys import LMS
 from completions_assets.partitions import windows_for
 from completions_assets.storage import ParquetStorage
 from completions_assets.unify import keep_latest
 from completions_assets.windows import DayWindow
 
-LMS = dg.AssetKey("lms_completions")
 SOURCES = {"bindbee": "bindbee_completions", "nexudus": "nexudus_completions"}
 
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN

@@ -6,11 +6,9 @@ they run inside the provider asset and yield one evaluation per partition.
 
 import dagster as dg
 
+from completions_assets.asset_keys import BINDBEE, NEXUDUS
 from completions_assets.fetch import DayBatch
 from completions_assets.rules import EXAMPLES, duplicated_keys
-
-BINDBEE = dg.AssetKey("bindbee_completions")
-NEXUDUS = dg.AssetKey("nexudus_completions")
 
 
 def no_duplicate_ids(batch: DayBatch) -> dg.AssetCheckEvaluation:
