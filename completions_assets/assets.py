@@ -6,7 +6,7 @@ a plain `@asset` would demand a single, unpartitioned check result per run.
 """
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import dagster as dg
 import pyarrow as pa
@@ -73,7 +73,7 @@ def _ingest(
     batches: Iterator[DayBatch],
     schema: pa.Schema,
     storage: ParquetStorage,
-    check,
+    check: Callable[[DayBatch], dg.AssetCheckEvaluation],
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation]:
     evaluations: list[dg.AssetCheckEvaluation] = []
 

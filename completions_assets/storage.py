@@ -69,7 +69,7 @@ class ParquetStorage(ConfigurableResource):
         if self._is_local:
             _replace_local(target, data)
         else:
-            fs, fs_path = fsspec.core.url_to_fs(target)
+            fs, fs_path = _filesystem(target)
             fs.pipe_file(fs_path, data)
         return target
 
@@ -82,10 +82,25 @@ class ParquetStorage(ConfigurableResource):
             if not os.path.exists(target):
                 return None
             return pq.read_table(target, columns=columns, use_threads=False)
-        fs, fs_path = fsspec.core.url_to_fs(target)
-        if not fs.exists(fs_path):
+        fs, fs_path = _filesystem(target)
+        try:
+            # One GET, no existence check first: a cached listing could miss a file
+            # that another process wrote since.
+            data = fs.cat_file(fs_path)
+        except FileNotFoundError:
             return None
-        return pq.read_table(pa.BufferReader(fs.cat_file(fs_path)), columns=columns, use_threads=False)
+        return pq.read_table(pa.BufferReader(data), columns=columns, use_threads=False)
+
+
+def _filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem of a URL; endpoint and credentials come from the environment."""
+    options = {}
+    region = os.environ.get("AWS_REGION")
+    if region and url.startswith(("s3://", "s3a://")):
+        # botocore only reads AWS_DEFAULT_REGION; AWS_REGION is the standard variable
+        # of the other AWS SDKs (and pyarrow), and S3-compatible servers sign with it.
+        options["client_kwargs"] = {"region_name": region}
+    return fsspec.core.url_to_fs(url, **options)
 
 
 def _replace_local(target: str, data: bytes) -> None:
