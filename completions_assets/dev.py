@@ -2,13 +2,24 @@
 
 import datetime as dt
 import os
+import signal
 import subprocess
 import sys
 
-from completions_assets.local import REPO, prepare_dagster_home, sandbox_environment, sandbox_process, stop
+from completions_assets.local import (
+    REPO, prepare_dagster_home, restore_default_signals, sandbox_environment, sandbox_process, stop,
+)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main() -> int:
+    # Ctrl-C or a SIGTERM stops both children, even when started from a script
+    # that left these signals ignored.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     home = prepare_dagster_home(REPO / ".dagster_home")
     port = os.environ.get("DAGSTER_PORT", "3000")
     # The sandbox holds the last 90 days, so recent partitions have data.
@@ -18,7 +29,7 @@ def main() -> int:
         env = sandbox_environment(base_url) | {"DAGSTER_HOME": str(home)}
         command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml",
                    "-h", "127.0.0.1", "-p", port]
-        server = subprocess.Popen(command, env=env, cwd=REPO)
+        server = subprocess.Popen(command, env=env, cwd=REPO, preexec_fn=restore_default_signals)
         try:
             return server.wait()
         except KeyboardInterrupt:

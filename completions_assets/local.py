@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 INSTANCE_CONFIG = REPO / "dagster.yaml"
 
 
-def _restore_default_signals() -> None:
+def restore_default_signals() -> None:
     # A child started from a non-interactive shell inherits SIGINT/SIGTERM as
     # ignored and would never stop on them.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -33,7 +33,7 @@ def sandbox_process(args: Sequence[str] = ()) -> Iterator[str]:
         [sys.executable, "-m", "completions_assets.sandbox", "--port", "0", *args],
         stdout=subprocess.PIPE,
         text=True,
-        preexec_fn=_restore_default_signals,
+        preexec_fn=restore_default_signals,
     )
     try:
         base_url = process.stdout.readline().strip()
