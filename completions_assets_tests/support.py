@@ -1,11 +1,9 @@
-"""Helpers shared by the end-to-end tests: a sandbox fixture, resources pointed at it,
+"""Helpers shared by the end-to-end tests: the shared sandbox's shape, resources pointed at it,
 and Dagster runs into `tmp_path` with a real (ephemeral or on-disk) instance."""
 
 import datetime as dt
-from collections.abc import Iterator
 
 import dagster as dg
-import pytest
 
 from completions_assets.assets import build_assets
 from completions_assets.bindbee import BindbeeResource
@@ -13,19 +11,12 @@ from completions_assets.checks import build_lms_checks
 from completions_assets.config import Settings
 from completions_assets.nexudus import NexudusResource
 from completions_assets.partitions import daily_partitions
-from completions_assets.sandbox import Sandbox, SandboxConfig, start_sandbox
+from completions_assets.sandbox import SandboxConfig
 from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
 from completions_assets.storage import ParquetStorage
 
 SANDBOX_START = dt.date(2024, 3, 1)
 SANDBOX = SandboxConfig(seed=11, start_date=SANDBOX_START, days=20, records_per_day=60)
-
-
-@pytest.fixture(scope="session")
-def sandbox() -> Iterator[Sandbox]:
-    """One read-only sandbox for tests that inject no faults."""
-    with start_sandbox(SANDBOX) as running:
-        yield running
 
 
 def resources(base_url: str, root: str, zone: str = "UTC", **overrides: object) -> dict[str, object]:

@@ -8,9 +8,7 @@ import pytest
 
 from completions_assets.report import check_results
 from completions_assets.storage import ParquetStorage
-from completions_assets_tests.support import (  # noqa: F401 (sandbox is a fixture)
-    materialize_range, resources, sandbox,
-)
+from completions_assets_tests.support import materialize_range, resources
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
 
 LMS_CHECKS = {"unique_completion_ids", "required_fields_present", "completed_within_partition",

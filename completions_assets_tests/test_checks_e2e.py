@@ -13,9 +13,7 @@ from completions_assets.report import check_results
 from completions_assets.sandbox import ProviderFaults, SandboxConfig, start_sandbox
 from completions_assets.schemas import LMS_SCHEMA
 from completions_assets.storage import ParquetStorage
-from completions_assets_tests.support import (  # noqa: F401 (sandbox is a fixture)
-    materialize_range, resources, sandbox,
-)
+from completions_assets_tests.support import materialize_range, resources
 
 DAY = "2024-03-05"
 LMS = dg.AssetKey("lms_completions")

@@ -16,7 +16,6 @@ from completions_assets.local import REPO, prepare_dagster_home, sandbox_environ
 from completions_assets.report import check_results
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
-from completions_assets_tests.support import sandbox  # noqa: F401 (a fixture)
 
 LMS_CHECK_NAMES = {"unique_completion_ids", "required_fields_present", "completed_within_partition",
                    "reconciles_with_sources", "started_before_completed", "score_in_range",
