@@ -14,8 +14,10 @@ from pydantic import Field
 from completions_assets.errors import ConfigurationError
 from completions_assets.fetch import ClientOptions, FetchStats, ProviderClient, ProviderResource, SweepResult
 from completions_assets.http import HttpSession, RequestStats, build_client, validate_base_url
-from completions_assets.pagination import CursorPaginator, iter_pages
-from completions_assets.parsing import RecordLocator, column, durations, json_text, reference_ids, timestamps
+from completions_assets.pagination import CursorPaginator, iter_pages, parse_walk
+from completions_assets.parsing import (
+    RecordLocator, column, durations, json_text, reference_ids, timestamps, unknown_fields,
+)
 from completions_assets.ratelimit import Clock, Pacer, RateLimit, SystemClock
 from completions_assets.redaction import Redactor
 from completions_assets.schemas import BINDBEE_SCHEMA
@@ -27,6 +29,7 @@ COMPLETIONS_PATH = "/api/lms/v1/completions"
 MAX_PAGE_SIZE = 100
 DEFAULT_LIMITS = (RateLimit(200, 60.0),)  # per connector token, across all endpoints
 _MICROSECOND = dt.timedelta(microseconds=1)
+DOCUMENTED_FIELDS = frozenset(BINDBEE_SCHEMA.names)
 
 
 def format_filter_time(moment: dt.datetime) -> str:
@@ -144,17 +147,19 @@ class BindbeeClient(ProviderClient):
             start, end, self.options.page_size, raw_data=self.include_raw_data, custom_fields=self.include_custom_fields
         )
         stats = RequestStats()
-        locator = RecordLocator(PROVIDER)
-        records: list[dict[str, Any]] = []
         pages = iter_pages(
             self.session, COMPLETIONS_PATH, params, CursorPaginator(PROVIDER), stats, max_pages=self.options.max_pages, stop=stop
         )
-        for page in pages:
-            locator.add_page(page.label, len(page.records))
-            records.extend(page.records)
-        table = parse_completions(records, locator, raw_data=self.include_raw_data, custom_fields=self.include_custom_fields)
-        logger.debug("%s sweep %s..%s: %d records in %d requests", PROVIDER, start, end, len(records), stats.requests)
-        return SweepResult(table=table, stats=FetchStats.from_requests(stats))
+
+        unknown: set[str] = set()
+
+        def parse(records: list[dict[str, Any]], locator: RecordLocator) -> pa.Table:
+            unknown.update(unknown_fields(records, DOCUMENTED_FIELDS))
+            return parse_completions(records, locator, raw_data=self.include_raw_data, custom_fields=self.include_custom_fields)
+
+        table = parse_walk(pages, parse, PROVIDER)
+        logger.debug("%s sweep %s..%s: %d records in %d requests", PROVIDER, start, end, table.num_rows, stats.requests)
+        return SweepResult(table=table, stats=FetchStats.from_requests(stats, unknown_fields=unknown))
 
 
 class BindbeeResource(ProviderResource):

@@ -1,13 +1,16 @@
 """The code location: assets, checks, job, schedule and resources, wired together."""
 
 import os
+import warnings
 
 import dagster as dg
 
 from completions_assets.assets import build_assets
 from completions_assets.bindbee import BindbeeResource
 from completions_assets.checks import build_lms_checks
-from completions_assets.config import load_settings
+from completions_assets.config import ConfigError, load_settings
+from completions_assets.errors import ConfigurationError
+from completions_assets.http import validate_base_url
 from completions_assets.nexudus import NexudusResource
 from completions_assets.partitions import daily_partitions
 from completions_assets.schedules import build_job, build_schedule
@@ -18,8 +21,19 @@ partitions_def = daily_partitions(settings)
 completions_job = build_job()
 
 
+def base_url(variable: str, provider: str, default: str) -> str:
+    """A provider's base URL, refused when the code location loads unless https
+    (or http to loopback), so no step of any provider starts with a bad one."""
+    value = os.environ.get(variable, default)
+    try:
+        validate_base_url(provider, value)
+    except ConfigurationError as exc:
+        raise ConfigError(f"{variable}: {exc}") from None
+    return value
+
+
 def nexudus_resource() -> NexudusResource:
-    base_url = os.environ.get("NEXUDUS_BASE_URL", "https://spaces.nexudus.com")
+    url = base_url("NEXUDUS_BASE_URL", "nexudus", "https://spaces.nexudus.com")
     # Only the presence of a variable decides the auth flow; values stay in EnvVar.
     if "NEXUDUS_ACCESS_TOKEN" in os.environ:
         credentials = {"access_token": dg.EnvVar("NEXUDUS_ACCESS_TOKEN")}
@@ -28,17 +42,25 @@ def nexudus_resource() -> NexudusResource:
             "username": dg.EnvVar("NEXUDUS_USERNAME"),
             "password": dg.EnvVar("NEXUDUS_PASSWORD"),
         }
-    return NexudusResource(base_url=base_url, timezone=settings.timezone, **credentials)
+    return NexudusResource(base_url=url, timezone=settings.timezone, **credentials)
 
+
+# Partitioned check specs (preview) and single-run backfill policies (beta) are
+# what record one check result per day in range runs; say so once, here.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.PreviewWarning)
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    assets = build_assets(partitions_def)
+    lms_checks = build_lms_checks(partitions_def)
 
 defs = dg.Definitions(
-    assets=build_assets(partitions_def),
-    asset_checks=[build_lms_checks(partitions_def)],
+    assets=assets,
+    asset_checks=[lms_checks],
     jobs=[completions_job],
     schedules=[build_schedule(completions_job, settings)],
     resources={
         "bindbee": BindbeeResource(
-            base_url=os.environ.get("BINDBEE_BASE_URL", "https://api.bindbee.dev"),
+            base_url=base_url("BINDBEE_BASE_URL", "bindbee", "https://api.bindbee.dev"),
             api_key=dg.EnvVar("BINDBEE_API_KEY"),
             connector_token=dg.EnvVar("BINDBEE_CONNECTOR_TOKEN"),
         ),

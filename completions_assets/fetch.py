@@ -11,7 +11,7 @@ import abc
 import datetime as dt
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Self
@@ -48,12 +48,16 @@ class FetchStats:
     rate_wait_seconds: float
     reported_total: int | None  # Nexudus: sum of TotalItems of the sweep(s) covering the day
     windows: tuple[WindowReport, ...] = ()
+    unknown_fields: tuple[str, ...] = ()  # record fields the provider sent beyond the documented ones
 
     @classmethod
-    def from_requests(cls, stats: RequestStats, windows: Sequence[WindowReport] = ()) -> "FetchStats":
+    def from_requests(
+        cls, stats: RequestStats, windows: Sequence[WindowReport] = (), *, unknown_fields: Iterable[str] = ()
+    ) -> "FetchStats":
         totals = [w.total_items for w in windows if w.total_items is not None]
         reported = sum(totals) if windows and len(totals) == len(windows) else None
-        return cls(stats.requests, stats.pages, stats.retries, round(stats.rate_wait_seconds, 3), reported, tuple(windows))
+        return cls(stats.requests, stats.pages, stats.retries, round(stats.rate_wait_seconds, 3), reported, tuple(windows),
+                   tuple(sorted(unknown_fields)))
 
 
 @dataclass(frozen=True)

@@ -177,7 +177,14 @@ class HttpSession:
         Raises:
             ProviderError: a non-retryable failure, or the last one after max_attempts.
         """
-        request = self.client.build_request("GET", path, params=params)
+        return self.send_json(self.client.build_request("GET", path, params=params), stats, what=what)
+
+    def send_json(self, request: httpx.Request, stats: RequestStats, *, what: str) -> Any:
+        """Sends a request built on `self.client` with retries; returns the decoded JSON body.
+
+        Raises:
+            ProviderError: a non-retryable failure, or the last one after max_attempts.
+        """
         for attempt in range(1, self.retry.max_attempts + 1):
             slot = self.pacer.acquire()
             stats.rate_wait_seconds += slot.waited
@@ -211,13 +218,14 @@ class HttpSession:
             return transport_error(self.provider, exc, request, redactor=self.redactor)
         except ProviderError as exc:  # raised by an auth flow (token endpoint)
             return exc
-        logger.debug(
-            "%s GET %s -> %d (%.0f ms)",
-            self.provider,
-            self.redactor.url(request.url),
-            response.status_code,
-            (time.perf_counter() - began) * 1000,
-        )
+        if logger.isEnabledFor(logging.DEBUG):  # redacting a URL costs as much as building it
+            logger.debug(
+                "%s GET %s -> %d (%.0f ms)",
+                self.provider,
+                self.redactor.url(request.url),
+                response.status_code,
+                (time.perf_counter() - began) * 1000,
+            )
         if response.is_success:
             if self._on_success is not None:
                 self._on_success(response)

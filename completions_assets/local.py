@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from dagster import DagsterInstance
+
 from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,4 +73,8 @@ def prepare_dagster_home(path: Path, config: Path = INSTANCE_CONFIG) -> Path:
     """A DAGSTER_HOME holding the shipped instance configuration."""
     path.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(config, path / "dagster.yaml")
+    # Create the SQLite storage now: two runs starting at once on a new home
+    # would otherwise race to create it ("table alembic_version already exists").
+    with DagsterInstance.from_config(str(path)) as instance:
+        instance.get_runs(limit=1)
     return path

@@ -30,6 +30,9 @@ def fetch_metadata(stats: FetchStats) -> dict[str, object]:
     }
     if stats.reported_total is not None:
         facts["total_items_reported"] = stats.reported_total
+    if stats.unknown_fields:
+        # The provider sent fields the schema does not keep: worth a look, never a failure.
+        facts["unknown_fields"] = list(stats.unknown_fields)
     return facts
 
 

@@ -1,6 +1,7 @@
 """Nexudus `GET /api/content/coursecompletedlessons`, page-numbered, as Arrow tables."""
 
 import datetime as dt
+import itertools
 import logging
 import random
 import threading
@@ -14,12 +15,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
+from completions_assets.unify import keep_latest
 from completions_assets.errors import ConfigurationError
 from completions_assets.fetch import ClientOptions, FetchStats, ProviderClient, ProviderResource, SweepResult, WindowReport
 from completions_assets.http import HttpSession, RequestStats, build_client, validate_base_url
 from completions_assets.nexudus_auth import TOKEN_PATH, NexudusAuth, is_throttled
-from completions_assets.pagination import Page, PageNumberPaginator, iter_pages
-from completions_assets.parsing import RecordLocator, column, json_text, timestamps
+from completions_assets.pagination import Page, PageNumberPaginator, iter_pages, parse_walk
+from completions_assets.parsing import RecordLocator, column, json_text, timestamps, unknown_fields
 from completions_assets.ratelimit import Clock, Pacer, RateLimit, SystemClock
 from completions_assets.redaction import Redactor
 from completions_assets.schemas import NEXUDUS_SCHEMA
@@ -36,6 +38,9 @@ _MINUTE = dt.timedelta(minutes=1)
 def source_key(column_name: str) -> str:
     """Nexudus field of a raw column: `course_lesson_id` -> `CourseLessonId`."""
     return "".join(part.capitalize() for part in column_name.split("_"))
+
+
+DOCUMENTED_FIELDS = frozenset({source_key(name) for name in NEXUDUS_SCHEMA.names} | {"LocalizationDetails"})
 
 
 def request_window(start: dt.datetime, end: dt.datetime, margin_minutes: int) -> tuple[str, str]:
@@ -128,22 +133,27 @@ class NexudusClient(ProviderClient):
             "to_CourseCompletedLesson_CreatedOn": request_to,
         }
         stats = RequestStats()
-        locator = RecordLocator(PROVIDER)
-        records: list[dict[str, Any]] = []
-        first: Page | None = None
         pages = iter_pages(
             self.session, LESSONS_PATH, params, PageNumberPaginator(PROVIDER), stats,
             max_pages=self.options.max_pages, stop=stop,
         )
-        for page in pages:
-            first = first or page
-            locator.add_page(page.label, len(page.records))
-            records.extend(page.records)
-        table = parse_lessons(records, locator, timezone=self.timezone)
+        first = next(pages, None)  # its TotalItems and TotalPages are cross-checked
+
+        unknown: set[str] = set()
+
+        def parse(records: list[dict[str, Any]], locator: RecordLocator) -> pa.Table:
+            unknown.update(unknown_fields(records, DOCUMENTED_FIELDS))
+            return parse_lessons(records, locator, timezone=self.timezone)
+
+        table = parse_walk(itertools.chain([first] if first else [], pages), parse, PROVIDER)
         total_items = _reported(first, "TotalItems")
         self._cross_check(table, first, stats.pages, (request_from, request_to))
         report = WindowReport(request_from, request_to, total_items, pc.count_distinct(table["id"]).as_py())
-        return SweepResult(table=table, stats=FetchStats.from_requests(stats, [report]))
+        # Offset paging serves a record twice when rows shift between pages; it is
+        # one record (the latest copy kept). A record skipped by the shift shows
+        # up as fewer distinct ids than TotalItems in the report above.
+        table = keep_latest(table, ["id"], "updated_on")
+        return SweepResult(table=table, stats=FetchStats.from_requests(stats, [report], unknown_fields=unknown))
 
     def _cross_check(self, table: pa.Table, first: Page | None, pages: int, window: tuple[str, str]) -> None:
         # `dir` is documented three ways: verify the order instead of trusting it (rows get sorted anyway).

@@ -7,14 +7,18 @@ repeated cursor or page and the page cap raise PaginationLoopError.
 """
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import pyarrow as pa
+
 from completions_assets.errors import PaginationLoopError, PayloadError
 from completions_assets.http import HttpSession, RequestStats
+from completions_assets.parsing import RecordLocator
 
 DEFAULT_MAX_PAGES = 100_000
+PARSE_BATCH_RECORDS = 2_000
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,35 @@ class PageNumberPaginator:
         return {**params, "page": str(page + 1)}
 
 
+def parse_walk(
+    pages: Iterable[Page],
+    parse: Callable[[list[dict[str, Any]], RecordLocator], pa.Table],
+    provider: str,
+    *,
+    batch_records: int = PARSE_BATCH_RECORDS,
+) -> pa.Table:
+    """Every record of a walk, parsed into Arrow a batch of pages at a time as they arrive.
+
+    The decoded dicts of a whole sweep would take about ten times the memory of
+    their Arrow form; batches of a few thousand records keep the per-call cost
+    of Arrow low, and parsing overlaps the requests of the other sweeps.
+    """
+    parts: list[pa.Table] = []
+    records: list[dict[str, Any]] = []
+    locator = RecordLocator(provider)
+    for page in pages:
+        locator.add_page(page.label, len(page.records))
+        records.extend(page.records)
+        if len(records) >= batch_records:
+            parts.append(parse(records, locator))
+            records, locator = [], RecordLocator(provider)
+    if records or not parts:
+        parts.append(parse(records, locator))
+    # No combine_chunks: the day split's `take` concatenates anyway, and a copy here
+    # would briefly double every sweep in flight.
+    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+
 def iter_pages(
     session: HttpSession,
     path: str,
@@ -127,9 +160,9 @@ def iter_pages(
     for number in range(1, max_pages + 1):
         if stop is not None and stop.is_set():
             return
-        url = session.redactor.url(session.client.build_request("GET", path, params=current).url)
-        label = f"page {number} (GET {url})"
-        payload = session.get_json(path, current, stats, what=label)
+        request = session.client.build_request("GET", path, params=current)  # built once: it is costly
+        label = f"page {number} (GET {session.redactor.url(request.url)})"
+        payload = session.send_json(request, stats, what=label)
         records = paginator.records(payload, current, label)
         stats.pages += 1
         yield Page(number=number, label=label, payload=payload, records=records)

@@ -6,8 +6,10 @@ a slow path look for the first offending record, to name its page and field.
 """
 
 import bisect
+import itertools
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -19,6 +21,11 @@ from completions_assets.schemas import UTC_TIMESTAMP
 _NAIVE_TIMESTAMP = pa.timestamp("us")
 _HAS_OFFSET = r"(?:[Zz]|[+-]\d\d(?::?\d\d)?)$"
 _EXTRA_FRACTION = r"(\.\d{6})\d+"
+# A number sent as a JSON string is read only in plain decimal notation ("95", "-3.5"):
+# no exponent, sign, padding, separators or leading zeros that could change its meaning.
+_INTEGER_TEXT = re.compile(r"-?(?:0|[1-9]\d*)")
+_DECIMAL_TEXT = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?")
+_CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError)
 # ISO 8601 duration; the empty forms "P" and "PT" are rejected separately.
 _DURATION = r"^P(?:\d+(?:\.\d+)?Y)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?W)?(?:\d+(?:\.\d+)?D)?(?:T(?:\d+(?:\.\d+)?H)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?S)?)?$"
 
@@ -47,20 +54,67 @@ class RecordLocator:
         return PayloadError(self.provider, f"{self.where(index)}: field {field!r} {problem}")
 
 
-def column(values: Sequence[Any], type_: pa.DataType, field: str, locator: RecordLocator, *, required: bool = False) -> pa.Array:
-    """`values` as an Arrow array of `type_`; raises naming the first bad record."""
+def column(
+    values: Sequence[Any], type_: pa.DataType, field: str, locator: RecordLocator, *,
+    required: bool = False, expected: str | None = None,
+) -> pa.Array:
+    """`values` as an Arrow array of `type_`; raises naming the first bad record.
+
+    Numeric columns take a value only when reading it cannot change it: a number
+    sent as a string is read in plain decimal notation, while a fraction for an
+    integer, a boolean or any other text is refused.
+    """
+    numeric = pa.types.is_integer(type_) or pa.types.is_floating(type_)
     try:
-        array = pa.array(values, type=type_)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
-        for index, value in enumerate(values):
-            try:
-                pa.array([value], type=type_)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
-                raise locator.error(index, field, f"is not {type_}: {value!r:.80}") from None
-        raise
+        array = _numbers(values, type_) if numeric else pa.array(values, type=type_)
+    except _CONVERSION_ERRORS:
+        array = _value_by_value(values, type_, field, locator, expected or str(type_), numeric=numeric)
     if required:
         require(array, field, locator)
     return array
+
+
+def _numbers(values: Sequence[Any], type_: pa.DataType) -> pa.Array:
+    # Arrow converts 95.5 to an int64 95 and True to a double 1.0 without a word;
+    # inferring first and casting safely refuses both.
+    inferred = pa.array(values)
+    if not (pa.types.is_integer(inferred.type) or pa.types.is_floating(inferred.type) or pa.types.is_null(inferred.type)):
+        raise TypeError(f"not numbers: {inferred.type}")
+    return inferred.cast(type_, safe=True)
+
+
+def _value_by_value(
+    values: Sequence[Any], type_: pa.DataType, field: str, locator: RecordLocator, expected: str, *, numeric: bool
+) -> pa.Array:
+    original = values
+    if numeric:
+        read = []
+        for index, value in enumerate(values):
+            try:
+                read.append(_number(value, integer=pa.types.is_integer(type_)))
+            except ValueError:
+                raise locator.error(index, field, f"is not {expected}: {value!r:.80}") from None
+        try:
+            return pa.array(read, type=type_)
+        except _CONVERSION_ERRORS:
+            values = read  # out of range: named below
+    for index, value in enumerate(values):
+        try:
+            pa.array([value], type=type_)
+        except _CONVERSION_ERRORS:
+            raise locator.error(index, field, f"is not {expected}: {original[index]!r:.80}") from None
+    raise AssertionError(f"{field}: the column failed to convert but no single value did")
+
+
+def _number(value: Any, *, integer: bool) -> int | float | None:
+    """`value` as a number of the column's kind, if reading it cannot change it."""
+    if value is None or type(value) is int:  # `type`, not isinstance: a bool is no number here
+        return value
+    if type(value) is float and (value.is_integer() or not integer):
+        return value
+    if type(value) is str and (_INTEGER_TEXT if integer else _DECIMAL_TEXT).fullmatch(value):
+        return int(value) if integer else float(value)
+    raise ValueError(f"cannot be read safely as a number: {value!r:.80}")
 
 
 def require(array: pa.Array, field: str, locator: RecordLocator) -> None:
@@ -71,7 +125,7 @@ def require(array: pa.Array, field: str, locator: RecordLocator) -> None:
 
 def timestamps(values: Sequence[Any], field: str, locator: RecordLocator, *, naive_tz: str, required: bool = False) -> pa.Array:
     """ISO 8601 strings to timestamp[us, UTC]; strings without an offset are read in `naive_tz`."""
-    text = column(values, pa.string(), field, locator, required=required)
+    text = column(values, pa.string(), field, locator, required=required, expected="an ISO 8601 timestamp")
     try:
         return text.cast(UTC_TIMESTAMP)
     except pa.ArrowInvalid:
@@ -123,3 +177,8 @@ def json_text(values: Sequence[Any], *, enabled: bool = True) -> pa.Array:
         [None if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False) for value in values],
         type=pa.string(),
     )
+
+
+def unknown_fields(records: Sequence[dict[str, Any]], known: Collection[str]) -> set[str]:
+    """Field names of `records` that are not in `known` (a provider added fields)."""
+    return set(dict.fromkeys(itertools.chain.from_iterable(records))).difference(known)

@@ -157,3 +157,33 @@ def test_duplicate_on_kth_request_repeats_the_first_record(client: httpx.Client,
     sb.update(**{provider: ProviderFaults(duplicate_on=2)})
     clean, doubled = (get(client, sb, provider).json()[key] for _ in range(2))
     assert doubled == [*clean, clean[0]]
+
+
+@pytest.mark.parametrize(("provider", "key"), [("bindbee", "items"), ("nexudus", "Records")])
+def test_drift_changes_every_record_but_not_the_page(client: httpx.Client, sb: Sandbox, provider: str, key: str) -> None:
+    clean = get(client, sb, provider).json()
+    served = {}
+    for mode in ("unknown_fields", "omit_optional", "number_as_string", "bad_type"):
+        sb.update(**{provider: ProviderFaults(drift=mode)})
+        served[mode] = get(client, sb, provider).json()
+        assert {k: v for k, v in served[mode].items() if k != key} == {k: v for k, v in clean.items() if k != key}
+    records, first = clean[key], clean[key][0]
+    extra = {"bindbee": {"completion_source", "attempt_count"}, "nexudus": {"CourseLessonDurationMinutes", "CertificateUrl"}}
+    assert all(set(r) == set(first) | extra[provider] for r in served["unknown_fields"][key])
+    kept = {"bindbee": {"id", "user", "course", "content", "completed_at"},
+            "nexudus": {"Id", "CourseLessonId", "CourseMemberId", "CreatedOn"}}
+    assert all(set(r) == kept[provider] for r in served["omit_optional"][key])
+    numbers = {"bindbee": ["score"], "nexudus": ["Id", "CourseLessonId", "CourseMemberId"]}
+    as_text = [{name: r[name] for name in numbers[provider]} for r in served["number_as_string"][key]]
+    assert as_text == [{n: None if r[n] is None else str(r[n]) for n in numbers[provider]} for r in records]
+    event = "completed_at" if provider == "bindbee" else "CreatedOn"
+    drifted = served["bad_type"][key]
+    assert isinstance(drifted[0][event], int) and drifted[1:] == records[1:]
+    moment = dt.datetime.fromisoformat(first[event].replace("Z", "+00:00"))
+    assert drifted[0][event] == int(moment.timestamp() * 1000)
+
+
+def test_drift_mode_is_validated(client: httpx.Client) -> None:
+    with pytest.raises(ValueError, match="drift must be one of"):
+        ProviderFaults(drift="renamed_fields")
+    assert client.post("/_sandbox/control", json={"nexudus": {"drift": "nope"}}).status_code == 400

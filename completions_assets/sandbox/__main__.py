@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from .config import PROVIDERS, ProviderFaults, SandboxConfig
+from .config import DRIFT_MODES, PROVIDERS, ProviderFaults, SandboxConfig
 from .server import start_sandbox
 from .timeutil import parse_iso
 
@@ -36,6 +36,9 @@ def _add_fault_flags(parser: argparse.ArgumentParser, provider: str) -> None:
             group.add_argument(flag, dest=dest, type=float, default=f.default, metavar="MS")
         elif f.name == "retry_after":
             group.add_argument(flag, dest=dest, type=_optional_str, default=f.default, metavar="SECONDS|none")
+        elif f.name == "drift":
+            group.add_argument(flag, dest=dest, type=_optional_str, default=f.default, choices=(*DRIFT_MODES, None),
+                               metavar="|".join(DRIFT_MODES))
         else:
             group.add_argument(flag, dest=dest, type=_optional_int, default=f.default, metavar="N")
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from . import bindbee_api, faults, nexudus_api, nexudus_auth
+from . import bindbee_api, drift, faults, nexudus_api, nexudus_auth
 from .config import PROVIDERS, ProviderFaults, SandboxConfig
 from .data import Dataset
 from .reply import Reply, json_reply
@@ -65,6 +65,8 @@ class SandboxApp:
             reply = self._nexudus.handle(params, headers, enforce=self.rate_limits, repeat_page=knobs.repeat_cursor)
         if fault is faults.Fault.UNSUCCESSFUL and reply.status == 200:
             return faults.unsuccessful_reply()
+        if knobs.drift is not None and reply.status == 200:
+            reply.body = drift.apply(reply.body, provider, knobs.drift)
         return faults.damage(reply, fault)
 
     def record(self, bucket: str, status: int) -> None:

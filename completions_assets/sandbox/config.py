@@ -25,6 +25,10 @@ def load_credentials(environ: Mapping[str, str] | None = None) -> dict[str, str]
     return {name: env.get(name) or default for name, default in DEFAULT_CREDENTIALS.items()}
 
 
+# Schema drift modes of the `drift` knob (see drift.py).
+DRIFT_MODES = ("unknown_fields", "omit_optional", "number_as_string", "bad_type")
+
+
 def _check_k(name: str, value: int | None) -> None:
     if value is not None and value < 1:
         raise ValueError(f"{name} must be >= 1 (requests are counted from 1), got {value}")
@@ -50,6 +54,7 @@ class ProviderFaults:
     repeat_cursor: bool = False
     unsuccessful_on: int | None = None
     duplicate_on: int | None = None  # the page repeats its first record (a resync race)
+    drift: str | None = None  # every data page strays from the documented record shape (DRIFT_MODES)
 
     def __post_init__(self) -> None:
         if self.latency_ms < 0:
@@ -58,6 +63,8 @@ class ProviderFaults:
             raise ValueError(f"fail_status must be a 4xx/5xx status, got {self.fail_status}")
         for name in ("fail_on", "fail_every", "truncate_on", "html_on", "disconnect_on", "unsuccessful_on", "duplicate_on"):
             _check_k(name, getattr(self, name))
+        if self.drift is not None and self.drift not in DRIFT_MODES:
+            raise ValueError(f"drift must be one of {DRIFT_MODES}, got {self.drift!r}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "ProviderFaults":

@@ -1,0 +1,271 @@
+"""The code location driven as operators drive it, `dagster asset materialize` on a
+DAGSTER_HOME with the shipped dagster.yaml, when things go wrong around the run:
+its process is killed with SIGKILL mid-run, two runs of the same days overlap, or
+the configuration is bad."""
+
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.dataset as ds
+import pytest
+
+from completions_assets.local import REPO, prepare_dagster_home, sandbox_environment
+from completions_assets.report import check_results
+from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, start_sandbox
+from completions_assets.storage import ParquetStorage
+from completions_assets_tests.oracle import (
+    assert_day_matches_ground_truth, day_window_utc, expected_bindbee, expected_nexudus, file_rows,
+)
+
+FIRST, LAST = "2024-03-02", "2024-03-06"
+DAYS = [(dt.date(2024, 3, 2) + dt.timedelta(days=i)).isoformat() for i in range(5)]
+ASSETS = ("bindbee_completions", "nexudus_completions", "lms_completions")
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}  # one process: SIGKILL leaves no orphan step
+# The README's way to free the pool slots of a run whose process died (run with DAGSTER_HOME set).
+FREE_SLOTS_RECIPE = """
+import sys, dagster as dg
+instance = dg.DagsterInstance.get()
+run = instance.get_run_by_id(sys.argv[1])
+instance.report_run_failed(run, message="run process died; pool slots freed by hand")
+instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+"""
+
+
+def materialize_command(run_config: dict | None = None) -> list[str]:
+    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "completions_assets.definitions",
+               "--select", "*", "--partition-range", f"{FIRST}...{LAST}"]
+    return command + (["--config-json", json.dumps(run_config)] if run_config else [])
+
+
+def location_env(sb: Sandbox, tmp_path: Path) -> dict[str, str]:
+    home = prepare_dagster_home(tmp_path / "home")
+    dg.DagsterInstance.from_config(str(home)).dispose()  # create the SQLite schema before runs race for it
+    return sandbox_environment(sb.base_url) | {
+        "DAGSTER_HOME": str(home),
+        "COMPLETIONS_DATA_ROOT": str(tmp_path / "data"),
+        "COMPLETIONS_START_DATE": "2024-01-01",
+        "COMPLETIONS_TIMEZONE": "UTC",
+    }
+
+
+def launch(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    with log.open("w") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def data_files(root: Path) -> list[Path]:
+    return sorted(root.rglob("data.parquet")) if root.exists() else []
+
+
+# --- SIGKILL mid-run ----------------------------------------------------------------------
+
+SLOW = SandboxConfig(seed=51, start_date=dt.date(2024, 3, 1), days=8, records_per_day=60,
+                     bindbee=ProviderFaults(latency_ms=120), nexudus=ProviderFaults(latency_ms=120))
+
+
+def one_sweep_per_day() -> dict:
+    """Run config: the shipped resources, fetching one day per sweep so files land one by one."""
+    slow = {"sweep_days": 1, "max_concurrent_sweeps": 1}
+    bindbee = {"base_url": {"env": "BINDBEE_BASE_URL"}, "api_key": {"env": "BINDBEE_API_KEY"},
+               "connector_token": {"env": "BINDBEE_CONNECTOR_TOKEN"}}
+    nexudus = {"base_url": {"env": "NEXUDUS_BASE_URL"}, "username": {"env": "NEXUDUS_USERNAME"},
+               "password": {"env": "NEXUDUS_PASSWORD"}}
+    return {**IN_PROCESS, "resources": {"bindbee": {"config": {**slow, **bindbee}},
+                                        "nexudus": {"config": {**slow, **nexudus}}}}
+
+
+def kill_when(process: subprocess.Popen, root: Path, files: int, deadline_s: float = 120) -> int:
+    """SIGKILL the run's process group once `files` day files exist; returns how many existed."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:  # bounded polling for progress, not a timing assumption
+        assert process.poll() is None, "the run ended before the kill point"
+        if len(data_files(root)) >= files:
+            os.killpg(process.pid, signal.SIGKILL)  # the group led by the PID we started
+            process.wait()
+            return len(data_files(root))
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    raise AssertionError(f"fewer than {files} files after {deadline_s}s")
+
+
+def assert_every_file_whole_and_exact(sb: Sandbox, root: Path) -> None:
+    """Every file a reader can see is complete and right; only `_`-prefixed files are anything else."""
+    stray = [p for p in root.rglob("*") if p.is_file() and p.name != "data.parquet" and not p.name.startswith("_")]
+    assert not stray
+    storage = ParquetStorage(root=str(root))
+    for asset in ASSETS:
+        if not (root / asset).exists():
+            continue
+        dataset = ds.dataset(root / asset, format="parquet", partitioning="hive")
+        assert {Path(f).name for f in dataset.files} <= {"data.parquet"}  # temporaries are skipped
+        dataset.to_table()  # and every file it does see reads
+    for path in data_files(root):
+        asset, day = path.parent.parent.name, path.parent.name.removeprefix("date=")
+        start, end = day_window_utc(day)
+        table = storage.read(asset, dt.date.fromisoformat(day))
+        if asset == "bindbee_completions":
+            want = expected_bindbee(sb, start, end)
+            assert file_rows(table, list(want[0]) if want else ["id"]) == want, path
+        elif asset == "nexudus_completions":
+            want = expected_nexudus(sb, start, end)
+            assert file_rows(table, list(want[0]) if want else ["id"]) == want, path
+        else:
+            keys = sorted(zip(table["provider"].to_pylist(), table["completion_id"].to_pylist()))
+            assert keys == sorted([("bindbee", r["id"]) for r in expected_bindbee(sb, start, end)]
+                                  + [("nexudus", str(r["id"])) for r in expected_nexudus(sb, start, end)]), path
+
+
+def held_slots(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    return [slot.step_key for pool in ("bindbee", "nexudus")
+            for slot in instance.event_log_storage.get_concurrency_info(pool).claimed_slots if slot.run_id == run_id]
+
+
+def free_slots_by_hand(env: dict[str, str], run_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    monkeypatch.setattr(sys, "argv", ["free-slots", run_id])
+    exec(compile(FREE_SLOTS_RECIPE, "free-slots", "exec"), {})
+
+
+def test_sigkill_mid_run_leaves_only_whole_files_and_a_rerun_restores_exact_data(tmp_path, monkeypatch):
+    with start_sandbox(SLOW) as sb:
+        env = location_env(sb, tmp_path)
+        root = Path(env["COMPLETIONS_DATA_ROOT"])
+        # Kill points: among the Bindbee days, among the Nexudus days (both steps hold their
+        # provider's pool slot), and during the merge (no pool).
+        for number, (files, in_pool) in enumerate(((2, True), (7, True), (12, False))):
+            process = launch(materialize_command(one_sweep_per_day()), env, tmp_path / f"killed-{number}.log")
+            assert kill_when(process, root, files) >= files
+            assert_every_file_whole_and_exact(sb, root)
+            instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+            run = instance.get_runs(limit=1)[0]
+            assert run.status == dg.DagsterRunStatus.STARTED  # nobody is left to say it ended
+            # A killed provider step keeps its pool slot: the next run would wait for it forever.
+            assert len(held_slots(instance, run.run_id)) == (1 if in_pool else 0)
+            free_slots_by_hand(env, run.run_id, monkeypatch)
+            assert not held_slots(instance, run.run_id)
+            assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+            instance.dispose()
+        # What a writer killed between its temporary file and the rename leaves behind.
+        sample = data_files(root)[0]
+        for directory in (sample.parent, root / "lms_completions" / f"date={LAST}"):
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / "_tmp-killed-mid-write.parquet").write_bytes(sample.read_bytes()[:1000])
+        assert_every_file_whole_and_exact(sb, root)
+
+        done = subprocess.run(materialize_command(IN_PROCESS), env=env, cwd=REPO, capture_output=True, text=True,
+                              timeout=180)
+        assert done.returncode == 0, done.stderr[-3000:]
+        storage = ParquetStorage(root=str(root))
+        for day in DAYS:
+            assert_day_matches_ground_truth(sb, storage, day)
+    assert not list(root.rglob("_tmp-*"))  # a temporary never outlives the next write of its partition
+    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    last = instance.get_runs(limit=1)[0]
+    assert last.status == dg.DagsterRunStatus.SUCCESS
+    assert all(e.passed for e in check_results(instance, last.run_id))
+
+
+# --- two runs of the same days at once ----------------------------------------------------
+
+def step_intervals(instance: dg.DagsterInstance, step: str) -> list[tuple[float, float, str]]:
+    spans = []
+    for run in instance.get_runs():
+        times = {e.dagster_event.event_type_value: e.timestamp for e in instance.all_logs(run.run_id)
+                 if e.dagster_event and e.step_key == step
+                 and e.dagster_event.event_type_value in ("STEP_START", "STEP_SUCCESS")}
+        spans.append((times["STEP_START"], times["STEP_SUCCESS"], run.run_id))
+    return sorted(spans)
+
+
+def test_two_runs_of_the_same_days_take_turns_per_provider_and_end_exact(tmp_path):
+    # Latency stretches each provider step to seconds, so unserialised steps would overlap.
+    config = SandboxConfig(seed=52, start_date=dt.date(2024, 3, 1), days=8, records_per_day=80,
+                           bindbee=ProviderFaults(latency_ms=250), nexudus=ProviderFaults(latency_ms=200))
+    with start_sandbox(config) as sb:
+        env = location_env(sb, tmp_path)
+        # In-process runs claim pool slots exactly as the default executor's step processes do.
+        runs = [launch(materialize_command(IN_PROCESS), env, tmp_path / f"run-{i}.log") for i in range(2)]
+        try:
+            codes = [process.wait(timeout=240) for process in runs]
+        finally:
+            for process in runs:
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+        assert codes == [0, 0], [(tmp_path / f"run-{i}.log").read_text()[-2000:] for i in range(2)]
+        storage = ParquetStorage(root=env["COMPLETIONS_DATA_ROOT"])
+        for day in DAYS:
+            assert_day_matches_ground_truth(sb, storage, day)
+    root = Path(env["COMPLETIONS_DATA_ROOT"])
+    assert not list(root.rglob("_tmp-*"))
+    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    lifetimes = [(run.start_time, run.end_time) for run in (instance.get_run_record_by_id(r.run_id)
+                                                            for r in instance.get_runs())]
+    assert len(lifetimes) == 2 and max(s for s, _ in lifetimes) < min(e for _, e in lifetimes)  # truly at once
+    for step in ("bindbee_completions", "nexudus_completions"):
+        (_, first_end, first_run), (second_start, _, second_run) = step_intervals(instance, step)
+        assert first_run != second_run
+        assert first_end <= second_start, f"{step} steps of the two runs overlapped"
+
+
+# --- bad configuration --------------------------------------------------------------------
+
+BAD_SETTINGS = {
+    "missing_secret": ({"BINDBEE_API_KEY": None}, "BINDBEE_API_KEY"),
+    "plain_http_to_a_remote_host": ({"NEXUDUS_BASE_URL": "http://spaces.nexudus.example"},
+                                    "base URL must be https://"),
+    "unknown_time_zone": ({"COMPLETIONS_TIMEZONE": "Mars/Olympus_Mons"}, "COMPLETIONS_TIMEZONE='Mars/Olympus_Mons'"),
+    "start_date_in_the_future": ({"COMPLETIONS_START_DATE": "2999-01-01"}, "COMPLETIONS_START_DATE=2999-01-01"),
+    "malformed_data_root": ({"COMPLETIONS_DATA_ROOT": "nosuchfs://bucket/prefix"}, "COMPLETIONS_DATA_ROOT="),
+}
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[int, str, dict]]]:
+    """Every bad setting launched at once (default executor), each against its own sandbox."""
+    with contextlib.ExitStack() as stack:
+        launched = {}
+        for name, (changes, _) in BAD_SETTINGS.items():
+            sb = stack.enter_context(start_sandbox(SandboxConfig(start_date=dt.date(2024, 3, 1), days=8,
+                                                                 records_per_day=20)))
+            env = location_env(sb, tmp_path_factory.mktemp(name))
+            for variable, value in changes.items():
+                if value is None:
+                    env.pop(variable)
+                else:
+                    env[variable] = value
+            process = subprocess.Popen(materialize_command(), env=env, cwd=REPO, text=True, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+            stack.callback(stop_group, process)
+            launched[name] = (sb, process)
+        yield {name: (*finish(process), sb.stats()) for name, (sb, process) in launched.items()}
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str]:
+    output, _ = process.communicate(timeout=180)
+    return process.returncode, output
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)  # the group led by the PID we started
+        process.wait()
+
+
+@pytest.mark.parametrize("name", list(BAD_SETTINGS))
+def test_bad_configuration_is_refused_before_any_request(refused, name):
+    code, output, stats = refused[name]
+    assert code != 0
+    assert BAD_SETTINGS[name][1] in output, output[-3000:]
+    assert {bucket: counts["requests"] for bucket, counts in stats.items()} == {"bindbee": 0, "nexudus": 0, "token": 0}
