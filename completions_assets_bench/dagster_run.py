@@ -1,0 +1,103 @@
+"""(c) The full three-asset range run through Dagster, launched as a user launches it.
+
+    python -m dagster asset materialize -m completions_assets.definitions \\
+        --select '*' --partition-range A...B -c pacing-off.yaml
+
+one run in the CLI process, provider steps in their own processes (the
+default multiprocess executor). Pacing is switched off through run config,
+as the sandbox enforces no limits in these runs. Run config replaces a
+resource's configured values as a whole rather than merging with them, so the
+file restates every field definitions.py sets, with the same `env` sources.
+"""
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from completions_assets.local import REPO
+from completions_assets.report import check_results
+from completions_assets_bench.procs import run_command
+from completions_assets_bench.workload import Range
+
+PACING_OFF_RUN_CONFIG = {
+    "resources": {
+        "bindbee": {"config": {
+            "base_url": {"env": "BINDBEE_BASE_URL"},
+            "api_key": {"env": "BINDBEE_API_KEY"},
+            "connector_token": {"env": "BINDBEE_CONNECTOR_TOKEN"},
+            "requests_per_minute": 0,
+        }},
+        "nexudus": {"config": {
+            "base_url": {"env": "NEXUDUS_BASE_URL"},
+            "username": {"env": "NEXUDUS_USERNAME"},
+            "password": {"env": "NEXUDUS_PASSWORD"},
+            "timezone": {"env": "COMPLETIONS_TIMEZONE"},
+            "min_interval_ms": 0,
+            "requests_per_minute": 0,
+            "requests_per_hour": 0,
+        }},
+    }
+}
+
+
+@dataclass
+class DagsterRun:
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: dict[str, float]  # "cli" and each step key
+    step_s: dict[str, float] = field(default_factory=dict)  # each step's start to success
+    startup_s: float = 0.0  # process start to the first step starting
+    events: int = 0  # entries the run wrote to the event log
+
+
+def write_run_config(directory: Path) -> Path:
+    path = directory / "pacing-off.yaml"
+    path.write_text(json.dumps(PACING_OFF_RUN_CONFIG, indent=2) + "\n")  # JSON is YAML
+    return path
+
+
+def materialize(days: Range, *, env: dict[str, str], run_config: Path, log: Path, timeout_s: float) -> DagsterRun:
+    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "completions_assets.definitions",
+               "--select", "*", "--partition-range", days.cli, "-c", str(run_config)]
+    done = run_command(command, env=env, cwd=REPO, log=log, timeout_s=timeout_s)
+    if done.returncode != 0:
+        raise RuntimeError(f"dagster run over {days.cli} failed (exit {done.returncode}); see {log}")
+    starts, ends, pids, events = _step_events(env["DAGSTER_HOME"], log)
+    peaks = {"cli": done.peak_rss_mb.get(done.pid, 0.0)}
+    peaks |= {step: done.peak_rss_mb.get(pid, 0.0) for step, pid in pids.items()}
+    return DagsterRun(
+        wall_s=done.wall_s,
+        cpu_s=done.cpu_s,
+        peak_rss_mb=peaks,
+        step_s={step: ends[step] - starts[step] for step in starts if step in ends},
+        startup_s=min(starts.values()) - done.began,
+        events=events,
+    )
+
+
+def _step_events(home: str, log: Path) -> tuple[dict[str, float], dict[str, float], dict[str, int], int]:
+    """Start and success times and the process id of each step of the newest run, and its event count."""
+    instance = dg.DagsterInstance.from_config(home)
+    try:
+        run = instance.get_runs(limit=1)[0]
+        if run.status != dg.DagsterRunStatus.SUCCESS:
+            raise RuntimeError(f"run {run.run_id} ended {run.status.value}; see {log}")
+        failed = sorted({f"{e.check_name} {e.partition}" for e in check_results(instance, run.run_id) if not e.passed})
+        if failed:  # a fast wrong answer is no benchmark
+            raise RuntimeError(f"run {run.run_id}: {len(failed)} check results failed, e.g. {failed[:3]}; see {log}")
+        starts, ends, pids = {}, {}, {}
+        entries = instance.all_logs(run.run_id)
+        for entry in entries:
+            event = entry.dagster_event
+            if event is None or event.step_key is None:
+                continue
+            if event.event_type == dg.DagsterEventType.STEP_START:
+                starts[event.step_key], pids[event.step_key] = entry.timestamp, event.pid
+            elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
+                ends[event.step_key] = entry.timestamp
+        return starts, ends, pids, len(entries)
+    finally:
+        instance.dispose()

@@ -1,0 +1,76 @@
+"""The sandbox as the benchmark drives it: its own process, its counters, its latency knob."""
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from completions_assets.local import sandbox_process
+from completions_assets.sandbox.config import load_credentials
+from completions_assets_bench.procs import cpu_seconds, descendants
+from completions_assets_bench.workload import Workload, sandbox_args
+
+CREDENTIALS = load_credentials()  # what a sandbox started from this environment accepts
+
+
+@dataclass
+class Sandbox:
+    base_url: str
+    pid: int
+
+    def stats(self) -> dict[str, dict]:
+        """Requests per provider (and the token endpoint) with counts per status."""
+        return httpx.get(f"{self.base_url}/_sandbox/stats", timeout=30).json()
+
+    def set_latency(self, milliseconds: float) -> None:
+        knobs = {"latency_ms": milliseconds}
+        response = httpx.post(f"{self.base_url}/_sandbox/control", json={"bindbee": knobs, "nexudus": knobs}, timeout=30)
+        response.raise_for_status()
+
+    def count(self, provider: str, start: str, end: str) -> int:
+        """Records the sandbox holds with event time in [start, end) (ISO 8601)."""
+        params = {"provider": provider, "start": start, "end": end}
+        response = httpx.get(f"{self.base_url}/_sandbox/ground_truth", params=params, timeout=60)
+        response.raise_for_status()
+        return len(response.json()["ids"])
+
+    def cpu_s(self) -> float:
+        return cpu_seconds(self.pid) or 0.0
+
+    def wait_idle(self, *, timeout_s: float = 180.0, step_s: float = 0.5) -> None:
+        """Until the sandbox stops burning CPU (it encodes every record once after start)."""
+        deadline = time.monotonic() + timeout_s
+        before = self.cpu_s()
+        while time.monotonic() < deadline:
+            time.sleep(step_s)
+            now = self.cpu_s()
+            if now - before < 0.02:
+                return
+            before = now
+        raise TimeoutError(f"sandbox {self.base_url} still busy after {timeout_s:.0f}s")
+
+
+def _sandbox_pids() -> set[int]:
+    pids = set()
+    for pid in descendants(os.getpid()):
+        try:
+            if b"completions_assets.sandbox" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.add(pid)
+        except OSError:
+            pass
+    return pids
+
+
+@contextmanager
+def serving(workload: Workload, *, rate_limits: bool = False) -> Iterator[Sandbox]:
+    """A sandbox process serving `workload`, stopped by its PID on exit; enter one at a time."""
+    known = _sandbox_pids()
+    with sandbox_process(sandbox_args(workload, rate_limits=rate_limits)) as base_url:
+        new = _sandbox_pids() - known
+        if len(new) != 1:
+            raise RuntimeError(f"cannot tell which process serves {base_url}: {sorted(new)}")
+        yield Sandbox(base_url, new.pop())
