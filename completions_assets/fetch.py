@@ -84,7 +84,7 @@ class ClientOptions:
     read_timeout_s: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     rate_limits: tuple[RateLimit, ...] = ()
-    rate_margin_s: float = 0.01
+    rate_margin_s: float = 0.001
     rate_reset_cap_s: float = 120.0
     sweep_days: int = 8
     max_concurrent_sweeps: int = 4
@@ -189,7 +189,7 @@ class ProviderResource(ConfigurableResource):
     backoff_initial_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles per retry, with jitter.")
     backoff_max_s: float = Field(default=30.0, ge=0, description="Longest backoff delay.")
     retry_after_cap_s: float = Field(default=60.0, ge=0, description="Longest wait honoured from a Retry-After header.")
-    rate_margin_ms: int = Field(default=10, ge=0, description="Safety margin added to every rate-limit window.")
+    rate_margin_ms: int = Field(default=1, ge=0, description="Safety margin added to every rate-limit window.")
     sweep_days: int = Field(default=8, ge=1, description="Consecutive days fetched by one request sweep.")
     max_concurrent_sweeps: int = Field(default=4, ge=1, description="Sweeps in flight at once (threads).")
 

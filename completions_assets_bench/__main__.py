@@ -43,10 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             throughput = measure_throughput(runner, repeats=args.repeats, log=log)
             log("memory: 7-, 30- and 90-day ranges")
             memory = measure_memory(sandbox, Path(scratch), repeats=args.repeats, ranges=MEMORY_RANGES)
-            log("experiments: the system allocator for Arrow")
+            log("experiments: the old settings (Arrow's mimalloc pool)")
             experiments = measure_experiments(runner, Path(scratch))
         log("rate limits on: Bindbee 5 days x 5,000, Nexudus 2 days x 2,000 (about 65 s)")
-        rates, experiments.nexudus_margin = measure_rate_limits()
+        rates, experiments.nexudus_old_margin = measure_rate_limits()
     text = report.render(facts=machine_facts(), t=throughput, memory=memory, rates=rates,
                          experiments=experiments, repeats=args.repeats, duration_s=time.monotonic() - began,
                          analysis=findings(throughput, memory, rates, experiments))
