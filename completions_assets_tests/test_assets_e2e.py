@@ -4,7 +4,6 @@ import datetime as dt
 
 import dagster as dg
 import pyarrow.dataset as ds
-import pytest
 
 from completions_assets.report import check_results
 from completions_assets.storage import ParquetStorage

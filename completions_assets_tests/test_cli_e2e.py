@@ -1,6 +1,5 @@
 """The code location as users drive it: the CLI range command and `dagster dev`."""
 
-import datetime as dt
 import os
 import signal
 import socket
