@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 import dagster as dg
 import pyarrow as pa
 
-from completions_assets.asset_keys import BINDBEE, NEXUDUS, LMS
+from completions_assets.asset_keys import BINDBEE, LMS, NEXUDUS
 from completions_assets.bindbee import BindbeeResource
 from completions_assets.fetch import DayBatch
 from completions_assets.metadata import fetch_metadata, row_changes, table_metadata

@@ -16,7 +16,13 @@ from completions_assets.fetch import ClientOptions, FetchStats, ProviderClient, 
 from completions_assets.http import HttpSession, RequestStats, build_client, validate_base_url
 from completions_assets.pagination import CursorPaginator, iter_pages, parse_walk
 from completions_assets.parsing import (
-    RecordLocator, column, durations, json_text, reference_ids, timestamps, unknown_fields,
+    RecordLocator,
+    column,
+    durations,
+    json_text,
+    reference_ids,
+    timestamps,
+    unknown_fields,
 )
 from completions_assets.ratelimit import Clock, Pacer, RateLimit, SystemClock
 from completions_assets.redaction import Redactor

@@ -7,7 +7,12 @@ import subprocess
 import sys
 
 from completions_assets.local import (
-    REPO, prepare_dagster_home, restore_default_signals, sandbox_environment, sandbox_process, stop,
+    REPO,
+    prepare_dagster_home,
+    restore_default_signals,
+    sandbox_environment,
+    sandbox_process,
+    stop,
 )
 
 

@@ -15,9 +15,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from completions_assets.unify import keep_latest
 from completions_assets.errors import ConfigurationError
-from completions_assets.fetch import ClientOptions, FetchStats, ProviderClient, ProviderResource, SweepResult, WindowReport
+from completions_assets.fetch import (
+    ClientOptions,
+    FetchStats,
+    ProviderClient,
+    ProviderResource,
+    SweepResult,
+    WindowReport,
+)
 from completions_assets.http import HttpSession, RequestStats, build_client, validate_base_url
 from completions_assets.nexudus_auth import TOKEN_PATH, NexudusAuth, is_throttled
 from completions_assets.pagination import Page, PageNumberPaginator, iter_pages, parse_walk
@@ -25,6 +31,7 @@ from completions_assets.parsing import RecordLocator, column, json_text, timesta
 from completions_assets.ratelimit import Clock, Pacer, RateLimit, SystemClock
 from completions_assets.redaction import Redactor
 from completions_assets.schemas import NEXUDUS_SCHEMA
+from completions_assets.unify import keep_latest
 
 logger = logging.getLogger(__name__)
 

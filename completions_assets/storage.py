@@ -12,8 +12,8 @@ import fcntl
 import io
 import os
 import uuid
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import fsspec
 import pyarrow as pa

@@ -7,8 +7,8 @@ import pyarrow.dataset as ds
 
 from completions_assets.report import check_results
 from completions_assets.storage import ParquetStorage
-from completions_assets_tests.support import materialize_range, resources
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
+from completions_assets_tests.support import materialize_range, resources
 
 LMS_CHECKS = {"unique_completion_ids", "required_fields_present", "completed_within_partition",
               "reconciles_with_sources", "started_before_completed", "score_in_range",

@@ -14,9 +14,9 @@ from completions_assets.parsing import RecordLocator
 from completions_assets.ratelimit import ManualClock, RateLimit
 from completions_assets.sandbox import Sandbox
 from completions_assets_tests.clients_support import (
+    Oracle,
     Script,
     bindbee_client,
-    Oracle,
     fast_options,
     json_reply,
     running_sandbox,

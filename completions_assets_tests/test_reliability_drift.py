@@ -11,7 +11,12 @@ import pytest
 
 from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, start_sandbox
 from completions_assets.storage import ParquetStorage
-from completions_assets_tests.oracle import assert_day_matches_ground_truth, day_window_utc, expected_bindbee, expected_nexudus
+from completions_assets_tests.oracle import (
+    assert_day_matches_ground_truth,
+    day_window_utc,
+    expected_bindbee,
+    expected_nexudus,
+)
 from completions_assets_tests.support import materialize_range, resources
 
 FIRST, LAST = "2024-03-02", "2024-03-06"

@@ -1,4 +1,5 @@
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pytest
@@ -6,7 +7,6 @@ import pytest
 from completions_assets import rules
 from completions_assets.schemas import LMS_SCHEMA
 from completions_assets.windows import day_window
-from zoneinfo import ZoneInfo
 
 UTC = dt.timezone.utc
 WINDOW = day_window(dt.date(2024, 3, 1), ZoneInfo("UTC"))
