@@ -19,6 +19,7 @@ from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
 
 REPO = Path(__file__).resolve().parent.parent
 INSTANCE_CONFIG = REPO / "dagster.yaml"
+PROVIDER_POOLS = ("bindbee", "nexudus")
 
 
 def restore_default_signals() -> None:
@@ -73,8 +74,11 @@ def prepare_dagster_home(path: Path, config: Path = INSTANCE_CONFIG) -> Path:
     """A DAGSTER_HOME holding the shipped instance configuration."""
     path.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(config, path / "dagster.yaml")
-    # Create the SQLite storage now: two runs starting at once on a new home
-    # would otherwise race to create it ("table alembic_version already exists").
+    # Create the storage and the provider pools now. Two runs starting at once on
+    # a new home would otherwise race to create the schema ("table alembic_version
+    # already exists") and, worse, each create a pool and both take its one slot.
     with DagsterInstance.from_config(str(path)) as instance:
-        instance.get_runs(limit=1)
+        for pool in PROVIDER_POOLS:
+            if pool not in instance.event_log_storage.get_concurrency_keys():
+                instance.event_log_storage.set_concurrency_slots(pool, 1)
     return path
