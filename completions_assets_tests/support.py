@@ -2,6 +2,7 @@
 and Dagster runs into `tmp_path` with a real (ephemeral or on-disk) instance."""
 
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 
@@ -9,6 +10,7 @@ from completions_assets.assets import build_assets
 from completions_assets.bindbee import BindbeeResource
 from completions_assets.checks import build_lms_checks
 from completions_assets.config import Settings
+from completions_assets.local import INSTANCE_CONFIG, prepare_dagster_home, sandbox_environment
 from completions_assets.nexudus import NexudusResource
 from completions_assets.partitions import daily_partitions
 from completions_assets.sandbox import SandboxConfig
@@ -56,3 +58,14 @@ def materialize_range(
         selection=selection, raise_on_error=False,
     )
 
+
+def location_env(base_url: str, tmp_path: Path, instance_config: Path = INSTANCE_CONFIG) -> dict[str, str]:
+    """Environment for a CLI or `dagster dev` process: the code location pointed at
+    the sandbox, a data root and a DAGSTER_HOME (the shipped dagster.yaml) in `tmp_path`."""
+    home = prepare_dagster_home(tmp_path / "home", instance_config)
+    return sandbox_environment(base_url) | {
+        "DAGSTER_HOME": str(home),
+        "COMPLETIONS_DATA_ROOT": str(tmp_path / "data"),
+        "COMPLETIONS_START_DATE": "2024-01-01",
+        "COMPLETIONS_TIMEZONE": "UTC",
+    }

@@ -11,25 +11,20 @@ import dagster as dg
 import httpx
 import pytest
 
-from completions_assets.local import REPO, prepare_dagster_home, sandbox_environment
+from completions_assets.local import REPO
 from completions_assets.report import check_results
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
+from completions_assets_tests.support import location_env
 
 LMS_CHECK_NAMES = {"unique_completion_ids", "required_fields_present", "completed_within_partition",
                    "reconciles_with_sources", "started_before_completed", "score_in_range",
                    "grade_in_allowed_set"}
 
 
-@pytest.fixture
-def location_env(sandbox, tmp_path) -> dict[str, str]:
-    home = prepare_dagster_home(tmp_path / "home")
-    return sandbox_environment(sandbox.base_url) | {
-        "DAGSTER_HOME": str(home),
-        "COMPLETIONS_DATA_ROOT": str(tmp_path / "data"),
-        "COMPLETIONS_START_DATE": "2024-01-01",
-        "COMPLETIONS_TIMEZONE": "UTC",
-    }
+@pytest.fixture(name="location_env")
+def location_env_fixture(sandbox, tmp_path) -> dict[str, str]:
+    return location_env(sandbox.base_url, tmp_path)
 
 
 def test_cli_range_command_is_one_run_with_results_per_day(sandbox, location_env):
