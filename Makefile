@@ -21,10 +21,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
-	$(BIN)/python -m completions_assets.demo
+	$(BIN)/python -m completions_assets.local.demo
 
 dev: $(STAMP)
-	$(BIN)/python -m completions_assets.dev
+	$(BIN)/python -m completions_assets.local.dev
 
 bench: $(STAMP)
 	$(BIN)/python -m completions_assets_bench

@@ -5,15 +5,15 @@ import warnings
 
 import dagster as dg
 
-from completions_assets.assets import build_assets
-from completions_assets.bindbee import BindbeeResource
-from completions_assets.checks import build_lms_checks
-from completions_assets.config import ConfigError, load_settings
-from completions_assets.errors import ConfigurationError
-from completions_assets.http import validate_base_url
-from completions_assets.nexudus import NexudusResource
+from completions_assets.defs.assets import build_assets
+from completions_assets.providers.bindbee import BindbeeResource
+from completions_assets.defs.lms_checks import build_lms_checks
+from completions_assets.settings import ConfigError, load_settings
+from completions_assets.http.errors import ConfigurationError
+from completions_assets.http.session import validate_base_url
+from completions_assets.providers.nexudus.client import NexudusResource
 from completions_assets.partitions import daily_partitions
-from completions_assets.schedules import build_job, build_schedule
+from completions_assets.defs.schedules import build_job, build_schedule
 from completions_assets.storage import ParquetStorage
 
 settings = load_settings()

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from completions_assets.local import REPO
+from completions_assets.local.launch import REPO
 from completions_assets_bench import report, workload
 from completions_assets_bench.experiments import measure_experiments
 from completions_assets_bench.findings import findings

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from completions_assets.local import REPO
-from completions_assets.report import check_results
+from completions_assets.local.launch import REPO
+from completions_assets.local.run_report import check_results
 from completions_assets_bench.procs import run_command
 from completions_assets_bench.workload import Range
 

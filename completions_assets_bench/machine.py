@@ -7,7 +7,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-from completions_assets.local import REPO
+from completions_assets.local.launch import REPO
 
 PACKAGES = ("dagster", "httpx", "pyarrow", "pandas", "numpy")
 

@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 import httpx
 import pyarrow as pa
 
-from completions_assets.bindbee import BindbeeResource, format_filter_time, sweep_params
-from completions_assets.fetch import ClientOptions, DayBatch, ProviderResource
-from completions_assets.nexudus import DEFAULT_MARGIN_MINUTES, NexudusResource, request_window
-from completions_assets.schemas import BINDBEE_SCHEMA, NEXUDUS_SCHEMA
+from completions_assets.providers.bindbee import BindbeeResource, format_filter_time, sweep_params
+from completions_assets.providers.base import ClientOptions, DayBatch, ProviderResource
+from completions_assets.providers.nexudus.client import DEFAULT_MARGIN_MINUTES, NexudusResource, request_window
+from completions_assets.lms.schema import BINDBEE_SCHEMA, NEXUDUS_SCHEMA
 from completions_assets.storage import ParquetStorage
-from completions_assets.windows import day_windows
+from completions_assets.partitions import day_windows
 from completions_assets_bench import workload
 from completions_assets_bench.procs import child_main
 

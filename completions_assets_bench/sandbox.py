@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from completions_assets.local import sandbox_process
+from completions_assets.local.launch import sandbox_process
 from completions_assets.sandbox.config import load_credentials
 from completions_assets_bench.procs import cpu_seconds, descendants
 from completions_assets_bench.workload import Workload, sandbox_args

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from completions_assets.local import prepare_dagster_home, sandbox_environment
+from completions_assets.local.launch import prepare_dagster_home, sandbox_environment
 from completions_assets_bench import dagster_run, workload
 from completions_assets_bench.procs import Measured, run_workers
 from completions_assets_bench.sandbox import CREDENTIALS, Sandbox

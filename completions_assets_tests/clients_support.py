@@ -13,14 +13,14 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from completions_assets.bindbee import BindbeeClient
-from completions_assets.fetch import ClientOptions
-from completions_assets.http import HttpSession, RetryPolicy
-from completions_assets.nexudus import NexudusClient
-from completions_assets.ratelimit import Clock, ManualClock, Pacer, RateLimit
-from completions_assets.redaction import Redactor
+from completions_assets.providers.bindbee import BindbeeClient
+from completions_assets.providers.base import ClientOptions
+from completions_assets.http.session import HttpSession, RetryPolicy
+from completions_assets.providers.nexudus.client import NexudusClient
+from completions_assets.http.pacing import Clock, ManualClock, Pacer, RateLimit
+from completions_assets.http.redaction import Redactor
 from completions_assets.sandbox import Sandbox, SandboxConfig, start_sandbox
-from completions_assets.windows import DayWindow, day_windows
+from completions_assets.partitions import DayWindow, day_windows
 
 Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 
 from completions_assets.sandbox import Sandbox
-from completions_assets.schemas import BINDBEE_SCHEMA, LMS_SCHEMA, NEXUDUS_SCHEMA
+from completions_assets.lms.schema import BINDBEE_SCHEMA, LMS_SCHEMA, NEXUDUS_SCHEMA
 from completions_assets.storage import ParquetStorage
 
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from completions_assets.assets import build_assets
-from completions_assets.bindbee import BindbeeResource
-from completions_assets.checks import build_lms_checks
-from completions_assets.config import Settings
-from completions_assets.local import INSTANCE_CONFIG, prepare_dagster_home, sandbox_environment
-from completions_assets.nexudus import NexudusResource
+from completions_assets.defs.assets import build_assets
+from completions_assets.providers.bindbee import BindbeeResource
+from completions_assets.defs.lms_checks import build_lms_checks
+from completions_assets.settings import Settings
+from completions_assets.local.launch import INSTANCE_CONFIG, prepare_dagster_home, sandbox_environment
+from completions_assets.providers.nexudus.client import NexudusResource
 from completions_assets.partitions import daily_partitions
 from completions_assets.sandbox import SandboxConfig
 from completions_assets.sandbox.config import DEFAULT_CREDENTIALS

@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 import pyarrow.dataset as ds
 
-from completions_assets.report import check_results
+from completions_assets.local.run_report import check_results
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
 from completions_assets_tests.support import materialize_range, resources

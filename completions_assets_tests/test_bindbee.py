@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from completions_assets.bindbee import BindbeeClient, BindbeeResource, parse_completions, sweep_params
-from completions_assets.errors import ConfigurationError, PaginationLoopError, PayloadError
-from completions_assets.parsing import RecordLocator
-from completions_assets.ratelimit import ManualClock, RateLimit
+from completions_assets.providers.bindbee import BindbeeClient, BindbeeResource, parse_completions, sweep_params
+from completions_assets.http.errors import ConfigurationError, PaginationLoopError, PayloadError
+from completions_assets.providers.records import RecordLocator
+from completions_assets.http.pacing import ManualClock, RateLimit
 from completions_assets.sandbox import Sandbox
 from completions_assets_tests.clients_support import (
     Oracle,

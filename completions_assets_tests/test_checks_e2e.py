@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from completions_assets.report import check_results
+from completions_assets.local.run_report import check_results
 from completions_assets.sandbox import ProviderFaults, SandboxConfig, start_sandbox
-from completions_assets.schemas import LMS_SCHEMA
+from completions_assets.lms.schema import LMS_SCHEMA
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.support import materialize_range, resources
 

@@ -11,8 +11,8 @@ import dagster as dg
 import httpx
 import pytest
 
-from completions_assets.local import REPO
-from completions_assets.report import check_results
+from completions_assets.local.launch import REPO
+from completions_assets.local.run_report import check_results
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
 from completions_assets_tests.support import location_env

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from completions_assets.errors import (
+from completions_assets.http.errors import (
     AuthenticationError,
     BadRequestError,
     PaginationLoopError,
@@ -14,9 +14,9 @@ from completions_assets.errors import (
     RequestTimeoutError,
     ServerError,
 )
-from completions_assets.fetch import ProviderClient
-from completions_assets.http import RetryPolicy
-from completions_assets.ratelimit import ManualClock
+from completions_assets.providers.base import ProviderClient
+from completions_assets.http.session import RetryPolicy
+from completions_assets.http.pacing import ManualClock
 from completions_assets.sandbox import Sandbox
 from completions_assets.sandbox.config import ProviderFaults as F
 from completions_assets_tests.clients_support import Oracle, bindbee_client, nexudus_client, running_sandbox, windows

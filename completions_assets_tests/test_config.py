@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from completions_assets.config import ConfigError, load_settings
+from completions_assets.settings import ConfigError, load_settings
 
 
 def test_defaults():

@@ -10,12 +10,12 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from completions_assets.bindbee import BindbeeResource
-from completions_assets.fetch import FetchStats, SweepResult, check_contiguous, run_sweeps, split_days
-from completions_assets.nexudus import NexudusResource
+from completions_assets.providers.bindbee import BindbeeResource
+from completions_assets.providers.base import FetchStats, SweepResult, check_contiguous, run_sweeps, split_days
+from completions_assets.providers.nexudus.client import NexudusResource
 from completions_assets.sandbox import Sandbox
-from completions_assets.schemas import BINDBEE_SCHEMA
-from completions_assets.windows import DayWindow
+from completions_assets.lms.schema import BINDBEE_SCHEMA
+from completions_assets.partitions import DayWindow
 from completions_assets_tests.clients_support import Oracle, bindbee_client, nexudus_client, running_sandbox, windows
 
 UTC = dt.timezone.utc

@@ -6,7 +6,7 @@ import random
 import httpx
 import pytest
 
-from completions_assets.errors import (
+from completions_assets.http.errors import (
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
@@ -16,7 +16,7 @@ from completions_assets.errors import (
     ServerError,
     TransportError,
 )
-from completions_assets.http import RequestStats, RetryPolicy, parse_retry_after, validate_base_url
+from completions_assets.http.session import RequestStats, RetryPolicy, parse_retry_after, validate_base_url
 from completions_assets_tests.clients_support import Script, json_reply, session
 
 NOW = 1_700_000_000.0

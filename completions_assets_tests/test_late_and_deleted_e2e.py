@@ -6,9 +6,9 @@ import datetime as dt
 
 import dagster as dg
 
-from completions_assets.config import Settings
+from completions_assets.settings import Settings
 from completions_assets.sandbox import SandboxConfig, start_sandbox
-from completions_assets.schedules import build_job, build_schedule
+from completions_assets.defs.schedules import build_job, build_schedule
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.support import materialize_range, resources
 

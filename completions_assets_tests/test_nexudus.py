@@ -10,14 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from completions_assets.errors import AuthenticationError, PaginationLoopError, PayloadError, RateLimitError
-from completions_assets.fetch import ClientOptions
-from completions_assets.nexudus import DEFAULT_LIMITS, NexudusClient, parse_lessons, request_window, source_key
-from completions_assets.parsing import RecordLocator
-from completions_assets.ratelimit import ManualClock, SystemClock
+from completions_assets.http.errors import AuthenticationError, PaginationLoopError, PayloadError, RateLimitError
+from completions_assets.providers.base import ClientOptions
+from completions_assets.providers.nexudus.client import DEFAULT_LIMITS, NexudusClient, parse_lessons, request_window, source_key
+from completions_assets.providers.records import RecordLocator
+from completions_assets.http.pacing import ManualClock, SystemClock
 from completions_assets.sandbox import Sandbox
 from completions_assets.sandbox.config import ProviderFaults
-from completions_assets.schemas import NEXUDUS_SCHEMA
+from completions_assets.lms.schema import NEXUDUS_SCHEMA
 from completions_assets_tests.clients_support import (
     Oracle,
     Script,

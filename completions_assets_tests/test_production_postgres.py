@@ -12,8 +12,8 @@ import pytest
 import s3fs
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
-from completions_assets.local import REPO, prepare_dagster_home, sandbox_environment
-from completions_assets.report import check_results
+from completions_assets.local.launch import REPO, prepare_dagster_home, sandbox_environment
+from completions_assets.local.run_report import check_results
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
 from completions_assets_tests.support import materialize_range, resources

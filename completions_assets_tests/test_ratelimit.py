@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from completions_assets.ratelimit import ManualClock, Pacer, RateLimit, SystemClock
+from completions_assets.http.pacing import ManualClock, Pacer, RateLimit, SystemClock
 
 
 def request_times(pacer: Pacer, clock: ManualClock, n: int) -> list[float]:

@@ -18,8 +18,8 @@ import dagster as dg
 import pyarrow.dataset as ds
 import pytest
 
-from completions_assets.local import REPO
-from completions_assets.report import check_results
+from completions_assets.local.launch import REPO
+from completions_assets.local.run_report import check_results
 from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, start_sandbox
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import (

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from completions_assets.report import check_results
+from completions_assets.local.run_report import check_results
 from completions_assets.sandbox import ProviderFaults as F
 from completions_assets.sandbox import Sandbox, SandboxConfig, start_sandbox
 from completions_assets.sandbox.config import DEFAULT_CREDENTIALS

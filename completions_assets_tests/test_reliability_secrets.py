@@ -17,9 +17,9 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from completions_assets import demo
-from completions_assets.local import prepare_dagster_home, sandbox_environment
-from completions_assets.report import day_reports, format_table
+from completions_assets.local import demo
+from completions_assets.local.launch import prepare_dagster_home, sandbox_environment
+from completions_assets.local.run_report import day_reports, format_table
 from completions_assets.sandbox import SandboxConfig, start_sandbox
 from completions_assets.storage import ParquetStorage
 

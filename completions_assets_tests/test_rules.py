@@ -4,9 +4,9 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pytest
 
-from completions_assets import rules
-from completions_assets.schemas import LMS_SCHEMA
-from completions_assets.windows import day_window
+from completions_assets.defs import check_rules as rules
+from completions_assets.lms.schema import LMS_SCHEMA
+from completions_assets.partitions import day_window
 
 UTC = dt.timezone.utc
 WINDOW = day_window(dt.date(2024, 3, 1), ZoneInfo("UTC"))

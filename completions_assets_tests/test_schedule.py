@@ -4,8 +4,8 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from completions_assets.config import Settings
-from completions_assets.schedules import build_job, build_schedule
+from completions_assets.settings import Settings
+from completions_assets.defs.schedules import build_job, build_schedule
 
 
 def run_range(settings: Settings, tick: dt.datetime) -> tuple[str, str] | None:

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
-from completions_assets.bindbee import BindbeeClient, BindbeeResource
-from completions_assets.errors import ProviderError
-from completions_assets.nexudus import NexudusClient, NexudusResource
-from completions_assets.ratelimit import ManualClock
+from completions_assets.providers.bindbee import BindbeeClient, BindbeeResource
+from completions_assets.http.errors import ProviderError
+from completions_assets.providers.nexudus.client import NexudusClient, NexudusResource
+from completions_assets.http.pacing import ManualClock
 from completions_assets.sandbox import Sandbox
 from completions_assets.sandbox.config import ProviderFaults
 from completions_assets_tests.clients_support import fast_options, running_sandbox, windows

@@ -3,8 +3,8 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from completions_assets.schemas import BINDBEE_SCHEMA, LMS_SCHEMA, NEXUDUS_SCHEMA
-from completions_assets.unify import UnifyError, duration_seconds, keep_latest, merge_day
+from completions_assets.lms.schema import BINDBEE_SCHEMA, LMS_SCHEMA, NEXUDUS_SCHEMA
+from completions_assets.lms.merge import UnifyError, duration_seconds, keep_latest, merge_day
 
 UTC = dt.timezone.utc
 DAY = dt.date(2024, 3, 1)

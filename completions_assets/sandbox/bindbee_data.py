@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .catalog import Catalog
-from .schedule import day_events, day_rng, uuid7, visible_from
+from .event_times import day_events, day_rng, uuid7, visible_from
 from .timeutil import date_start_ms, iso_duration, iso_z
 
 GRADES = ("A", "B", "C", "D", "F", "PASS", "FAIL", "-")

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from . import bindbee_data, nexudus_data
 from .catalog import Catalog, build_catalog
 from .config import PROVIDERS, SandboxConfig
-from .schedule import is_empty_day
+from .event_times import is_empty_day
 from .timeutil import ceil_ms, from_ms, now_ms, to_us
 
 # (include_raw_data, include_custom_fields, expand) of a plain Bindbee request

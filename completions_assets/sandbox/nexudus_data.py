@@ -8,7 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .catalog import Catalog, uuid4_from
-from .schedule import day_events, day_rng, visible_from
+from .event_times import day_events, day_rng, visible_from
 from .timeutil import DAY_MS, MINUTE_MS, date_start_ms, iso_local, iso_z
 
 ID_BASE = 87_000_000  # ids keep eight digits, so numeric and text order agree

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from completions_assets.config import load_settings
-from completions_assets.local import REPO, prepare_dagster_home, sandbox_environment, sandbox_process
-from completions_assets.report import day_reports, format_table
+from completions_assets.settings import load_settings
+from completions_assets.local.launch import REPO, prepare_dagster_home, sandbox_environment, sandbox_process
+from completions_assets.local.run_report import day_reports, format_table
 from completions_assets.storage import ParquetStorage
 
 DAYS = 7

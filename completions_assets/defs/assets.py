@@ -11,17 +11,17 @@ from collections.abc import Callable, Iterator, Sequence
 import dagster as dg
 import pyarrow as pa
 
-from completions_assets.asset_keys import BINDBEE, LMS, NEXUDUS
-from completions_assets.bindbee import BindbeeResource
-from completions_assets.fetch import DayBatch
-from completions_assets.metadata import fetch_metadata, row_changes, table_metadata
-from completions_assets.nexudus import NexudusResource
+from completions_assets.defs.asset_keys import BINDBEE, LMS, NEXUDUS
+from completions_assets.providers.bindbee import BindbeeResource
+from completions_assets.providers.base import DayBatch
+from completions_assets.defs.metadata import fetch_metadata, row_changes, table_metadata
+from completions_assets.providers.nexudus.client import NexudusResource
 from completions_assets.partitions import windows_for
-from completions_assets.provider_checks import matches_reported_total, no_duplicate_ids
-from completions_assets.schemas import BINDBEE_SCHEMA, LMS_SCHEMA, NEXUDUS_SCHEMA
+from completions_assets.defs.provider_checks import matches_reported_total, no_duplicate_ids
+from completions_assets.lms.schema import BINDBEE_SCHEMA, LMS_SCHEMA, NEXUDUS_SCHEMA
 from completions_assets.storage import ParquetStorage
-from completions_assets.unify import merge_day
-from completions_assets.windows import DayWindow
+from completions_assets.lms.merge import merge_day
+from completions_assets.partitions import DayWindow
 
 GROUP = "lms"
 # What identifies a row of each file, for the rows added/removed since the last write.

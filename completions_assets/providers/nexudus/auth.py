@@ -12,10 +12,10 @@ from collections.abc import Generator
 
 import httpx
 
-from completions_assets.errors import AuthenticationError, PayloadError, status_error
-from completions_assets.http import parse_retry_after
-from completions_assets.ratelimit import Clock, Pacer
-from completions_assets.redaction import Redactor
+from completions_assets.http.errors import AuthenticationError, PayloadError, status_error
+from completions_assets.http.session import parse_retry_after
+from completions_assets.http.pacing import Clock, Pacer
+from completions_assets.http.redaction import Redactor
 
 TOKEN_PATH = "/api/token"
 

@@ -23,9 +23,9 @@ import pyarrow.compute as pc
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
-from completions_assets.http import RequestStats, RetryPolicy
-from completions_assets.ratelimit import Clock, RateLimit
-from completions_assets.windows import DayWindow
+from completions_assets.http.session import RequestStats, RetryPolicy
+from completions_assets.http.pacing import Clock, RateLimit
+from completions_assets.partitions import DayWindow
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 

@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterator
 import dagster as dg
 import pyarrow as pa
 
-from completions_assets import rules
-from completions_assets.asset_keys import LMS
+from completions_assets.defs import check_rules as rules
+from completions_assets.defs.asset_keys import LMS
 from completions_assets.partitions import windows_for
 from completions_assets.storage import ParquetStorage
-from completions_assets.unify import keep_latest
-from completions_assets.windows import DayWindow
+from completions_assets.lms.merge import keep_latest
+from completions_assets.partitions import DayWindow
 
 SOURCES = {"bindbee": "bindbee_completions", "nexudus": "nexudus_completions"}
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from completions_assets.errors import (
+from completions_assets.http.errors import (
     ConfigurationError,
     PayloadError,
     ProviderError,
@@ -27,8 +27,8 @@ from completions_assets.errors import (
     status_error,
     transport_error,
 )
-from completions_assets.ratelimit import Clock, Pacer
-from completions_assets.redaction import Redactor
+from completions_assets.http.pacing import Clock, Pacer
+from completions_assets.http.redaction import Redactor
 
 logger = logging.getLogger(__name__)
 

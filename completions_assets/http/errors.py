@@ -22,7 +22,7 @@ from typing import ClassVar
 
 import httpx
 
-from completions_assets.redaction import Redactor
+from completions_assets.http.redaction import Redactor
 
 
 class ProviderError(Exception):

@@ -17,7 +17,7 @@ from dagster import DagsterInstance
 
 from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 INSTANCE_CONFIG = REPO / "dagster.yaml"
 PROVIDER_POOLS = ("bindbee", "nexudus")
 

@@ -11,11 +11,11 @@ import httpx
 import pyarrow as pa
 from pydantic import Field
 
-from completions_assets.errors import ConfigurationError
-from completions_assets.fetch import ClientOptions, FetchStats, ProviderClient, ProviderResource, SweepResult
-from completions_assets.http import HttpSession, RequestStats, build_client, validate_base_url
-from completions_assets.pagination import CursorPaginator, iter_pages, parse_walk
-from completions_assets.parsing import (
+from completions_assets.http.errors import ConfigurationError
+from completions_assets.providers.base import ClientOptions, FetchStats, ProviderClient, ProviderResource, SweepResult
+from completions_assets.http.session import HttpSession, RequestStats, build_client, validate_base_url
+from completions_assets.http.pagination import CursorPaginator, iter_pages, parse_walk
+from completions_assets.providers.records import (
     RecordLocator,
     column,
     durations,
@@ -24,9 +24,9 @@ from completions_assets.parsing import (
     timestamps,
     unknown_fields,
 )
-from completions_assets.ratelimit import Clock, Pacer, RateLimit, SystemClock
-from completions_assets.redaction import Redactor
-from completions_assets.schemas import BINDBEE_SCHEMA
+from completions_assets.http.pacing import Clock, Pacer, RateLimit, SystemClock
+from completions_assets.http.redaction import Redactor
+from completions_assets.lms.schema import BINDBEE_SCHEMA
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 
-from completions_assets.local import (
+from completions_assets.local.launch import (
     REPO,
     prepare_dagster_home,
     restore_default_signals,

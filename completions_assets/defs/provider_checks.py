@@ -6,9 +6,9 @@ they run inside the provider asset and yield one evaluation per partition.
 
 import dagster as dg
 
-from completions_assets.asset_keys import BINDBEE, NEXUDUS
-from completions_assets.fetch import DayBatch
-from completions_assets.rules import EXAMPLES, duplicated_keys
+from completions_assets.defs.asset_keys import BINDBEE, NEXUDUS
+from completions_assets.providers.base import DayBatch
+from completions_assets.defs.check_rules import EXAMPLES, duplicated_keys
 
 
 def no_duplicate_ids(batch: DayBatch) -> dg.AssetCheckEvaluation:

@@ -13,9 +13,9 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from completions_assets.errors import PaginationLoopError, PayloadError
-from completions_assets.http import HttpSession, RequestStats
-from completions_assets.parsing import RecordLocator
+from completions_assets.http.errors import PaginationLoopError, PayloadError
+from completions_assets.http.session import HttpSession, RequestStats
+from completions_assets.providers.records import RecordLocator
 
 DEFAULT_MAX_PAGES = 100_000
 PARSE_BATCH_RECORDS = 2_000

@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from completions_assets.config import Settings
+from completions_assets.settings import Settings
 
 # A few minutes after midnight, so the day has closed in the partition zone.
 DAILY_CRON = "5 0 * * *"

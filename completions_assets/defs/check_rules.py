@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from completions_assets.windows import DayWindow
+from completions_assets.partitions import DayWindow
 
 EXAMPLES = 5
 ALLOWED_GRADES = ("A", "B", "C", "D", "F", "PASS", "FAIL", "-")

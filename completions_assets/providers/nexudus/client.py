@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from completions_assets.errors import ConfigurationError
-from completions_assets.fetch import (
+from completions_assets.http.errors import ConfigurationError
+from completions_assets.providers.base import (
     ClientOptions,
     FetchStats,
     ProviderClient,
@@ -24,14 +24,14 @@ from completions_assets.fetch import (
     SweepResult,
     WindowReport,
 )
-from completions_assets.http import HttpSession, RequestStats, build_client, validate_base_url
-from completions_assets.nexudus_auth import TOKEN_PATH, NexudusAuth, is_throttled
-from completions_assets.pagination import Page, PageNumberPaginator, iter_pages, parse_walk
-from completions_assets.parsing import RecordLocator, column, json_text, timestamps, unknown_fields
-from completions_assets.ratelimit import Clock, Pacer, RateLimit, SystemClock
-from completions_assets.redaction import Redactor
-from completions_assets.schemas import NEXUDUS_SCHEMA
-from completions_assets.unify import keep_latest
+from completions_assets.http.session import HttpSession, RequestStats, build_client, validate_base_url
+from completions_assets.providers.nexudus.auth import TOKEN_PATH, NexudusAuth, is_throttled
+from completions_assets.http.pagination import Page, PageNumberPaginator, iter_pages, parse_walk
+from completions_assets.providers.records import RecordLocator, column, json_text, timestamps, unknown_fields
+from completions_assets.http.pacing import Clock, Pacer, RateLimit, SystemClock
+from completions_assets.http.redaction import Redactor
+from completions_assets.lms.schema import NEXUDUS_SCHEMA
+from completions_assets.lms.merge import keep_latest
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from completions_assets.errors import PayloadError
-from completions_assets.schemas import UTC_TIMESTAMP
+from completions_assets.http.errors import PayloadError
+from completions_assets.lms.schema import UTC_TIMESTAMP
 
 _NAIVE_TIMESTAMP = pa.timestamp("us")
 _HAS_OFFSET = r"(?:[Zz]|[+-]\d\d(?::?\d\d)?)$"

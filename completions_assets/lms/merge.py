@@ -5,7 +5,7 @@ import datetime as dt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from completions_assets.schemas import LMS_SCHEMA
+from completions_assets.lms.schema import LMS_SCHEMA
 
 # Days, hours, minutes and (fractional) seconds; years and months have no fixed
 # length in seconds, so a duration using them is refused rather than guessed.
