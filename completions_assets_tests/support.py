@@ -2,6 +2,7 @@
 and Dagster runs into `tmp_path` with a real (ephemeral or on-disk) instance."""
 
 import datetime as dt
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import dagster as dg
@@ -59,9 +60,10 @@ def materialize_range(
     )
 
 
-def location_env(base_url: str, tmp_path: Path, instance_config: Path = INSTANCE_CONFIG) -> dict[str, str]:
+def location_env(base_url: str, tmp_path: Path, instance_config: Traversable = INSTANCE_CONFIG) -> dict[str, str]:
     """Environment for a CLI or `dagster dev` process: the code location pointed at
-    the sandbox, a data root and a DAGSTER_HOME (the shipped dagster.yaml) in `tmp_path`."""
+    the sandbox, a data root and a DAGSTER_HOME (by default the local instance
+    configuration, completions_assets/local/dagster.yaml) in `tmp_path`."""
     home = prepare_dagster_home(tmp_path / "home", instance_config)
     return sandbox_environment(base_url) | {
         "DAGSTER_HOME": str(home),

@@ -1,7 +1,7 @@
 """The code location driven as operators drive it, `dagster asset materialize` on a
-DAGSTER_HOME with the shipped dagster.yaml, when things go wrong around the run:
-its process is killed with SIGKILL mid-run, two runs of the same days overlap, or
-the configuration is bad."""
+DAGSTER_HOME with the local instance configuration (completions_assets/local/dagster.yaml),
+when things go wrong around the run: its process is killed with SIGKILL mid-run, two
+runs of the same days overlap, or the configuration is bad."""
 
 import contextlib
 import datetime as dt

@@ -13,7 +13,12 @@ from pathlib import Path
 import dagster as dg
 
 from completions_assets.settings import load_settings
-from completions_assets.local.launch import REPO, prepare_dagster_home, sandbox_environment, sandbox_process
+from completions_assets.local.launch import (
+    local_dagster_home,
+    prepare_dagster_home,
+    sandbox_environment,
+    sandbox_process,
+)
 from completions_assets.local.run_report import day_reports, format_table
 from completions_assets.storage import ParquetStorage
 
@@ -27,14 +32,14 @@ def materialize_range(first: dt.date, last: dt.date, env: dict[str, str], log: P
         "--partition-range", f"{first.isoformat()}...{last.isoformat()}",
     ]
     with log.open("w") as handle:
-        return subprocess.run(command, env=env, cwd=REPO, stdout=handle, stderr=handle).returncode
+        return subprocess.run(command, env=env, stdout=handle, stderr=handle).returncode
 
 
 def main() -> int:
     settings = load_settings()
     last = dt.datetime.now(settings.zone).date() - dt.timedelta(days=1)
     first = last - dt.timedelta(days=DAYS - 1)
-    home = prepare_dagster_home(REPO / ".dagster_home")
+    home = prepare_dagster_home(local_dagster_home())
     log = home / "demo-run.log"
     sandbox_args = ["--start-date", (first - dt.timedelta(days=2)).isoformat(), "--days", str(DAYS + 4)]
     with sandbox_process(sandbox_args) as base_url:

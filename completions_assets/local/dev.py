@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from completions_assets.local.launch import (
-    REPO,
+    local_dagster_home,
     prepare_dagster_home,
     restore_default_signals,
     sandbox_environment,
@@ -25,16 +25,17 @@ def main() -> int:
     # that left these signals ignored.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
-    home = prepare_dagster_home(REPO / ".dagster_home")
+    home = prepare_dagster_home(local_dagster_home())
     port = os.environ.get("DAGSTER_PORT", "3000")
     # The sandbox holds the last 90 days, so recent partitions have data.
     first = dt.date.today() - dt.timedelta(days=90)
     with sandbox_process(["--start-date", first.isoformat(), "--days", "91"]) as base_url:
         print(f"sandbox serving both providers at {base_url}", flush=True)
         env = sandbox_environment(base_url) | {"DAGSTER_HOME": str(home)}
-        command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml",
+        # The installed module, not ./workspace.yaml: works from any directory.
+        command = [sys.executable, "-m", "dagster", "dev", "-m", "completions_assets.definitions",
                    "-h", "127.0.0.1", "-p", port]
-        server = subprocess.Popen(command, env=env, cwd=REPO, preexec_fn=restore_default_signals)
+        server = subprocess.Popen(command, env=env, preexec_fn=restore_default_signals)
         try:
             return server.wait()
         except KeyboardInterrupt:

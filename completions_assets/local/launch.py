@@ -5,20 +5,25 @@ all of them start the sandbox and point the resources at it the same way.
 """
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from dagster import DagsterInstance
 
 from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
 
+# The checkout this module sits in: only the tests and the benchmark, which run
+# from a checkout, use it. `make demo`/`make dev` don't, so they also work from
+# an installed wheel (there it would name site-packages' parent).
 REPO = Path(__file__).resolve().parents[2]
-INSTANCE_CONFIG = REPO / "dagster.yaml"
+# The local instance configuration, shipped in the package (package data).
+INSTANCE_CONFIG = files("completions_assets.local") / "dagster.yaml"
 PROVIDER_POOLS = ("bindbee", "nexudus")
 
 
@@ -70,10 +75,16 @@ def sandbox_environment(base_url: str, environ: Mapping[str, str] = os.environ) 
     return env
 
 
-def prepare_dagster_home(path: Path, config: Path = INSTANCE_CONFIG) -> Path:
-    """A DAGSTER_HOME holding the shipped instance configuration."""
+def local_dagster_home() -> Path:
+    """Where `make demo`/`make dev` keep their instance: ./.dagster_home, next to
+    ./data (the default COMPLETIONS_DATA_ROOT), both under the working directory."""
+    return Path.cwd() / ".dagster_home"
+
+
+def prepare_dagster_home(path: Path, config: Traversable = INSTANCE_CONFIG) -> Path:
+    """A DAGSTER_HOME holding `config` (by default the shipped local instance configuration)."""
     path.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(config, path / "dagster.yaml")
+    (path / "dagster.yaml").write_bytes(config.read_bytes())
     # Create the storage and the provider pools now. Two runs starting at once on
     # a new home would otherwise race to create the schema ("table alembic_version
     # already exists") and, worse, each create a pool and both take its one slot.
