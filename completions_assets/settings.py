@@ -1,20 +1,26 @@
 """Non-secret settings read from the environment when the code location loads.
 
 Partitions and the schedule need these before any run starts; secrets are never
-read here (they reach resources only as `dagster.EnvVar`).
+read here (they reach resources only as `dagster.EnvVar`). `ConfigurationError`
+is the one error of every bad setting, here or in a provider resource.
 """
 
 import datetime as dt
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import fsspec
+import httpx
 
 
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
+LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or malformed, refused before any request; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ def _timezone(raw: str) -> str:
     try:
         ZoneInfo(raw)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
+        raise ConfigurationError(
             f"COMPLETIONS_TIMEZONE={raw!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)"
         ) from None
     return raw
@@ -63,10 +69,10 @@ def _start_date(raw: str, zone: ZoneInfo) -> dt.date:
     try:
         start = dt.date.fromisoformat(raw)
     except ValueError:
-        raise ConfigError(f"COMPLETIONS_START_DATE={raw!r} is not a date (YYYY-MM-DD)") from None
+        raise ConfigurationError(f"COMPLETIONS_START_DATE={raw!r} is not a date (YYYY-MM-DD)") from None
     today = dt.datetime.now(zone).date()
     if start >= today:
-        raise ConfigError(
+        raise ConfigurationError(
             f"COMPLETIONS_START_DATE={raw} is not in the past: only complete days are partitions"
         )
     return start
@@ -74,7 +80,7 @@ def _start_date(raw: str, zone: ZoneInfo) -> dt.date:
 
 def _lookback(raw: str) -> int:
     if not raw.isdigit():
-        raise ConfigError(f"COMPLETIONS_LOOKBACK_DAYS={raw!r} is not a whole number of days >= 0")
+        raise ConfigurationError(f"COMPLETIONS_LOOKBACK_DAYS={raw!r} is not a whole number of days >= 0")
     return int(raw)
 
 
@@ -85,7 +91,37 @@ def _data_root(raw: str) -> str:
     try:
         fsspec.get_filesystem_class(protocol)
     except (ValueError, ImportError) as exc:
-        raise ConfigError(f"COMPLETIONS_DATA_ROOT={raw!r}: unsupported storage ({exc})") from None
+        raise ConfigurationError(f"COMPLETIONS_DATA_ROOT={raw!r}: unsupported storage ({exc})") from None
     if not rest.strip("/"):
-        raise ConfigError(f"COMPLETIONS_DATA_ROOT={raw!r} names no bucket or path")
+        raise ConfigurationError(f"COMPLETIONS_DATA_ROOT={raw!r} names no bucket or path")
     return raw.rstrip("/")
+
+
+def check_base_url(base_url: str, *, name: str) -> httpx.URL:
+    """`base_url` parsed; anything but https (or http to loopback) is refused before a token is sent.
+
+    Raises:
+        ConfigurationError: naming `name` (the provider or the variable).
+    """
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL as exc:
+        raise ConfigurationError(f"{name}: invalid base URL: {exc}") from None
+    if url.userinfo:
+        raise ConfigurationError(f"{name}: base URL must not carry credentials")
+    if not url.host:
+        raise ConfigurationError(f"{name}: base URL has no host: {url.scheme}://…")
+    if url.scheme == "https" or (url.scheme == "http" and is_loopback(url.host)):
+        return url
+    raise ConfigurationError(
+        f"{name}: base URL must be https:// (plain http only on loopback), got {url.scheme}://{url.host}"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -170,7 +170,7 @@ def rate_section(rates: list[RateResult], e: Experiments) -> str:
         "provider counts arrivals, which fall between send and completion; consecutive requests are therefore spaced by "
         "the round trip plus 100 ms plus the margin. Counting from completion already keeps arrivals at least 100 ms "
         "apart, so the margin only guards clock granularity. Adopted from this benchmark: a default margin of 1 ms "
-        "(fetch.py, `ProviderResource.rate_margin_ms` and `ClientOptions.rate_margin_s`); with the old 10 ms "
+        "(`ProviderResource.rate_margin_ms`); with the old 10 ms "
         f"(comparison above) the same run reached {old.share_of_limit:.0%} (a send every {old_interval_ms:.0f} ms) with "
         f"{old.throttled} × 409. Forty requests never reach 120 per minute; on longer Nexudus runs that limit binds, "
         "and the sliding window then behaves as Bindbee's does."

@@ -18,9 +18,11 @@ import httpx
 import pyarrow as pa
 
 from completions_assets.providers.bindbee import BindbeeResource, format_filter_time, sweep_params
-from completions_assets.providers.base import ClientOptions, DayBatch, ProviderResource
+from completions_assets.providers.resource import ProviderResource
+from completions_assets.providers.sweeps import DayBatch
 from completions_assets.providers.nexudus.client import DEFAULT_MARGIN_MINUTES, NexudusResource, request_window
-from completions_assets.lms.schema import BINDBEE_SCHEMA, NEXUDUS_SCHEMA
+from completions_assets.providers.bindbee import BINDBEE_SCHEMA
+from completions_assets.providers.nexudus.client import NEXUDUS_SCHEMA
 from completions_assets.storage import ParquetStorage
 from completions_assets.partitions import day_windows
 from completions_assets_bench import workload
@@ -93,9 +95,9 @@ def _batches(resource: ProviderResource, windows, transport: httpx.BaseTransport
 
 def check_same_requests() -> None:
     """The ceiling must walk exactly the pipeline's sweeps and windows; fail loudly if they drifted."""
-    options = ClientOptions()
-    assert (options.sweep_days, options.max_concurrent_sweeps) == (workload.SWEEP_DAYS, workload.CONCURRENT_SWEEPS)
-    assert options.page_size == workload.PAGE_SIZE == BindbeeResource.model_fields["page_size"].default
+    defaults = {name: field.default for name, field in BindbeeResource.model_fields.items()}
+    assert (defaults["sweep_days"], defaults["max_concurrent_sweeps"]) == (workload.SWEEP_DAYS, workload.CONCURRENT_SWEEPS)
+    assert defaults["page_size"] == workload.PAGE_SIZE
     assert DEFAULT_MARGIN_MINUTES * 60 == workload.NEXUDUS_MARGIN.total_seconds()
     for start, end in workload.THROUGHPUT.sweeps():
         ours = workload.bindbee_params(start, end)

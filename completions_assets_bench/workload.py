@@ -13,7 +13,7 @@ from dataclasses import dataclass
 PROVIDERS = ("bindbee", "nexudus")
 PAGE_SIZE = 100
 SEED = 7  # with seed 7 about one day in nine is empty per provider (the sandbox's design)
-# The pipeline's defaults (fetch.ClientOptions, nexudus.DEFAULT_MARGIN_MINUTES), repeated
+# The pipeline's defaults (ProviderResource fields, nexudus DEFAULT_MARGIN_MINUTES), repeated
 # here so the bare ceiling imports no Dagster; pipeline.check_same_requests verifies them.
 SWEEP_DAYS = 8
 CONCURRENT_SWEEPS = 4

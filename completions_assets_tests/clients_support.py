@@ -8,16 +8,17 @@ import random
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 
-from completions_assets.providers.bindbee import BindbeeClient
-from completions_assets.providers.base import ClientOptions
-from completions_assets.http.session import HttpSession, RetryPolicy
-from completions_assets.providers.nexudus.client import NexudusClient
+from completions_assets.providers.bindbee import BindbeeClient, BindbeeResource
+from completions_assets.http.session import HttpSession
+from completions_assets.providers.nexudus.client import NexudusClient, NexudusResource
 from completions_assets.http.pacing import Clock, ManualClock, Pacer, RateLimit
+from completions_assets.providers.resource import ProviderResource
 from completions_assets.http.redaction import Redactor
 from completions_assets.sandbox import Sandbox, SandboxConfig, start_sandbox
 from completions_assets.partitions import DayWindow, day_windows
@@ -57,7 +58,7 @@ def session(script: Script, *, max_attempts: int = 4, limits: tuple[RateLimit, .
     http = HttpSession(
         "acme",
         client,
-        retry=RetryPolicy(max_attempts=max_attempts, backoff_initial_s=1.0, backoff_max_s=8.0),
+        retry=retry_settings(max_attempts=max_attempts, backoff_initial_s=1.0, backoff_max_s=8.0),
         pacer=Pacer(limits, clock=clock),
         clock=clock,
         redactor=Redactor(["SECRET-acme-token-5678"]),
@@ -67,15 +68,22 @@ def session(script: Script, *, max_attempts: int = 4, limits: tuple[RateLimit, .
     return http, clock
 
 
-def fast_options(**overrides: Any) -> ClientOptions:
-    """Client options for tests: no pacing, quick retries (slept on a ManualClock anyway)."""
-    settings: dict[str, Any] = {
-        "retry": RetryPolicy(max_attempts=4, backoff_initial_s=0.5, backoff_max_s=4.0),
-        "rate_limits": (),
-        "read_timeout_s": 5.0,
-    }
-    settings.update(overrides)
-    return ClientOptions(**settings)
+def retry_settings(**settings: Any) -> SimpleNamespace:
+    """The retry fields of a provider resource, with its defaults."""
+    fields = ProviderResource.model_fields
+    names = ("max_attempts", "backoff_initial_s", "backoff_max_s", "retry_after_cap_s")
+    return SimpleNamespace(**{name: fields[name].default for name in names} | settings)
+
+
+UNPACED = {
+    "bindbee": {"requests_per_minute": 0},
+    "nexudus": {"min_interval_ms": 0, "requests_per_minute": 0, "requests_per_hour": 0},
+}
+
+
+def fast_settings(provider: str, **overrides: Any) -> dict[str, Any]:
+    """Resource settings for tests: no pacing, quick retries (slept on a ManualClock anyway)."""
+    return {"max_attempts": 4, "backoff_initial_s": 0.5, "backoff_max_s": 4.0, "read_timeout_s": 5.0, **UNPACED[provider], **overrides}
 
 
 # --- the sandbox's records as expected rows, built per record with plain Python ---
@@ -160,13 +168,13 @@ SANDBOX_NOW = dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
 
 
 def bindbee_client(sandbox: Sandbox, *, clock: Clock | None = None, **options: Any) -> BindbeeClient:
-    return BindbeeClient(
-        sandbox.base_url,
+    resource = BindbeeResource(
+        base_url=sandbox.base_url,
         api_key=sandbox.credentials["BINDBEE_API_KEY"],
         connector_token=sandbox.credentials["BINDBEE_CONNECTOR_TOKEN"],
-        options=fast_options(**options),
-        clock=clock or ManualClock(),
+        **fast_settings("bindbee", **options),
     )
+    return resource.create_client(clock=clock or ManualClock())
 
 
 def nexudus_client(sandbox: Sandbox, *, clock: Clock | None = None, timezone: str = "UTC", static: bool = False, **options: Any) -> NexudusClient:
@@ -175,7 +183,8 @@ def nexudus_client(sandbox: Sandbox, *, clock: Clock | None = None, timezone: st
         auth = {"access_token": credentials["NEXUDUS_ACCESS_TOKEN"]}
     else:
         auth = {"username": credentials["NEXUDUS_USERNAME"], "password": credentials["NEXUDUS_PASSWORD"]}
-    return NexudusClient(sandbox.base_url, timezone=timezone, options=fast_options(**options), clock=clock or ManualClock(), **auth)
+    resource = NexudusResource(base_url=sandbox.base_url, timezone=timezone, **fast_settings("nexudus", **options), **auth)
+    return resource.create_client(clock=clock or ManualClock())
 
 
 def windows(first: str, last: str, zone: str = "UTC") -> list[DayWindow]:

@@ -7,7 +7,9 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 
 from completions_assets.sandbox import Sandbox
-from completions_assets.lms.schema import BINDBEE_SCHEMA, LMS_SCHEMA, NEXUDUS_SCHEMA
+from completions_assets.lms.schema import LMS_SCHEMA
+from completions_assets.providers.bindbee import BINDBEE_SCHEMA
+from completions_assets.providers.nexudus.client import NEXUDUS_SCHEMA
 from completions_assets.storage import ParquetStorage
 
 

@@ -2,6 +2,7 @@
 and Dagster runs into `tmp_path` with a real (ephemeral or on-disk) instance."""
 
 import datetime as dt
+from collections.abc import Sequence
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
@@ -9,8 +10,9 @@ import dagster as dg
 
 from completions_assets.defs.assets import build_assets
 from completions_assets.providers.bindbee import BindbeeResource
-from completions_assets.defs.lms_checks import build_lms_checks
 from completions_assets.settings import Settings
+from completions_assets.providers import PROVIDERS
+from completions_assets.providers.declaration import Provider
 from completions_assets.local.launch import INSTANCE_CONFIG, prepare_dagster_home, sandbox_environment
 from completions_assets.providers.nexudus.client import NexudusResource
 from completions_assets.partitions import daily_partitions
@@ -41,21 +43,21 @@ def resources(base_url: str, root: str, zone: str = "UTC", **overrides: object) 
     }
 
 
-def definitions_for(zone: str = "UTC") -> tuple[list[dg.AssetsDefinition], dg.AssetChecksDefinition]:
+def definitions_for(zone: str = "UTC", providers: Sequence[Provider] = PROVIDERS) -> list[dg.AssetsDefinition]:
     settings = Settings(start_date=dt.date(2024, 1, 1), timezone=zone, lookback_days=3, data_root="")
     partitions_def = daily_partitions(settings)
-    return build_assets(partitions_def), build_lms_checks(partitions_def)
+    return build_assets(partitions_def, providers)
 
 
 def materialize_range(
     first: str, last: str, resources_: dict[str, object], instance: dg.DagsterInstance,
-    zone: str = "UTC", selection: dg.AssetSelection | None = None,
+    zone: str = "UTC", selection: dg.AssetSelection | None = None, providers: Sequence[Provider] = PROVIDERS,
 ) -> dg.ExecuteInProcessResult:
     """One run over `first`...`last`, as a UI backfill or the schedule launches it."""
-    assets, checks = definitions_for(zone)
+    assets = definitions_for(zone, providers)
     tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
     return dg.materialize(
-        [*assets, checks], resources=resources_, instance=instance, tags=tags,
+        assets, resources=resources_, instance=instance, tags=tags,
         selection=selection, raise_on_error=False,
     )
 

@@ -8,16 +8,16 @@ from typing import Any
 import httpx
 import pytest
 
-from completions_assets.providers.bindbee import BindbeeClient, BindbeeResource, parse_completions, sweep_params
-from completions_assets.http.errors import ConfigurationError, PaginationLoopError, PayloadError
+from completions_assets.providers.bindbee import BINDBEE_SCHEMA, BindbeeClient, BindbeeResource, parse_completions, sweep_params
+from completions_assets.http.errors import PaginationLoopError, PayloadError
 from completions_assets.providers.records import RecordLocator
-from completions_assets.http.pacing import ManualClock, RateLimit
+from completions_assets.http.pacing import ManualClock
 from completions_assets.sandbox import Sandbox
 from completions_assets_tests.clients_support import (
     Oracle,
     Script,
     bindbee_client,
-    fast_options,
+    fast_settings,
     json_reply,
     running_sandbox,
     windows,
@@ -96,10 +96,8 @@ def _page(items: list[dict[str, Any]], cursor: str | None) -> dict[str, Any]:
 
 
 def _mock_client(script: Script, **options: Any) -> BindbeeClient:
-    return BindbeeClient(
-        "https://api.bindbee.dev", api_key="k" * 8, connector_token="t" * 8,
-        options=fast_options(**options), clock=ManualClock(), transport=script.transport(),
-    )
+    resource = BindbeeResource(api_key="k" * 8, connector_token="t" * 8, **fast_settings("bindbee", **options))
+    return BindbeeClient(resource, clock=ManualClock(), transport=script.transport())
 
 
 def _fetch(client: BindbeeClient) -> list[Any]:
@@ -164,18 +162,14 @@ def test_rate_limit_headers_pause_the_client_until_reset() -> None:
     reset = str(int(clock.time()) + 30)
     exhausted = json_reply(200, _page([RECORD], "bmV4dA=="), {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset})
     script = Script([exhausted, json_reply(200, _page([RECORD | {"id": "b"}], None))])
-    client = BindbeeClient(
-        "https://api.bindbee.dev", api_key="k" * 8, connector_token="t" * 8, clock=clock,
-        options=fast_options(rate_limits=(RateLimit(200, 60.0),)), transport=script.transport(),
-    )
+    resource = BindbeeResource(api_key="k" * 8, connector_token="t" * 8, **fast_settings("bindbee", requests_per_minute=200))
+    client = BindbeeClient(resource, clock=clock, transport=script.transport())
     batch = _fetch(client)[0]
     assert clock.sleeps == [pytest.approx(30.0, abs=1.0)]
     assert batch.stats.rate_wait_seconds == pytest.approx(30.0, abs=1.0)
 
 
 def test_page_size_above_the_maximum_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match="page_size must be 1..100"):
-        _mock_client(Script([]), page_size=101)
     with pytest.raises(Exception, match="less than or equal to 100"):
         BindbeeResource(api_key="k", connector_token="t", page_size=101)
 
@@ -198,7 +192,7 @@ def test_every_record_of_the_range_and_nothing_else(sandbox: Sandbox, first: str
     assert [b.window for b in batches] == windows(first, last, zone)
     oracle = Oracle(sandbox, "bindbee")
     for batch in batches:
-        assert batch.table.schema == client.schema
+        assert batch.table.schema == BINDBEE_SCHEMA
         assert batch.table.to_pylist() == oracle.rows_in(batch.window.start, batch.window.end)
     if zone == "UTC":  # the day edges really are exercised
         seconds = {seconds_into_day(t) for b in batches for t in b.table["completed_at"].to_pylist()}
@@ -230,9 +224,7 @@ def test_a_range_costs_one_request_per_page_of_each_sweep(sandbox: Sandbox) -> N
 
 
 def test_include_flags_request_raw_data_and_custom_fields(sandbox: Sandbox) -> None:
-    client = bindbee_client(sandbox)
-    client.include_raw_data = client.include_custom_fields = True
-    with client:
+    with bindbee_client(sandbox, include_raw_data=True, include_custom_fields=True) as client:
         table = next(client.fetch_days(windows("2024-01-10", "2024-01-10"))).table
     assert table["raw_data"].null_count == 0
     assert table["custom_fields"].null_count < table.num_rows

@@ -14,8 +14,7 @@ from completions_assets.http.errors import (
     RequestTimeoutError,
     ServerError,
 )
-from completions_assets.providers.base import ProviderClient
-from completions_assets.http.session import RetryPolicy
+from completions_assets.providers.client import ProviderClient
 from completions_assets.http.pacing import ManualClock
 from completions_assets.sandbox import Sandbox
 from completions_assets.sandbox.config import ProviderFaults as F
@@ -121,7 +120,7 @@ def test_a_read_timeout_is_retried_then_reported(sandbox: Sandbox, provider: str
     _with_faults(sandbox, provider, F(latency_ms=300))
     clock = ManualClock()
     try:
-        with _client(sandbox, provider, clock, read_timeout_s=0.05, retry=RetryPolicy(max_attempts=2)) as client:
+        with _client(sandbox, provider, clock, read_timeout_s=0.05, max_attempts=2) as client:
             with pytest.raises(RequestTimeoutError, match=f"^{provider}: GET .* timed out"):
                 list(client.fetch_days(DAYS[:1]))
     finally:

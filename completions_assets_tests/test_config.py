@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from completions_assets.settings import ConfigError, load_settings
+from completions_assets.settings import ConfigurationError, load_settings
 
 
 def test_defaults():
@@ -23,5 +23,5 @@ def test_defaults():
     ],
 )
 def test_bad_settings_are_refused_by_name(variable, value, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(")):
         load_settings({variable: value})

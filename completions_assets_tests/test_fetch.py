@@ -11,10 +11,10 @@ import pyarrow as pa
 import pytest
 
 from completions_assets.providers.bindbee import BindbeeResource
-from completions_assets.providers.base import FetchStats, SweepResult, check_contiguous, run_sweeps, split_days
+from completions_assets.providers.sweeps import FetchStats, SweepResult, run_sweeps, split_days, sweep_groups
 from completions_assets.providers.nexudus.client import NexudusResource
 from completions_assets.sandbox import Sandbox
-from completions_assets.lms.schema import BINDBEE_SCHEMA
+from completions_assets.providers.bindbee import BINDBEE_SCHEMA
 from completions_assets.partitions import DayWindow
 from completions_assets_tests.clients_support import Oracle, bindbee_client, nexudus_client, running_sandbox, windows
 
@@ -35,7 +35,7 @@ def test_days_are_cut_half_open_and_sorted_by_time_then_id() -> None:
         ("z", JAN_2), ("b", JAN_2 - MICRO), ("a", JAN_2 - dt.timedelta(days=1)), ("c", JAN_2 - MICRO),
         ("early", JAN_2 - dt.timedelta(days=2)), ("late", JAN_2 + dt.timedelta(days=1)), ("c", JAN_2 - MICRO),
     ]
-    first, second = split_days(_table(rows), windows("2024-01-01", "2024-01-02"), "completed_at")
+    first, second = split_days(_table(rows), windows("2024-01-01", "2024-01-02"), "completed_at", "id")
     assert first["id"].to_pylist() == ["a", "b", "c", "c"]  # duplicates as served
     assert second["id"].to_pylist() == ["z"]  # exactly at midnight: the next day only
     assert first.schema == second.schema == BINDBEE_SCHEMA
@@ -50,7 +50,7 @@ def test_days_are_cut_half_open_and_sorted_by_time_then_id() -> None:
 )
 def test_windows_must_be_contiguous_and_sorted(days: list[DayWindow]) -> None:
     with pytest.raises(ValueError, match="contiguous and sorted"):
-        check_contiguous(days)
+        sweep_groups(days, 8)
 
 
 def _empty(start: dt.datetime, end: dt.datetime) -> SweepResult:

@@ -9,15 +9,16 @@ import pytest
 from completions_assets.http.errors import (
     AuthenticationError,
     BadRequestError,
-    ConfigurationError,
     PayloadError,
     RateLimitError,
     RequestTimeoutError,
     ServerError,
     TransportError,
 )
-from completions_assets.http.session import RequestStats, RetryPolicy, parse_retry_after, validate_base_url
-from completions_assets_tests.clients_support import Script, json_reply, session
+from completions_assets.http.retry import parse_retry_after, retry_delay
+from completions_assets.http.session import RequestStats
+from completions_assets.settings import ConfigurationError, check_base_url
+from completions_assets_tests.clients_support import Script, json_reply, retry_settings, session
 
 NOW = 1_700_000_000.0
 
@@ -54,9 +55,9 @@ def test_retry_after_seconds_or_http_date(header: str | None, expected: float | 
     ],
 )
 def test_backoff_delays(retry: int, retry_after: float | None, low: float, high: float) -> None:
-    policy = RetryPolicy(backoff_initial_s=1.0, backoff_max_s=8.0, retry_after_cap_s=60.0)
+    settings = retry_settings(backoff_initial_s=1.0, backoff_max_s=8.0, retry_after_cap_s=60.0)
     rng = random.Random(3)
-    delays = [policy.delay(retry, retry_after, rng) for _ in range(50)]
+    delays = [retry_delay(settings, retry, retry_after, rng) for _ in range(50)]
     assert all(low <= d <= high for d in delays)
     if retry_after is None:
         assert len(set(delays)) > 1  # jittered
@@ -81,10 +82,10 @@ def test_backoff_delays(retry: int, retry_after: float | None, low: float, high:
 )
 def test_base_url_must_be_https_unless_loopback(url: str, ok: bool) -> None:
     if ok:
-        validate_base_url("bindbee", url)
+        check_base_url(url, name="bindbee")
     else:
         with pytest.raises(ConfigurationError, match="bindbee"):
-            validate_base_url("bindbee", url)
+            check_base_url(url, name="bindbee")
 
 
 OK = json_reply(200, {"ok": True})
@@ -145,7 +146,7 @@ def test_client_errors_fail_at_once_with_detail(status: int, error: type) -> Non
 def test_409_with_retry_after_is_throttling_when_the_provider_says_so() -> None:
     throttled = httpx.Response(409, headers={"Retry-After": "2"})
     script = Script([throttled, OK])
-    http, clock = session(script, is_throttled=lambda r: r.status_code == 409 and "Retry-After" in r.headers)
+    http, clock = session(script, throttle_statuses=(409, 429))
     assert http.get_json("/x", {}, RequestStats(), what="page 1") == {"ok": True}
     assert clock.sleeps == [2.0]
 

@@ -11,17 +11,15 @@ import httpx
 import pytest
 
 from completions_assets.http.errors import AuthenticationError, PaginationLoopError, PayloadError, RateLimitError
-from completions_assets.providers.base import ClientOptions
-from completions_assets.providers.nexudus.client import DEFAULT_LIMITS, NexudusClient, parse_lessons, request_window, source_key
+from completions_assets.providers.nexudus.client import NEXUDUS_SCHEMA, NexudusClient, NexudusResource, parse_lessons, request_window, source_key
 from completions_assets.providers.records import RecordLocator
 from completions_assets.http.pacing import ManualClock, SystemClock
 from completions_assets.sandbox import Sandbox
 from completions_assets.sandbox.config import ProviderFaults
-from completions_assets.lms.schema import NEXUDUS_SCHEMA
 from completions_assets_tests.clients_support import (
     Oracle,
     Script,
-    fast_options,
+    fast_settings,
     json_reply,
     nexudus_client,
     running_sandbox,
@@ -95,8 +93,8 @@ TOKEN = json_reply(200, {"access_token": "tok-1", "token_type": "bearer", "expir
 
 def _client(script: Script, **auth: Any) -> NexudusClient:
     credentials = auth or {"username": "user@example.com", "password": "pw-123456"}
-    return NexudusClient("https://spaces.nexudus.com", options=fast_options(page_size=2), clock=ManualClock(),
-                         transport=script.transport(), **credentials)
+    resource = NexudusResource(**fast_settings("nexudus", page_size=2), **credentials)
+    return NexudusClient(resource, clock=ManualClock(), transport=script.transport())
 
 
 def _fetch(client: NexudusClient) -> list[Any]:
@@ -239,16 +237,17 @@ def test_an_expired_token_is_renewed_mid_walk() -> None:
         sandbox.update(nexudus=ProviderFaults(latency_ms=100))
         with nexudus_client(sandbox) as client:
             (batch,) = client.fetch_days(windows("2024-01-05", "2024-01-05"))
-            assert client.auth.grants >= 2
+            assert client.token_auth.grants >= 2
         assert batch.table.to_pylist() == Oracle(sandbox, "nexudus").rows_in(batch.window.start, batch.window.end)
-        assert sandbox.stats()["nexudus"]["statuses"].get("401", 0) == client.auth.grants - 1
+        assert sandbox.stats()["nexudus"]["statuses"].get("401", 0) == client.token_auth.grants - 1
 
 
 def test_pacing_keeps_a_rate_limited_fetch_free_of_409() -> None:
     with running_sandbox(days=12, rate_limits=True) as sandbox:
-        options = ClientOptions(page_size=40, rate_limits=DEFAULT_LIMITS)  # 8 pages at under 10 per second
         token = sandbox.credentials["NEXUDUS_ACCESS_TOKEN"]
-        with NexudusClient(sandbox.base_url, access_token=token, options=options, clock=SystemClock()) as client:
+        # Default pacing; 8 pages at under 10 per second.
+        resource = NexudusResource(base_url=sandbox.base_url, access_token=token, page_size=40)
+        with NexudusClient(resource, clock=SystemClock()) as client:
             (batch,) = client.fetch_days(windows("2024-01-05", "2024-01-05"))
         statuses = sandbox.stats()["nexudus"]["statuses"]
         assert set(statuses) == {"200"} and statuses["200"] == batch.stats.requests >= 8

@@ -15,7 +15,7 @@ import pytest
 import s3fs
 from dagster._serdes import serialize_value
 
-from completions_assets.lms.schema import BINDBEE_SCHEMA
+from completions_assets.providers.bindbee import BINDBEE_SCHEMA
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
 from completions_assets_tests.support import materialize_range, resources

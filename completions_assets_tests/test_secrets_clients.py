@@ -13,7 +13,7 @@ from completions_assets.providers.nexudus.client import NexudusClient, NexudusRe
 from completions_assets.http.pacing import ManualClock
 from completions_assets.sandbox import Sandbox
 from completions_assets.sandbox.config import ProviderFaults
-from completions_assets_tests.clients_support import fast_options, running_sandbox, windows
+from completions_assets_tests.clients_support import fast_settings, running_sandbox, windows
 
 SECRETS = {
     "BINDBEE_API_KEY": "SECRET-bindbee-key-1234",
@@ -36,12 +36,13 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 def _bindbee(sandbox: Sandbox, api_key: str = SECRETS["BINDBEE_API_KEY"], connector_token: str = SECRETS["BINDBEE_CONNECTOR_TOKEN"]) -> BindbeeClient:
-    return BindbeeClient(sandbox.base_url, api_key=api_key, connector_token=connector_token, options=fast_options(), clock=ManualClock())
+    resource = BindbeeResource(base_url=sandbox.base_url, api_key=api_key, connector_token=connector_token, **fast_settings("bindbee"))
+    return BindbeeClient(resource, clock=ManualClock())
 
 
 def _nexudus(sandbox: Sandbox, **auth: str) -> NexudusClient:
     auth = auth or {"username": SECRETS["NEXUDUS_USERNAME"], "password": SECRETS["NEXUDUS_PASSWORD"]}
-    return NexudusClient(sandbox.base_url, options=fast_options(), clock=ManualClock(), **auth)
+    return NexudusClient(NexudusResource(base_url=sandbox.base_url, **fast_settings("nexudus"), **auth), clock=ManualClock())
 
 
 def _exception_text(exc: BaseException) -> str:
@@ -58,8 +59,8 @@ def test_no_secret_in_logs_errors_or_output(sandbox: Sandbox, caplog: pytest.Log
             assert list(client.fetch_days(DAY))[0].table.num_rows > 0
         with _nexudus(sandbox) as client:  # tokens expire during the walk: renewed by refresh grant
             assert list(client.fetch_days(DAY))[0].table.num_rows > 0
-            assert client.auth.grants >= 2
-            issued += [client.auth._access_token or "", client.auth._refresh_token or ""]
+            assert client.token_auth.grants >= 2
+            issued += [client.token_auth._access_token or "", client.token_auth._refresh_token or ""]
         with _nexudus(sandbox, access_token=SECRETS["NEXUDUS_ACCESS_TOKEN"]) as client:
             assert list(client.fetch_days(DAY))[0].table.num_rows > 0
     finally:

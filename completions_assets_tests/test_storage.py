@@ -5,7 +5,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from completions_assets.lms.schema import BINDBEE_SCHEMA
+from completions_assets.providers.bindbee import BINDBEE_SCHEMA
 from completions_assets.storage import TEMP_PREFIX, ParquetStorage
 
 DAY = dt.date(2024, 3, 1)

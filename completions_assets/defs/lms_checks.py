@@ -1,94 +1,142 @@
-"""Asset checks on `lms_completions`, one evaluation per partition (SPEC section 8).
+"""The checks of `lms_completions` (SPEC section 8), each declared next to its evaluation.
 
-One multi-check reads each day's merged file once and evaluates every selected
-rule on it; in a range run it still records a result per day.
+They run in the merge step on the tables it has just built (one result per
+check and day, also in range runs); a run of the checks alone reads the day's
+files instead.
 """
 
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from completions_assets.defs import check_rules as rules
-from completions_assets.defs.asset_keys import LMS
-from completions_assets.partitions import windows_for
-from completions_assets.storage import ParquetStorage
-from completions_assets.lms.merge import keep_latest
+from completions_assets.lms.schema import LMS_KEY
 from completions_assets.partitions import DayWindow
-
-SOURCES = {"bindbee": "bindbee_completions", "nexudus": "nexudus_completions"}
+from completions_assets.providers.checks import EXAMPLES, CheckOutcome, duplicated_keys
 
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
+ALLOWED_GRADES = ("A", "B", "C", "D", "F", "PASS", "FAIL", "-")
+REQUIRED = ("provider", "completion_id", "user_id", "completed_at")
 
 
+@dataclass(frozen=True)
 class Day:
-    """The merged file of one day and, read only if a rule asks, its sources."""
+    """One day's merged rows and, per provider, the distinct ids of its source file."""
 
-    def __init__(self, window: DayWindow, table: pa.Table, storage: ParquetStorage):
-        self.window, self.table, self._storage = window, table, storage
-
-    def source_ids(self) -> dict[str, pa.Array]:
-        ids = {}
-        for provider, asset in SOURCES.items():
-            raw = self._storage.read(asset, self.window.day)
-            if raw is None:
-                ids[provider] = pa.array([], pa.string())
-                continue
-            latest = keep_latest(raw, ["id"], "modified_at" if provider == "bindbee" else "updated_on")
-            ids[provider] = latest["id"].cast(pa.string()).combine_chunks()
-        return ids
+    window: DayWindow
+    table: pa.Table
+    source_ids: Mapping[str, pa.Array]
 
 
-RULES: dict[str, tuple[dg.AssetCheckSeverity, bool, str, Callable[[Day], rules.RuleResult]]] = {
-    "unique_completion_ids": (ERROR, True, "No two rows share (provider, completion_id).",
-                              lambda d: rules.unique_completion_ids(d.table)),
-    "required_fields_present": (ERROR, False, "provider, completion_id, user_id, completed_at are never null.",
-                                lambda d: rules.required_fields_present(d.table)),
-    "completed_within_partition": (ERROR, False, "Every completed_at lies in the day's half-open window.",
-                                   lambda d: rules.completed_within_partition(d.table, d.window)),
-    "reconciles_with_sources": (ERROR, False, "Rows per provider equal the deduplicated rows of its file.",
-                                lambda d: rules.reconciles_with_sources(d.table, d.source_ids())),
-    "started_before_completed": (WARN, False, "started_at <= completed_at where both are set.",
-                                 lambda d: rules.started_before_completed(d.table)),
-    "score_in_range": (WARN, False, "0 <= score <= 100 where set.",
-                       lambda d: rules.score_in_range(d.table)),
-    "grade_in_allowed_set": (WARN, False, "grade is A, B, C, D, F, PASS, FAIL or '-' where set.",
-                             lambda d: rules.grade_in_allowed_set(d.table)),
-}
+@dataclass(frozen=True)
+class LmsCheck:
+    name: str
+    description: str
+    severity: dg.AssetCheckSeverity
+    blocking: bool
+    evaluate: Callable[[Day], CheckOutcome]
 
 
-def build_lms_checks(partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
-    specs = [
-        dg.AssetCheckSpec(name, asset=LMS, description=description, blocking=blocking,
-                          partitions_def=partitions_def)
-        for name, (_, blocking, description, _) in RULES.items()
+LMS_CHECKS: list[LmsCheck] = []
+
+
+def lms_check(severity: dg.AssetCheckSeverity, description: str, *, blocking: bool = False):
+    """Declares the decorated rule as a check named after it."""
+
+    def declare(evaluate: Callable[[Day], CheckOutcome]) -> Callable[[Day], CheckOutcome]:
+        LMS_CHECKS.append(LmsCheck(evaluate.__name__, description, severity, blocking, evaluate))
+        return evaluate
+
+    return declare
+
+
+def _row_ids(table: pa.Table) -> pa.Array:
+    return pc.binary_join_element_wise(*(table[key] for key in LMS_KEY), ":")
+
+
+def _failing(table: pa.Table, mask: pa.ChunkedArray | pa.Array, **details: object) -> CheckOutcome:
+    bad = table.filter(pc.fill_null(mask, False))
+    return CheckOutcome(bad.num_rows, tuple(_row_ids(bad.slice(0, EXAMPLES)).to_pylist()), details)
+
+
+@lms_check(ERROR, "No two rows share (provider, completion_id).", blocking=True)
+def unique_completion_ids(day: Day) -> CheckOutcome:
+    return duplicated_keys(day.table, LMS_KEY)
+
+
+@lms_check(ERROR, "provider, completion_id, user_id, completed_at are never null.")
+def required_fields_present(day: Day) -> CheckOutcome:
+    missing = [pc.is_null(day.table[name]) for name in REQUIRED]
+    mask = missing[0]
+    for other in missing[1:]:
+        mask = pc.or_(mask, other)
+    return _failing(day.table, mask, **{f"nulls_{name}": day.table[name].null_count for name in REQUIRED})
+
+
+@lms_check(ERROR, "Every completed_at lies in the day's half-open window.")
+def completed_within_partition(day: Day) -> CheckOutcome:
+    at, window = day.table["completed_at"], day.window
+    outside = pc.or_(pc.less(at, pa.scalar(window.start, at.type)), pc.greater_equal(at, pa.scalar(window.end, at.type)))
+    return _failing(day.table, outside, window_start=window.start.isoformat(), window_end=window.end.isoformat())
+
+
+@lms_check(ERROR, "Rows per provider equal the deduplicated rows of its file.")
+def reconciles_with_sources(day: Day) -> CheckOutcome:
+    failed, examples, details = 0, [], {}
+    for provider, source_ids in day.source_ids.items():
+        expected = set(source_ids.to_pylist())
+        merged = day.table.filter(pc.equal(day.table["provider"], provider))["completion_id"].to_pylist()
+        missing = sorted(expected - set(merged))
+        extra = sorted(set(merged) - expected)
+        repeated = sorted(i for i, n in Counter(merged).items() if n > 1)
+        failed += len(missing) + len(extra) + (len(merged) - len(set(merged)))
+        examples += [f"{provider}:{i}" for i in missing + extra + repeated]
+        details[f"{provider}_source_rows"] = len(expected)
+        details[f"{provider}_merged_rows"] = len(merged)
+    return CheckOutcome(failed, tuple(examples[:EXAMPLES]), details)
+
+
+@lms_check(WARN, "started_at <= completed_at where both are set.")
+def started_before_completed(day: Day) -> CheckOutcome:
+    return _failing(day.table, pc.greater(day.table["started_at"], day.table["completed_at"]))
+
+
+@lms_check(WARN, "0 <= score <= 100 where set.")
+def score_in_range(day: Day) -> CheckOutcome:
+    score = day.table["score"]
+    return _failing(day.table, pc.or_(pc.less(score, 0.0), pc.greater(score, 100.0)))
+
+
+@lms_check(WARN, "grade is A, B, C, D, F, PASS, FAIL or '-' where set.")
+def grade_in_allowed_set(day: Day) -> CheckOutcome:
+    grade = day.table["grade"]
+    allowed = pc.is_in(grade, value_set=pa.array(ALLOWED_GRADES))
+    return _failing(day.table, pc.and_(pc.is_valid(grade), pc.invert(allowed)))
+
+
+def lms_check_specs(asset: dg.AssetKey, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(c.name, asset=asset, description=c.description, blocking=c.blocking, partitions_def=partitions_def)
+        for c in LMS_CHECKS
     ]
-
-    @dg.multi_asset_check(specs=specs, can_subset=True, name="lms_completions_checks")
-    def lms_completions_checks(
-        context: dg.AssetCheckExecutionContext, storage: ParquetStorage
-    ) -> Iterator[dg.AssetCheckEvaluation]:
-        selected = [key.name for key in context.selected_asset_check_keys]
-        for window in windows_for(partitions_def, context.op_execution_context.partition_keys):
-            yield from evaluate_day(window, storage, selected)
-
-    return lms_completions_checks
 
 
 def evaluate_day(
-    window: DayWindow, storage: ParquetStorage, names: list[str]
+    asset: dg.AssetKey, window: DayWindow, day: Day | None, names: set[str], missing: str = ""
 ) -> Iterator[dg.AssetCheckEvaluation]:
-    partition = window.day.isoformat()
-    table = storage.read(LMS.path[-1], window.day)
-    for name in sorted(names, key=list(RULES).index):
-        severity, blocking, _, rule = RULES[name]
-        if table is None:
-            passed, metadata = False, {"error": f"no file at {storage.path(LMS.path[-1], window.day)}"}
+    """One evaluation per selected check of one day; every one fails when the day has no file."""
+    for check in LMS_CHECKS:
+        if check.name not in names:
+            continue
+        if day is None:
+            passed, metadata = False, {"error": missing}
         else:
-            result = rule(Day(window, table, storage))
-            passed, metadata = result.passed, result.metadata()
+            outcome = check.evaluate(day)
+            passed, metadata = outcome.passed, outcome.metadata()
         yield dg.AssetCheckEvaluation(
-            asset_key=LMS, check_name=name, passed=passed, metadata=metadata,
-            severity=severity, blocking=blocking, partition=partition,
+            asset_key=asset, check_name=check.name, passed=passed, metadata=metadata,
+            severity=check.severity, blocking=check.blocking, partition=window.day.isoformat(),
         )
-

@@ -3,7 +3,7 @@
 import dagster as dg
 import pyarrow as pa
 
-from completions_assets.providers.base import FetchStats
+from completions_assets.providers.sweeps import FetchStats
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:

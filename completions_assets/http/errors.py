@@ -1,7 +1,6 @@
 """Errors raised by the provider clients.
 
     ProviderError                 every client failure; names the provider
-    ├── ConfigurationError        refused before any request (insecure base URL, bad setting)
     ├── TransportError            no complete response: connect/read failure, body cut short  [retried]
     │   └── RequestTimeoutError   connect, read, write or pool timeout                         [retried]
     ├── StatusError               an HTTP error status; .status, .url (sanitised), .body (snippet)
@@ -12,7 +11,8 @@
     ├── PayloadError              a 2xx body that is not the documented shape (names the page)
     └── PaginationLoopError       a cursor or page that repeats, or the page cap reached
 
-Status errors are made by `status_error` only, so a status maps to one class in
+A bad setting is not a provider failure: it is `settings.ConfigurationError`,
+raised before any request. Status errors are made by `status_error` only, so a status maps to one class in
 one place. Every message is built from sanitised parts: it names the provider,
 the status, the URL without secrets and the first part of the body.
 """
@@ -33,10 +33,6 @@ class ProviderError(Exception):
     def __init__(self, provider: str, message: str) -> None:
         super().__init__(f"{provider}: {message}")
         self.provider = provider
-
-
-class ConfigurationError(ProviderError, ValueError):
-    pass
 
 
 class TransportError(ProviderError):

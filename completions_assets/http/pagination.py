@@ -2,23 +2,20 @@
 
 A paginator answers two questions about a response: which records it holds
 (checking the documented shape) and the params of the next page, or None.
+Pages are only walked here; turning records into Arrow is the provider's parser.
 `iter_pages` drives either one, so no endpoint has a hand-written loop; a
 repeated cursor or page and the page cap raise PaginationLoopError.
 """
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import pyarrow as pa
-
 from completions_assets.http.errors import PaginationLoopError, PayloadError
 from completions_assets.http.session import HttpSession, RequestStats
-from completions_assets.providers.records import RecordLocator
 
 DEFAULT_MAX_PAGES = 100_000
-PARSE_BATCH_RECORDS = 2_000
 
 
 @dataclass(frozen=True)
@@ -114,35 +111,6 @@ class PageNumberPaginator:
         if isinstance(total_pages, int) and page >= total_pages:
             raise PaginationLoopError(self.provider, f"{label}: HasNextPage is true on page {page} of {total_pages}")
         return {**params, "page": str(page + 1)}
-
-
-def parse_walk(
-    pages: Iterable[Page],
-    parse: Callable[[list[dict[str, Any]], RecordLocator], pa.Table],
-    provider: str,
-    *,
-    batch_records: int = PARSE_BATCH_RECORDS,
-) -> pa.Table:
-    """Every record of a walk, parsed into Arrow a batch of pages at a time as they arrive.
-
-    The decoded dicts of a whole sweep would take about ten times the memory of
-    their Arrow form; batches of a few thousand records keep the per-call cost
-    of Arrow low, and parsing overlaps the requests of the other sweeps.
-    """
-    parts: list[pa.Table] = []
-    records: list[dict[str, Any]] = []
-    locator = RecordLocator(provider)
-    for page in pages:
-        locator.add_page(page.label, len(page.records))
-        records.extend(page.records)
-        if len(records) >= batch_records:
-            parts.append(parse(records, locator))
-            records, locator = [], RecordLocator(provider)
-    if records or not parts:
-        parts.append(parse(records, locator))
-    # No combine_chunks: the day split's `take` concatenates anyway, and a copy here
-    # would briefly double every sweep in flight.
-    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 
 
 def iter_pages(

@@ -6,21 +6,17 @@ grants a slot, the request is sent, and failures are classified once
 jitter, honouring `Retry-After` (seconds or HTTP-date) up to a cap.
 """
 
-import datetime as dt
-import email.utils
-import ipaddress
 import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from completions_assets.http.errors import (
-    ConfigurationError,
     PayloadError,
     ProviderError,
     RateLimitError,
@@ -29,79 +25,9 @@ from completions_assets.http.errors import (
 )
 from completions_assets.http.pacing import Clock, Pacer
 from completions_assets.http.redaction import Redactor
+from completions_assets.http.retry import RetrySettings, parse_retry_after, retry_delay
 
 logger = logging.getLogger(__name__)
-
-LOOPBACK_NAMES = frozenset({"localhost"})
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded attempts with exponential backoff; `jitter` is the fraction shaved off at random."""
-
-    max_attempts: int = 5
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-    retry_after_cap_s: float = 60.0
-    jitter: float = 0.25
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-
-    def delay(self, retry_number: int, retry_after: float | None, rng: random.Random) -> float:
-        """Seconds to wait before retry `retry_number` (1-based)."""
-        if retry_after is not None:
-            return min(max(0.0, retry_after), self.retry_after_cap_s)
-        base = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (retry_number - 1))
-        return base * (1 - self.jitter * rng.random())
-
-
-def parse_retry_after(value: str | None, *, now_epoch: float) -> float | None:
-    """Seconds asked for by a `Retry-After` header (delta-seconds or HTTP-date); None if absent or bad."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.timezone.utc)
-        seconds = when.timestamp() - now_epoch
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):
-        return None
-    return max(0.0, seconds)
-
-
-def validate_base_url(provider: str, base_url: str) -> httpx.URL:
-    """Refuses anything but https, except on loopback, before a token can be sent."""
-    try:
-        url = httpx.URL(base_url)
-    except httpx.InvalidURL as exc:
-        raise ConfigurationError(provider, f"invalid base URL: {exc}") from None
-    if url.userinfo:
-        raise ConfigurationError(provider, "base URL must not carry credentials")
-    if not url.host:
-        raise ConfigurationError(provider, f"base URL has no host: {url.scheme}://…")
-    if url.scheme == "https" or (url.scheme == "http" and is_loopback(url.host)):
-        return url
-    raise ConfigurationError(
-        provider, f"base URL must be https:// (plain http only on loopback), got {url.scheme}://{url.host}"
-    )
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
 
 @dataclass
 class RequestStats:
@@ -111,13 +37,6 @@ class RequestStats:
     pages: int = 0
     retries: int = 0
     rate_wait_seconds: float = 0.0
-
-
-Throttled = Callable[[httpx.Response], bool]
-
-
-def _is_429(response: httpx.Response) -> bool:
-    return response.status_code == 429
 
 
 def build_client(
@@ -150,11 +69,11 @@ class HttpSession:
         provider: str,
         client: httpx.Client,
         *,
-        retry: RetryPolicy,
+        retry: RetrySettings,
         pacer: Pacer,
         clock: Clock,
         redactor: Redactor,
-        is_throttled: Throttled = _is_429,
+        throttle_statuses: Collection[int] = (429,),
         on_success: Callable[[httpx.Response], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -164,7 +83,7 @@ class HttpSession:
         self.pacer = pacer
         self.clock = clock
         self.redactor = redactor
-        self._is_throttled = is_throttled
+        self.throttle_statuses = tuple(throttle_statuses)
         self._on_success = on_success
         self._rng = rng or random.Random()
 
@@ -200,7 +119,7 @@ class HttpSession:
                 if attempt > 1:
                     error.add_note(f"gave up after {attempt} attempts")
                 raise error
-            delay = self.retry.delay(attempt, getattr(error, "retry_after", None), self._rng)
+            delay = retry_delay(self.retry, attempt, getattr(error, "retry_after", None), self._rng)
             if isinstance(error, RateLimitError):
                 self.pacer.pause_for(delay)  # the budget is shared: hold every thread back
                 stats.rate_wait_seconds += delay
@@ -230,12 +149,11 @@ class HttpSession:
             if self._on_success is not None:
                 self._on_success(response)
             return self._decode(response, what)
-        throttled = self._is_throttled(response)
         return status_error(
             self.provider,
             response,
             redactor=self.redactor,
-            throttle_statuses=(response.status_code,) if throttled else (),
+            throttle_statuses=self.throttle_statuses,
             retry_after=parse_retry_after(response.headers.get("Retry-After"), now_epoch=self.clock.time()),
         )
 

@@ -1,108 +1,66 @@
-"""Both providers' raw rows in one schema (SPEC section 7), deduplicated."""
+"""Every provider's raw rows of a day in the unified schema, deduplicated (SPEC section 7).
+
+Each provider's `lms_columns` says where a unified column comes from; the merge
+also collects, once, what reconciliation needs: the distinct ids of each source.
+"""
 
 import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from completions_assets.lms.schema import LMS_SCHEMA
+from completions_assets.lms.dedupe import keep_latest
+from completions_assets.lms.schema import LMS_KEY, LMS_SCHEMA
+from completions_assets.providers.declaration import Provider
 
-# Days, hours, minutes and (fractional) seconds; years and months have no fixed
-# length in seconds, so a duration using them is refused rather than guessed.
-ISO_DURATION = (
-    r"^P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
-    r"(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
-)
-_UNIT_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+FILLED_BY_MERGE = ("provider", "completion_date")
 
 
-class UnifyError(ValueError):
-    """A raw value cannot be expressed in the unified schema."""
+@dataclass(frozen=True)
+class MergedDay:
+    table: pa.Table  # LMS_SCHEMA, one row per LMS_KEY, in a stable order
+    source_ids: dict[str, pa.Array]  # provider -> distinct ids (as text) of its raw file of the day
+    facts: dict[str, int]  # what the providers' `day_facts` counted
 
 
-def duration_seconds(durations: pa.Array) -> pa.Array:
-    """ISO 8601 durations (`PT1H15M`) as whole seconds (int64), nulls kept."""
-    parts = pc.extract_regex(durations, ISO_DURATION)
-    unparsed = pc.and_(pc.is_valid(durations), pc.is_null(parts))
-    if pc.any(unparsed).as_py():
-        bad = pc.filter(durations, unparsed)[0].as_py()
-        raise UnifyError(f"time_duration {bad!r} is not an ISO 8601 duration of W/D/H/M/S")
-    total = pa.scalar(0.0)
-    for unit, seconds in _UNIT_SECONDS.items():
-        text = pc.struct_field(parts, unit)
-        value = pc.if_else(pc.equal(text, ""), "0", text).cast(pa.float64())
-        total = pc.add(total, pc.multiply(value, float(seconds)))
-    return pc.floor(total).cast(pa.int64())
-
-
-def _constant(value: object, type_: pa.DataType, rows: int) -> pa.Array:
-    return pa.array([value] * rows, type=type_) if value is not None else pa.nulls(rows, type_)
-
-
-def unify_bindbee(raw: pa.Table, day: dt.date) -> pa.Table:
+def to_lms(provider: Provider, raw: pa.Table, day: dt.date) -> pa.Table:
+    """One provider's raw rows of `day` in LMS_SCHEMA."""
     rows = raw.num_rows
-    return pa.Table.from_pydict(
-        {
-            "provider": _constant("bindbee", pa.string(), rows),
-            "completion_id": raw["id"],
-            "user_id": raw["user"],
-            "user_name": pa.nulls(rows, pa.string()),
-            "course_id": raw["course"],
-            "content_id": raw["content"],
-            "content_title": pa.nulls(rows, pa.string()),
-            "started_at": raw["started_at"],
-            "completed_at": raw["completed_at"],
-            "duration_seconds": duration_seconds(raw["time_duration"].combine_chunks()),
-            "score": raw["score"],
-            "grade": raw["grade"],
-            "modified_at": raw["modified_at"],
-            "completion_date": _constant(day, pa.date32(), rows),
-        },
-        schema=LMS_SCHEMA,
-    )
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {
+        "provider": pa.array([provider.name] * rows, pa.string()),
+        "completion_date": pa.array([day] * rows, pa.date32()),
+    }
+    for field in LMS_SCHEMA:
+        if field.name in FILLED_BY_MERGE:
+            continue
+        source = provider.lms_columns.get(field.name)
+        if source is None:
+            columns[field.name] = pa.nulls(rows, field.type)
+        else:
+            values = raw[source] if isinstance(source, str) else source(raw)
+            columns[field.name] = values.cast(field.type)
+    return pa.Table.from_pydict({name: columns[name] for name in LMS_SCHEMA.names}, schema=LMS_SCHEMA)
 
 
-def unify_nexudus(raw: pa.Table, day: dt.date) -> pa.Table:
-    rows = raw.num_rows
-    return pa.Table.from_pydict(
-        {
-            "provider": _constant("nexudus", pa.string(), rows),
-            "completion_id": raw["id"].cast(pa.string()),
-            # The list endpoint exposes no person id: the enrolment id stands in.
-            "user_id": raw["course_member_id"].cast(pa.string()),
-            "user_name": raw["course_member_coworker_full_name"],
-            "course_id": pa.nulls(rows, pa.string()),
-            "content_id": raw["course_lesson_id"].cast(pa.string()),
-            "content_title": raw["course_lesson_title"],
-            "started_at": pa.nulls(rows, LMS_SCHEMA.field("started_at").type),
-            "completed_at": raw["created_on"],
-            "duration_seconds": pa.nulls(rows, pa.int64()),
-            "score": pa.nulls(rows, pa.float64()),
-            "grade": pa.nulls(rows, pa.string()),
-            "modified_at": raw["updated_on"],
-            "completion_date": _constant(day, pa.date32(), rows),
-        },
-        schema=LMS_SCHEMA,
-    )
-
-
-def keep_latest(table: pa.Table, keys: list[str], version: str) -> pa.Table:
-    """One row per `keys`: the one with the greatest `version` (nulls lose)."""
-    if table.num_rows == 0:
-        return table
-    order = [(key, "ascending", "at_end") for key in keys] + [(version, "descending", "at_end")]
-    ranked = table.take(pc.sort_indices(table, sort_keys=order))
-    first = pa.array([True] + [False] * (ranked.num_rows - 1))
-    for key in keys:
-        column = ranked[key].combine_chunks()
-        changed = pc.not_equal(column[1:], column[:-1]).fill_null(True)
-        first = pc.or_(first, pa.concat_arrays([pa.array([True]), changed]))
-    return ranked.filter(first)
-
-
-def merge_day(bindbee: pa.Table, nexudus: pa.Table, day: dt.date) -> pa.Table:
-    """The unified, deduplicated rows of `day`, in a stable order."""
-    unified = pa.concat_tables([unify_bindbee(bindbee, day), unify_nexudus(nexudus, day)])
-    unique = keep_latest(unified, ["provider", "completion_id"], "modified_at")
+def merge_day(raws: Mapping[Provider, pa.Table], day: dt.date) -> MergedDay:
+    """The unified, deduplicated rows of `day` from each provider's raw file."""
+    unified = pa.concat_tables([to_lms(provider, raw, day) for provider, raw in raws.items()])
+    unique = keep_latest(unified, LMS_KEY, "modified_at")
     order = [("completed_at", "ascending"), ("provider", "ascending"), ("completion_id", "ascending")]
-    return unique.take(pc.sort_indices(unique, sort_keys=order))
+    facts: dict[str, int] = {}
+    for provider, raw in raws.items():
+        if provider.day_facts is not None:
+            facts.update(provider.day_facts(raw))
+    return MergedDay(
+        table=unique.take(pc.sort_indices(unique, sort_keys=order)),
+        source_ids={provider.name: distinct_ids(provider, raw) for provider, raw in raws.items()},
+        facts=facts,
+    )
+
+
+def distinct_ids(provider: Provider, raw: pa.Table) -> pa.Array:
+    """The distinct ids of a provider's raw day, as the unified `completion_id` text."""
+    ids = pc.unique(raw[provider.id_column].cast(pa.string()))
+    return ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids

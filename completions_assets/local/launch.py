@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
+from completions_assets.providers import PROVIDERS
 from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
 
 # The checkout this module sits in: only the tests and the benchmark, which run
@@ -24,7 +25,7 @@ from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
 REPO = Path(__file__).resolve().parents[2]
 # The local instance configuration, shipped in the package (package data).
 INSTANCE_CONFIG = files("completions_assets.local") / "dagster.yaml"
-PROVIDER_POOLS = ("bindbee", "nexudus")
+PROVIDER_POOLS = tuple(provider.name for provider in PROVIDERS)
 
 
 def restore_default_signals() -> None:

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from completions_assets.providers import PROVIDERS
 from completions_assets.storage import ParquetStorage
 
-ASSETS = ("bindbee_completions", "nexudus_completions", "lms_completions")
+ASSETS = (*(provider.asset_name for provider in PROVIDERS), "lms_completions")
 
 
 @dataclass
@@ -46,7 +47,8 @@ def day_reports(
 
 
 def format_table(reports: list[DayReport]) -> str:
-    header = f"{'day':<12}{'bindbee':>9}{'nexudus':>9}{'merged':>9}{'checks passed':>15}  failed"
+    names = [*(provider.name for provider in PROVIDERS), "merged"]
+    header = f"{'day':<12}" + "".join(f"{name:>9}" for name in names) + f"{'checks passed':>15}  failed"
     lines = [header, "-" * len(header)]
     for report in reports:
         rows = [report.rows[asset] for asset in ASSETS]

@@ -1,41 +1,55 @@
-"""Bindbee unified LMS API: `GET /api/lms/v1/completions`, cursor-paged, as Arrow tables."""
+"""Bindbee unified LMS API: `GET /api/lms/v1/completions`, cursor-paged; its declaration, client and resource."""
 
 import datetime as dt
-import logging
-import random
-import threading
+import os
 from collections.abc import Sequence
 from typing import Any
 
+import dagster as dg
 import httpx
 import pyarrow as pa
 from pydantic import Field
 
-from completions_assets.http.errors import ConfigurationError
-from completions_assets.providers.base import ClientOptions, FetchStats, ProviderClient, ProviderResource, SweepResult
-from completions_assets.http.session import HttpSession, RequestStats, build_client, validate_base_url
-from completions_assets.http.pagination import CursorPaginator, iter_pages, parse_walk
+from completions_assets.http.pacing import Clock, RateLimit
+from completions_assets.http.pagination import CursorPaginator
+from completions_assets.providers.checks import NO_DUPLICATE_IDS
+from completions_assets.providers.client import ProviderClient
+from completions_assets.providers.declaration import Provider
+from completions_assets.providers.durations import parse_durations
 from completions_assets.providers.records import (
+    UTC_TIMESTAMP,
     RecordLocator,
     column,
     durations,
     json_text,
     reference_ids,
     timestamps,
-    unknown_fields,
 )
-from completions_assets.http.pacing import Clock, Pacer, RateLimit, SystemClock
-from completions_assets.http.redaction import Redactor
-from completions_assets.lms.schema import BINDBEE_SCHEMA
+from completions_assets.providers.resource import ProviderResource
+from completions_assets.settings import ConfigurationError, Settings, check_base_url
 
-logger = logging.getLogger(__name__)
-
-PROVIDER = "bindbee"
-COMPLETIONS_PATH = "/api/lms/v1/completions"
 MAX_PAGE_SIZE = 100
-DEFAULT_LIMITS = (RateLimit(200, 60.0),)  # per connector token, across all endpoints
 _MICROSECOND = dt.timedelta(microseconds=1)
-DOCUMENTED_FIELDS = frozenset(BINDBEE_SCHEMA.names)
+
+BINDBEE_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("remote_id", pa.string()),
+        ("modified_at", UTC_TIMESTAMP),
+        ("user", pa.string()),
+        ("course", pa.string()),
+        ("content", pa.string()),
+        ("score", pa.float64()),
+        ("grade", pa.string()),
+        ("started_at", UTC_TIMESTAMP),
+        ("completed_at", UTC_TIMESTAMP),
+        ("time_duration", pa.string()),
+        # JSON text; null unless the resource asks for them (include_raw_data /
+        # include_custom_fields), so the schema never changes with configuration.
+        ("raw_data", pa.string()),
+        ("custom_fields", pa.string()),
+    ]
+)
 
 
 def format_filter_time(moment: dt.datetime) -> str:
@@ -43,7 +57,9 @@ def format_filter_time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def sweep_params(start: dt.datetime, end: dt.datetime, page_size: int, *, raw_data: bool, custom_fields: bool) -> dict[str, str]:
+def sweep_params(
+    start: dt.datetime, end: dt.datetime, page_size: int, *, raw_data: bool, custom_fields: bool
+) -> dict[str, str]:
     """Query of a [start, end) sweep; the provider's bounds are inclusive, hence end minus 1 µs."""
     params = {
         "page_size": str(page_size),
@@ -86,57 +102,20 @@ def parse_completions(
 class BindbeeClient(ProviderClient):
     """Plain Bindbee client: one httpx.Client, paced per connector token. Thread-safe."""
 
-    provider = PROVIDER
-    schema = BINDBEE_SCHEMA
-    event_column = "completed_at"
+    settings: "BindbeeResource"
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        api_key: str,
-        connector_token: str,
-        options: ClientOptions | None = None,
-        include_raw_data: bool = False,
-        include_custom_fields: bool = False,
-        clock: Clock | None = None,
-        transport: httpx.BaseTransport | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.options = options or ClientOptions(rate_limits=DEFAULT_LIMITS)
-        if not 1 <= self.options.page_size <= MAX_PAGE_SIZE:
-            raise ConfigurationError(PROVIDER, f"page_size must be 1..{MAX_PAGE_SIZE}, got {self.options.page_size}")
-        if not api_key or not connector_token:
-            raise ConfigurationError(PROVIDER, "api_key and connector_token are required")
-        url = validate_base_url(PROVIDER, base_url)
-        self.include_raw_data = include_raw_data
-        self.include_custom_fields = include_custom_fields
-        clock = clock or SystemClock()
-        self.pacer = Pacer(self.options.rate_limits, clock=clock, margin_s=self.options.rate_margin_s)
-        client = build_client(
-            url,
-            headers={"Authorization": f"Bearer {api_key}", "x-connector-token": connector_token},
-            auth=None,
-            connect_timeout_s=self.options.connect_timeout_s,
-            read_timeout_s=self.options.read_timeout_s,
-            max_connections=self.options.max_concurrent_sweeps + 1,
-            transport=transport,
-        )
-        self.session = HttpSession(
-            PROVIDER,
-            client,
-            retry=self.options.retry,
-            pacer=self.pacer,
-            clock=clock,
-            redactor=Redactor([api_key, connector_token]),
-            on_success=self._observe_budget,
-            rng=rng,
-        )
+    def __init__(self, settings: "BindbeeResource", **options: Any) -> None:
+        if not settings.api_key or not settings.connector_token:
+            raise ConfigurationError("bindbee: api_key and connector_token are required")
+        super().__init__(BINDBEE, settings, **options)
 
-    def close(self) -> None:
-        self.session.close()
+    def secrets(self) -> Sequence[str | None]:
+        return (self.settings.api_key, self.settings.connector_token)
 
-    def _observe_budget(self, response: httpx.Response) -> None:
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.api_key}", "x-connector-token": self.settings.connector_token}
+
+    def on_success(self, response: httpx.Response) -> None:
         # Another client on the same connector token spends the same budget; with
         # pacing turned off the headers are ignored too (429s are still retried).
         if not self.pacer.limits:
@@ -146,26 +125,24 @@ class BindbeeClient(ProviderClient):
             reset = float(response.headers["X-RateLimit-Reset"])
         except (KeyError, ValueError):
             return
-        self.pacer.observe_budget(remaining, reset, cap_s=self.options.rate_reset_cap_s)
+        self.pacer.observe_budget(remaining, reset, cap_s=RATE_RESET_CAP_S)
 
-    def fetch_sweep(self, start: dt.datetime, end: dt.datetime, stop: threading.Event) -> SweepResult:
-        params = sweep_params(
-            start, end, self.options.page_size, raw_data=self.include_raw_data, custom_fields=self.include_custom_fields
+    def sweep_params(self, start: dt.datetime, end: dt.datetime) -> dict[str, str]:
+        return sweep_params(
+            start,
+            end,
+            self.settings.page_size,
+            raw_data=self.settings.include_raw_data,
+            custom_fields=self.settings.include_custom_fields,
         )
-        stats = RequestStats()
-        pages = iter_pages(
-            self.session, COMPLETIONS_PATH, params, CursorPaginator(PROVIDER), stats, max_pages=self.options.max_pages, stop=stop
+
+    def parse(self, records: list[dict[str, Any]], locator: RecordLocator) -> pa.Table:
+        return parse_completions(
+            records, locator, raw_data=self.settings.include_raw_data, custom_fields=self.settings.include_custom_fields
         )
 
-        unknown: set[str] = set()
 
-        def parse(records: list[dict[str, Any]], locator: RecordLocator) -> pa.Table:
-            unknown.update(unknown_fields(records, DOCUMENTED_FIELDS))
-            return parse_completions(records, locator, raw_data=self.include_raw_data, custom_fields=self.include_custom_fields)
-
-        table = parse_walk(pages, parse, PROVIDER)
-        logger.debug("%s sweep %s..%s: %d records in %d requests", PROVIDER, start, end, table.num_rows, stats.requests)
-        return SweepResult(table=table, stats=FetchStats.from_requests(stats, unknown_fields=unknown))
+RATE_RESET_CAP_S = 120.0  # longest pause taken from X-RateLimit-Reset
 
 
 class BindbeeResource(ProviderResource):
@@ -179,15 +156,57 @@ class BindbeeResource(ProviderResource):
     include_custom_fields: bool = Field(default=False, description="Request and store `custom_fields` as JSON text.")
     requests_per_minute: int = Field(default=200, ge=0, description="Pacing limit per connector token; 0 turns pacing off.")
 
+    def rate_limits(self) -> Sequence[RateLimit]:
+        return [RateLimit(self.requests_per_minute, 60.0)] if self.requests_per_minute else []
+
     def create_client(self, *, clock: Clock | None = None, transport: httpx.BaseTransport | None = None) -> BindbeeClient:
-        limits = [RateLimit(self.requests_per_minute, 60.0)] if self.requests_per_minute else []
-        return BindbeeClient(
-            self.base_url,
-            api_key=self.api_key,
-            connector_token=self.connector_token,
-            options=self.client_options(self.page_size, limits),
-            include_raw_data=self.include_raw_data,
-            include_custom_fields=self.include_custom_fields,
-            clock=clock,
-            transport=transport,
-        )
+        return BindbeeClient(self, clock=clock, transport=transport)
+
+
+def resource_from_env(settings: Settings) -> BindbeeResource:
+    """The `bindbee` resource of the code location: BINDBEE_* variables, secrets as EnvVar."""
+    base_url = os.environ.get("BINDBEE_BASE_URL", "https://api.bindbee.dev")
+    check_base_url(base_url, name="BINDBEE_BASE_URL")
+    return BindbeeResource(
+        base_url=base_url,
+        api_key=dg.EnvVar("BINDBEE_API_KEY"),
+        connector_token=dg.EnvVar("BINDBEE_CONNECTOR_TOKEN"),
+    )
+
+
+def _duration_seconds(raw: pa.Table) -> pa.Array:
+    return parse_durations(raw["time_duration"]).seconds
+
+
+def _day_facts(raw: pa.Table) -> dict[str, int]:
+    # Years and months have no fixed length: such durations merge as null seconds.
+    return {"durations_without_fixed_length": parse_durations(raw["time_duration"]).calendar_rows}
+
+
+BINDBEE = Provider(
+    name="bindbee",
+    description="Bindbee LMS completions of the day, as the API serves them.",
+    path="/api/lms/v1/completions",
+    paginator=CursorPaginator,
+    schema=BINDBEE_SCHEMA,
+    documented_fields=frozenset(BINDBEE_SCHEMA.names),
+    id_column="id",
+    event_column="completed_at",
+    version_column="modified_at",
+    throttle_statuses=(429,),
+    lms_columns={
+        "completion_id": "id",
+        "user_id": "user",
+        "course_id": "course",
+        "content_id": "content",
+        "started_at": "started_at",
+        "completed_at": "completed_at",
+        "duration_seconds": _duration_seconds,
+        "score": "score",
+        "grade": "grade",
+        "modified_at": "modified_at",
+    },
+    checks=(NO_DUPLICATE_IDS,),
+    resource_from_env=resource_from_env,
+    day_facts=_day_facts,
+)

@@ -13,17 +13,11 @@ from collections.abc import Generator
 import httpx
 
 from completions_assets.http.errors import AuthenticationError, PayloadError, status_error
-from completions_assets.http.session import parse_retry_after
+from completions_assets.http.retry import parse_retry_after
 from completions_assets.http.pacing import Clock, Pacer
 from completions_assets.http.redaction import Redactor
 
 TOKEN_PATH = "/api/token"
-
-
-def is_throttled(response: httpx.Response) -> bool:
-    # Nexudus throttles with 409 (+ Retry-After) "for legacy reasons", not 429;
-    # nothing the client sends can otherwise conflict.
-    return response.status_code in (409, 429)
 
 
 class NexudusAuth(httpx.Auth):
@@ -39,6 +33,7 @@ class NexudusAuth(httpx.Auth):
         redactor: Redactor,
         pacer: Pacer,
         clock: Clock,
+        throttle_statuses: tuple[int, ...],
         provider: str = "nexudus",
     ) -> None:
         self._token_url = token_url
@@ -48,6 +43,7 @@ class NexudusAuth(httpx.Auth):
         self._pacer = pacer
         self._clock = clock
         self._provider = provider
+        self._throttle_statuses = throttle_statuses
         self._lock = threading.Lock()
         self._access_token = access_token
         self._refresh_token: str | None = None
@@ -104,12 +100,11 @@ class NexudusAuth(httpx.Auth):
 
     def _read_grant(self, response: httpx.Response) -> tuple[str, str | None]:
         if response.status_code != 200:
-            throttled = is_throttled(response)
             raise status_error(
                 self._provider,
                 response,
                 redactor=self._redactor,
-                throttle_statuses=(response.status_code,) if throttled else (),
+                throttle_statuses=self._throttle_statuses,
                 retry_after=parse_retry_after(response.headers.get("Retry-After"), now_epoch=self._clock.time()),
                 detail="token grant refused",
                 refused_grant=True,

@@ -1,45 +1,59 @@
-"""Nexudus `GET /api/content/coursecompletedlessons`, page-numbered, as Arrow tables."""
+"""Nexudus `GET /api/content/coursecompletedlessons`, page-numbered: its declaration, client and resource."""
 
 import datetime as dt
-import itertools
 import logging
-import random
-import threading
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import dagster as dg
 import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from completions_assets.http.errors import ConfigurationError
-from completions_assets.providers.base import (
-    ClientOptions,
-    FetchStats,
-    ProviderClient,
-    ProviderResource,
-    SweepResult,
-    WindowReport,
-)
-from completions_assets.http.session import HttpSession, RequestStats, build_client, validate_base_url
-from completions_assets.providers.nexudus.auth import TOKEN_PATH, NexudusAuth, is_throttled
-from completions_assets.http.pagination import Page, PageNumberPaginator, iter_pages, parse_walk
-from completions_assets.providers.records import RecordLocator, column, json_text, timestamps, unknown_fields
-from completions_assets.http.pacing import Clock, Pacer, RateLimit, SystemClock
-from completions_assets.http.redaction import Redactor
-from completions_assets.lms.schema import NEXUDUS_SCHEMA
-from completions_assets.lms.merge import keep_latest
+from completions_assets.http.pacing import Clock, RateLimit
+from completions_assets.http.pagination import Page, PageNumberPaginator
+from completions_assets.http.session import RequestStats
+from completions_assets.lms.dedupe import keep_latest
+from completions_assets.providers.checks import MATCHES_REPORTED_TOTAL
+from completions_assets.providers.client import ProviderClient
+from completions_assets.providers.declaration import Provider
+from completions_assets.providers.nexudus.auth import TOKEN_PATH, NexudusAuth
+from completions_assets.providers.records import UTC_TIMESTAMP, RecordLocator, column, json_text, timestamps
+from completions_assets.providers.resource import ProviderResource
+from completions_assets.providers.sweeps import FetchStats, SweepResult, WindowReport
+from completions_assets.settings import ConfigurationError, Settings, check_base_url
 
 logger = logging.getLogger(__name__)
 
-PROVIDER = "nexudus"
-LESSONS_PATH = "/api/content/coursecompletedlessons"
 DEFAULT_MARGIN_MINUTES = 14 * 60 + 1  # the filters' time zone is undocumented: cover any UTC offset
-DEFAULT_LIMITS = (RateLimit(1, 0.1), RateLimit(120, 60.0), RateLimit(5000, 3600.0))
+# Nexudus throttles with 409 (+ Retry-After) "for legacy reasons", not only 429;
+# nothing the client sends can otherwise conflict.
+THROTTLE_STATUSES = (409, 429)
 _MINUTE = dt.timedelta(minutes=1)
+
+NEXUDUS_SCHEMA = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("unique_id", pa.string()),
+        ("course_lesson_id", pa.int64()),
+        ("course_lesson_title", pa.string()),
+        ("course_member_id", pa.int64()),
+        ("course_member_coworker_full_name", pa.string()),
+        ("course_member_coworker_company_name", pa.string()),
+        ("course_member_coworker_team_names", pa.string()),
+        ("created_on", UTC_TIMESTAMP),
+        ("updated_on", UTC_TIMESTAMP),
+        ("updated_by", pa.string()),
+        ("is_new", pa.bool_()),
+        ("system_id", pa.string()),
+        ("to_string_text", pa.string()),
+        ("custom_fields", pa.string()),
+    ]
+)
 
 
 def source_key(column_name: str) -> str:
@@ -79,97 +93,67 @@ def parse_lessons(records: Sequence[dict[str, Any]], locator: RecordLocator, *, 
 class NexudusClient(ProviderClient):
     """Plain Nexudus client: one httpx.Client, one auth flow, paced under every documented limit. Thread-safe."""
 
-    provider = PROVIDER
-    schema = NEXUDUS_SCHEMA
-    event_column = "created_on"
+    settings: "NexudusResource"
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        access_token: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        timezone: str = "UTC",
-        margin_minutes: int = DEFAULT_MARGIN_MINUTES,
-        options: ClientOptions | None = None,
-        clock: Clock | None = None,
-        transport: httpx.BaseTransport | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.options = options or ClientOptions(rate_limits=DEFAULT_LIMITS)
-        if not access_token and not (username and password):
-            raise ConfigurationError(PROVIDER, "set access_token, or username and password")
+    def __init__(self, settings: "NexudusResource", **options: Any) -> None:
+        if not settings.access_token and not (settings.username and settings.password):
+            raise ConfigurationError("nexudus: set access_token, or username and password")
         try:
-            ZoneInfo(timezone)
+            ZoneInfo(settings.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigurationError(PROVIDER, f"timezone {timezone!r} is not an IANA time zone") from None
-        if margin_minutes < 0:
-            raise ConfigurationError(PROVIDER, "margin_minutes must not be negative")
-        url = validate_base_url(PROVIDER, base_url)
-        self.timezone = timezone
-        self.margin_minutes = margin_minutes
-        clock = clock or SystemClock()
-        redactor = Redactor([access_token, password])
-        self.pacer = Pacer(self.options.rate_limits, clock=clock, margin_s=self.options.rate_margin_s)
-        self.auth = NexudusAuth(
-            url.copy_with(path=url.path.rstrip("/") + TOKEN_PATH), access_token=access_token or None, username=username, password=password,
-            redactor=redactor, pacer=self.pacer, clock=clock,
-        )
-        client = build_client(
-            url, headers={}, auth=self.auth, connect_timeout_s=self.options.connect_timeout_s,
-            read_timeout_s=self.options.read_timeout_s, max_connections=self.options.max_concurrent_sweeps + 1,
-            transport=transport,
-        )
-        self.session = HttpSession(
-            PROVIDER, client, retry=self.options.retry, pacer=self.pacer, clock=clock, redactor=redactor,
-            is_throttled=is_throttled, rng=rng,
-        )
+            raise ConfigurationError(f"nexudus: timezone {settings.timezone!r} is not an IANA time zone") from None
+        super().__init__(NEXUDUS, settings, **options)
 
-    def close(self) -> None:
-        self.session.close()
+    def secrets(self) -> Sequence[str | None]:
+        return (self.settings.access_token, self.settings.password)
 
-    def fetch_sweep(self, start: dt.datetime, end: dt.datetime, stop: threading.Event) -> SweepResult:
-        request_from, request_to = request_window(start, end, self.margin_minutes)
-        params = {
+    def auth(self) -> NexudusAuth:
+        self.token_auth = NexudusAuth(
+            self.base_url.copy_with(path=self.base_url.path.rstrip("/") + TOKEN_PATH),
+            access_token=self.settings.access_token or None,
+            username=self.settings.username,
+            password=self.settings.password,
+            redactor=self.redactor,
+            pacer=self.pacer,
+            clock=self.clock,
+            throttle_statuses=THROTTLE_STATUSES,
+        )
+        return self.token_auth
+
+    def sweep_params(self, start: dt.datetime, end: dt.datetime) -> dict[str, str]:
+        request_from, request_to = request_window(start, end, self.settings.margin_minutes)
+        return {
             "page": "1",
-            "size": str(self.options.page_size),
+            "size": str(self.settings.page_size),
             "orderBy": "CreatedOn",
             "dir": "1",
             "from_CourseCompletedLesson_CreatedOn": request_from,
             "to_CourseCompletedLesson_CreatedOn": request_to,
         }
-        stats = RequestStats()
-        pages = iter_pages(
-            self.session, LESSONS_PATH, params, PageNumberPaginator(PROVIDER), stats,
-            max_pages=self.options.max_pages, stop=stop,
-        )
-        first = next(pages, None)  # its TotalItems and TotalPages are cross-checked
 
-        unknown: set[str] = set()
+    def parse(self, records: list[dict[str, Any]], locator: RecordLocator) -> pa.Table:
+        return parse_lessons(records, locator, timezone=self.settings.timezone)
 
-        def parse(records: list[dict[str, Any]], locator: RecordLocator) -> pa.Table:
-            unknown.update(unknown_fields(records, DOCUMENTED_FIELDS))
-            return parse_lessons(records, locator, timezone=self.timezone)
-
-        table = parse_walk(itertools.chain([first] if first else [], pages), parse, PROVIDER)
-        total_items = _reported(first, "TotalItems")
-        self._cross_check(table, first, stats.pages, (request_from, request_to))
-        report = WindowReport(request_from, request_to, total_items, pc.count_distinct(table["id"]).as_py())
+    def finish_sweep(
+        self, table: pa.Table, first: Page | None, params: Mapping[str, str], stats: RequestStats, unknown: set[str]
+    ) -> SweepResult:
+        window = (params["from_CourseCompletedLesson_CreatedOn"], params["to_CourseCompletedLesson_CreatedOn"])
+        self._cross_check(table, first, stats.pages, window)
+        report = WindowReport(*window, _reported(first, "TotalItems"), pc.count_distinct(table["id"]).as_py())
         # Offset paging serves a record twice when rows shift between pages; it is
         # one record (the latest copy kept). A record skipped by the shift shows
         # up as fewer distinct ids than TotalItems in the report above.
-        table = keep_latest(table, ["id"], "updated_on")
+        table = keep_latest(table, [NEXUDUS.id_column], NEXUDUS.version_column)
         return SweepResult(table=table, stats=FetchStats.from_requests(stats, [report], unknown_fields=unknown))
 
     def _cross_check(self, table: pa.Table, first: Page | None, pages: int, window: tuple[str, str]) -> None:
         # `dir` is documented three ways: verify the order instead of trusting it (rows get sorted anyway).
         served = table["created_on"].cast(pa.int64()).to_numpy()
         if len(served) > 1 and bool(np.any(served[1:] < served[:-1])):
-            logger.warning("%s %s..%s: rows were not served in CreatedOn order", PROVIDER, *window)
+            logger.warning("nexudus %s..%s: rows were not served in CreatedOn order", *window)
         total_pages = _reported(first, "TotalPages")
         if total_pages is not None and pages != max(1, total_pages):
-            logger.warning("%s %s..%s: fetched %d pages, TotalPages said %d", PROVIDER, *window, pages, total_pages)
+            logger.warning("nexudus %s..%s: fetched %d pages, TotalPages said %d", *window, pages, total_pages)
 
 
 def _reported(page: Page | None, key: str) -> int | None:
@@ -191,20 +175,47 @@ class NexudusResource(ProviderResource):
     requests_per_minute: int = Field(default=120, ge=0, description="Pacing limit per minute; 0 turns it off.")
     requests_per_hour: int = Field(default=5000, ge=0, description="Pacing limit per hour; 0 turns it off.")
 
+    def rate_limits(self) -> Sequence[RateLimit]:
+        limits = ((1, self.min_interval_ms / 1000), (self.requests_per_minute, 60.0), (self.requests_per_hour, 3600.0))
+        return [RateLimit(count, seconds) for count, seconds in limits if count and seconds]
+
     def create_client(self, *, clock: Clock | None = None, transport: httpx.BaseTransport | None = None) -> NexudusClient:
-        limits = [
-            RateLimit(count, seconds)
-            for count, seconds in ((1, self.min_interval_ms / 1000), (self.requests_per_minute, 60.0), (self.requests_per_hour, 3600.0))
-            if count and seconds
-        ]
-        return NexudusClient(
-            self.base_url,
-            access_token=self.access_token,
-            username=self.username,
-            password=self.password,
-            timezone=self.timezone,
-            margin_minutes=self.margin_minutes,
-            options=self.client_options(self.page_size, limits),
-            clock=clock,
-            transport=transport,
-        )
+        return NexudusClient(self, clock=clock, transport=transport)
+
+
+def resource_from_env(settings: Settings) -> NexudusResource:
+    """The `nexudus` resource of the code location: NEXUDUS_* variables, secrets as EnvVar."""
+    base_url = os.environ.get("NEXUDUS_BASE_URL", "https://spaces.nexudus.com")
+    check_base_url(base_url, name="NEXUDUS_BASE_URL")
+    # Only the presence of a variable decides the auth flow; values stay in EnvVar.
+    if "NEXUDUS_ACCESS_TOKEN" in os.environ:
+        credentials = {"access_token": dg.EnvVar("NEXUDUS_ACCESS_TOKEN")}
+    else:
+        credentials = {"username": dg.EnvVar("NEXUDUS_USERNAME"), "password": dg.EnvVar("NEXUDUS_PASSWORD")}
+    return NexudusResource(base_url=base_url, timezone=settings.timezone, **credentials)
+
+
+NEXUDUS = Provider(
+    name="nexudus",
+    description="Nexudus course completed lessons of the day, as the API serves them.",
+    path="/api/content/coursecompletedlessons",
+    paginator=PageNumberPaginator,
+    schema=NEXUDUS_SCHEMA,
+    documented_fields=DOCUMENTED_FIELDS,
+    id_column="id",
+    event_column="created_on",
+    version_column="updated_on",
+    throttle_statuses=THROTTLE_STATUSES,
+    lms_columns={
+        "completion_id": "id",
+        # The list endpoint exposes no person id: the enrolment id stands in.
+        "user_id": "course_member_id",
+        "user_name": "course_member_coworker_full_name",
+        "content_id": "course_lesson_id",
+        "content_title": "course_lesson_title",
+        "completed_at": "created_on",
+        "modified_at": "updated_on",
+    },
+    checks=(MATCHES_REPORTED_TOTAL,),
+    resource_from_env=resource_from_env,
+)

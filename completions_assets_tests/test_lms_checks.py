@@ -4,7 +4,8 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pytest
 
-from completions_assets.defs import check_rules as rules
+from completions_assets.defs import lms_checks as rules
+from completions_assets.defs.lms_checks import Day
 from completions_assets.lms.schema import LMS_SCHEMA
 from completions_assets.partitions import day_window
 
@@ -19,6 +20,10 @@ def lms(*rows: dict) -> pa.Table:
     return pa.Table.from_pylist(full, schema=LMS_SCHEMA)
 
 
+def day(table: pa.Table, sources: dict[str, pa.Array] | None = None) -> Day:
+    return Day(WINDOW, table, sources or {})
+
+
 GOOD = lms({"completion_id": "1"}, {"completion_id": "2", "provider": "nexudus"},
            {"completion_id": "1", "provider": "nexudus"})
 
@@ -26,17 +31,17 @@ GOOD = lms({"completion_id": "1"}, {"completion_id": "2", "provider": "nexudus"}
 def test_good_day_passes_every_rule():
     for rule in (rules.unique_completion_ids, rules.required_fields_present,
                  rules.started_before_completed, rules.score_in_range, rules.grade_in_allowed_set):
-        assert rule(GOOD).passed, rule.__name__
-    assert rules.completed_within_partition(GOOD, WINDOW).passed
+        assert rule(day(GOOD)).passed, rule.__name__
+    assert rules.completed_within_partition(day(GOOD)).passed
 
 
 def test_duplicate_ids_are_counted_with_examples():
-    result = rules.unique_completion_ids(lms({"completion_id": "1"}, {"completion_id": "1"}))
+    result = rules.unique_completion_ids(day(lms({"completion_id": "1"}, {"completion_id": "1"})))
     assert (result.passed, result.failed_rows, result.examples) == (False, 2, ("bindbee:1",))
 
 
 def test_missing_user_id_fails_required_fields():
-    result = rules.required_fields_present(lms({"completion_id": "9", "user_id": None}))
+    result = rules.required_fields_present(day(lms({"completion_id": "9", "user_id": None})))
     assert (result.failed_rows, result.examples) == (1, ("bindbee:9",))
     assert result.metadata()["nulls_user_id"] == 1
 
@@ -47,23 +52,23 @@ def test_missing_user_id_fails_required_fields():
      (WINDOW.end, False), (WINDOW.start - dt.timedelta(microseconds=1), False)],
 )
 def test_window_is_half_open(at, inside):
-    result = rules.completed_within_partition(lms({"completion_id": "x", "completed_at": at}), WINDOW)
+    result = rules.completed_within_partition(day(lms({"completion_id": "x", "completed_at": at})))
     assert result.passed is inside
 
 
 def test_a_source_row_lost_in_the_merge_is_reported():
     sources = {"bindbee": pa.array(["1", "lost"]), "nexudus": pa.array(["1", "2"])}
-    result = rules.reconciles_with_sources(GOOD, sources)
+    result = rules.reconciles_with_sources(day(GOOD, sources))
     assert (result.passed, result.examples) == (False, ("bindbee:lost",))
     assert result.details["bindbee_source_rows"] == 2
-    assert rules.reconciles_with_sources(GOOD, {"bindbee": pa.array(["1"]),
-                                                "nexudus": pa.array(["2", "1"])}).passed
+    assert rules.reconciles_with_sources(day(GOOD, {"bindbee": pa.array(["1"]),
+                                                    "nexudus": pa.array(["2", "1"])})).passed
 
 
 def test_warning_rules_flag_bad_values():
     late_start = lms({"completion_id": "s", "started_at": WINDOW.start + dt.timedelta(hours=1)})
-    assert rules.started_before_completed(late_start).examples == ("bindbee:s",)
-    assert rules.score_in_range(lms({"completion_id": "a", "score": 100.5})).failed_rows == 1
-    assert rules.score_in_range(lms({"completion_id": "a", "score": 0.0})).passed
-    assert rules.grade_in_allowed_set(lms({"completion_id": "g", "grade": "E"})).failed_rows == 1
-    assert rules.grade_in_allowed_set(lms({"completion_id": "g", "grade": "-"})).passed
+    assert rules.started_before_completed(day(late_start)).examples == ("bindbee:s",)
+    assert rules.score_in_range(day(lms({"completion_id": "a", "score": 100.5}))).failed_rows == 1
+    assert rules.score_in_range(day(lms({"completion_id": "a", "score": 0.0}))).passed
+    assert rules.grade_in_allowed_set(day(lms({"completion_id": "g", "grade": "E"}))).failed_rows == 1
+    assert rules.grade_in_allowed_set(day(lms({"completion_id": "g", "grade": "-"}))).passed

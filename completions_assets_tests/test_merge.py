@@ -3,8 +3,12 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from completions_assets.lms.schema import BINDBEE_SCHEMA, LMS_SCHEMA, NEXUDUS_SCHEMA
-from completions_assets.lms.merge import UnifyError, duration_seconds, keep_latest, merge_day
+from completions_assets.lms.dedupe import keep_latest
+from completions_assets.lms.merge import merge_day
+from completions_assets.lms.schema import LMS_SCHEMA
+from completions_assets.providers.bindbee import BINDBEE, BINDBEE_SCHEMA
+from completions_assets.providers.nexudus import NEXUDUS
+from completions_assets.providers.nexudus.client import NEXUDUS_SCHEMA
 
 UTC = dt.timezone.utc
 DAY = dt.date(2024, 3, 1)
@@ -12,21 +16,6 @@ DAY = dt.date(2024, 3, 1)
 
 def ts(hour: int, minute: int = 0) -> dt.datetime:
     return dt.datetime(2024, 3, 1, hour, minute, tzinfo=UTC)
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("PT1H15M", 4500), ("PT45M", 2700), ("PT30S", 30), ("P1DT2H", 93600),
-     ("PT1.9S", 1), ("P1W", 604800), ("PT0S", 0), (None, None)],
-)
-def test_iso_durations_become_whole_seconds(text, seconds):
-    assert duration_seconds(pa.array([text], pa.string())).to_pylist() == [seconds]
-
-
-@pytest.mark.parametrize("text", ["1H", "P1M", "PT1H15", "soon"])
-def test_unreadable_durations_are_refused_by_name(text):
-    with pytest.raises(UnifyError, match=repr(text).replace("(", r"\(")):
-        duration_seconds(pa.array(["PT1M", text]))
 
 
 def bindbee_rows(*rows: dict) -> pa.Table:
@@ -48,7 +37,7 @@ def test_merge_maps_both_providers_to_the_unified_schema():
         {"id": 42, "course_member_id": 7, "course_member_coworker_full_name": "Zoë Ångström",
          "course_lesson_id": 3, "course_lesson_title": "Intro", "created_on": ts(8), "updated_on": ts(12)}
     )
-    merged = merge_day(bindbee, nexudus, DAY)
+    merged = merge_day({BINDBEE: bindbee, NEXUDUS: nexudus}, DAY).table
     assert merged.schema.equals(LMS_SCHEMA)
     assert merged.to_pylist() == [
         {"provider": "nexudus", "completion_id": "42", "user_id": "7", "user_name": "Zoë Ångström",
@@ -69,7 +58,7 @@ def test_duplicates_keep_the_latest_modified_row():
         {"id": "b-1", "user": "undated", "completed_at": ts(10), "modified_at": None},
         {"id": "b-2", "user": "other", "completed_at": ts(9), "modified_at": ts(9)},
     )
-    merged = merge_day(bindbee, nexudus_rows(), DAY)
+    merged = merge_day({BINDBEE: bindbee, NEXUDUS: nexudus_rows()}, DAY).table
     assert merged.select(["completion_id", "user_id"]).to_pylist() == [
         {"completion_id": "b-2", "user_id": "other"},
         {"completion_id": "b-1", "user_id": "new"},
@@ -79,3 +68,25 @@ def test_duplicates_keep_the_latest_modified_row():
 def test_same_id_from_two_providers_is_not_a_duplicate():
     table = pa.table({"provider": ["bindbee", "nexudus"], "completion_id": ["1", "1"], "v": [1, 2]})
     assert keep_latest(table, ["provider", "completion_id"], "v").num_rows == 2
+
+
+def test_durations_without_fixed_length_merge_as_null_and_are_counted():
+    bindbee = bindbee_rows(
+        {"id": "b-1", "user": "u", "completed_at": ts(10), "time_duration": "P1M"},
+        {"id": "b-2", "user": "u", "completed_at": ts(11), "time_duration": "PT1.5H"},
+        {"id": "b-3", "user": "u", "completed_at": ts(12), "time_duration": "P1Y2M3D"},
+    )
+    merged = merge_day({BINDBEE: bindbee, NEXUDUS: nexudus_rows()}, DAY)
+    assert merged.table["duration_seconds"].to_pylist() == [None, 5400, None]
+    assert merged.facts == {"durations_without_fixed_length": 2}
+
+
+def test_the_merge_collects_each_sources_distinct_ids():
+    bindbee = bindbee_rows(
+        {"id": "b-1", "completed_at": ts(10)}, {"id": "b-1", "completed_at": ts(10)}, {"id": "b-2", "completed_at": ts(10)}
+    )
+    nexudus = nexudus_rows({"id": 42, "created_on": ts(8)})
+    merged = merge_day({BINDBEE: bindbee, NEXUDUS: nexudus}, DAY)
+    assert {name: sorted(ids.to_pylist()) for name, ids in merged.source_ids.items()} == {
+        "bindbee": ["b-1", "b-2"], "nexudus": ["42"]
+    }
