@@ -11,6 +11,7 @@ from completions_assets.lms.schema import LMS_SCHEMA
 from completions_assets.providers.bindbee import BINDBEE_SCHEMA
 from completions_assets.providers.nexudus.client import NEXUDUS_SCHEMA
 from completions_assets.storage import ParquetStorage
+from completions_assets_tests.support import source_dir
 
 
 def _utc(text: str | None) -> dt.datetime | None:
@@ -70,8 +71,8 @@ def day_window_utc(day: str, zone: str = "UTC") -> tuple[dt.datetime, dt.datetim
 def assert_day_matches_ground_truth(sandbox, storage: ParquetStorage, day: str, zone: str = "UTC"):
     start, end = day_window_utc(day, zone)
     date = dt.date.fromisoformat(day)
-    bindbee = storage.read("bindbee_completions", date)
-    nexudus = storage.read("nexudus_completions", date)
+    bindbee = storage.read(source_dir("bindbee"), date)
+    nexudus = storage.read(source_dir("nexudus"), date)
     merged = storage.read("lms_completions", date)
     assert bindbee.schema.equals(BINDBEE_SCHEMA) and nexudus.schema.equals(NEXUDUS_SCHEMA)
     assert merged.schema.equals(LMS_SCHEMA)
@@ -79,6 +80,7 @@ def assert_day_matches_ground_truth(sandbox, storage: ParquetStorage, day: str, 
     want_n = expected_nexudus(sandbox, start, end)
     assert file_rows(bindbee, list(want_b[0]) if want_b else ["id"]) == want_b
     assert file_rows(nexudus, list(want_n[0]) if want_n else ["id"]) == want_n
+    assert set(merged["connection"].to_pylist()) <= {"default"}
     merged_keys = sorted(zip(merged["provider"].to_pylist(), merged["completion_id"].to_pylist()))
     assert merged_keys == sorted([("bindbee", r["id"]) for r in want_b]
                                  + [("nexudus", str(r["id"])) for r in want_n])

@@ -11,6 +11,7 @@ import dagster as dg
 from completions_assets.defs.assets import build_assets
 from completions_assets.providers.bindbee import BindbeeResource
 from completions_assets.settings import Settings
+from completions_assets.connections import default_connection
 from completions_assets.providers import PROVIDERS
 from completions_assets.providers.declaration import Provider
 from completions_assets.local.launch import INSTANCE_CONFIG, prepare_dagster_home, sandbox_environment
@@ -44,9 +45,10 @@ def resources(base_url: str, root: str, zone: str = "UTC", **overrides: object) 
 
 
 def definitions_for(zone: str = "UTC", providers: Sequence[Provider] = PROVIDERS) -> list[dg.AssetsDefinition]:
+    """The code location's assets, one `default` connection per provider (as without a connections file)."""
     settings = Settings(start_date=dt.date(2024, 1, 1), timezone=zone, lookback_days=3, data_root="")
     partitions_def = daily_partitions(settings)
-    return build_assets(partitions_def, providers)
+    return build_assets(partitions_def, [default_connection(p, {}) for p in providers])
 
 
 def materialize_range(
@@ -73,3 +75,12 @@ def location_env(base_url: str, tmp_path: Path, instance_config: Traversable = I
         "COMPLETIONS_START_DATE": "2024-01-01",
         "COMPLETIONS_TIMEZONE": "UTC",
     }
+
+
+def source_dir(provider: str, connection: str = "default") -> str:
+    """Where a connection's raw files live under the data root."""
+    return f"{provider}_completions/connection={connection}"
+
+
+def source_key(provider: str, connection: str = "default") -> dg.AssetKey:
+    return dg.AssetKey([f"{provider}_completions", connection])

@@ -8,11 +8,11 @@ import pyarrow.dataset as ds
 from completions_assets.local.run_report import check_results
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
-from completions_assets_tests.support import materialize_range, resources
+from completions_assets_tests.support import materialize_range, resources, source_dir, source_key
 
 LMS_CHECKS = {"unique_completion_ids", "required_fields_present", "completed_within_partition",
               "reconciles_with_sources", "started_before_completed", "score_in_range",
-              "grade_in_allowed_set"}
+              "grade_in_allowed_set", "all_connections_present"}
 
 
 def days(first: str, count: int) -> list[str]:
@@ -48,11 +48,11 @@ def test_ten_day_range_is_one_run_with_a_check_result_per_day(sandbox, tmp_path)
     materialized = instance.get_materialized_partitions(dg.AssetKey("lms_completions"))
     assert materialized == set(days("2024-03-03", 10))
     record = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("nexudus_completions"), asset_partitions=["2024-03-07"]),
+        dg.AssetRecordsFilter(asset_key=source_key("nexudus"), asset_partitions=["2024-03-07"]),
         limit=1,
     ).records[0]
     metadata = record.asset_materialization.metadata
-    assert metadata["dagster/row_count"].value == storage.read("nexudus_completions", dt.date(2024, 3, 7)).num_rows
+    assert metadata["dagster/row_count"].value == storage.read(source_dir("nexudus"), dt.date(2024, 3, 7)).num_rows
     assert {"path", "requests", "pages", "retries", "rate_limit_wait_seconds", "total_items_reported",
             "dagster/column_schema"} <= set(metadata)
 

@@ -13,7 +13,7 @@ from completions_assets.local.run_report import check_results
 from completions_assets.sandbox import ProviderFaults, SandboxConfig, start_sandbox
 from completions_assets.lms.schema import LMS_SCHEMA
 from completions_assets.storage import ParquetStorage
-from completions_assets_tests.support import materialize_range, resources
+from completions_assets_tests.support import materialize_range, resources, source_key
 
 DAY = "2024-03-05"
 LMS = dg.AssetKey("lms_completions")
@@ -97,7 +97,7 @@ def test_run_failing_part_way_leaves_every_file_intact(tmp_path):
     message = failure.event_specific_data.error.to_string()
     assert "bindbee" in message.lower() and "json" in message.lower()
     assert digest(tmp_path) == before
-    assert instance.get_materialized_partitions(dg.AssetKey("bindbee_completions")) == {"2024-03-01", "2024-03-02"}
+    assert instance.get_materialized_partitions(source_key("bindbee")) == {"2024-03-01", "2024-03-02"}
     storage = ParquetStorage(root=str(tmp_path))
     for offset in range(6):
         assert storage.read("lms_completions", dt.date(2024, 3, 1) + dt.timedelta(days=offset)).num_rows

@@ -19,7 +19,7 @@ from completions_assets_tests.support import location_env
 
 LMS_CHECK_NAMES = {"unique_completion_ids", "required_fields_present", "completed_within_partition",
                    "reconciles_with_sources", "started_before_completed", "score_in_range",
-                   "grade_in_allowed_set"}
+                   "grade_in_allowed_set", "all_connections_present"}
 
 
 @pytest.fixture(name="location_env")
@@ -97,7 +97,7 @@ def test_dagster_dev_serves_assets_checks_job_and_schedule(location_env):
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
     nodes = {tuple(n["assetKey"]["path"]): n for n in data["assetNodes"]}
-    assert set(nodes) == {("bindbee_completions",), ("nexudus_completions",), ("lms_completions",)}
+    assert set(nodes) == {("bindbee_completions", "default"), ("nexudus_completions", "default"), ("lms_completions",)}
     assert all(node["isPartitioned"] for node in nodes.values())
     checks = {(path[0], c["name"], c["blocking"]) for path, n in nodes.items()
               for c in n["assetChecksOrError"]["checks"]}

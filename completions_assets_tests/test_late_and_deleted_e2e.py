@@ -10,7 +10,7 @@ from completions_assets.settings import Settings
 from completions_assets.sandbox import SandboxConfig, start_sandbox
 from completions_assets.defs.schedules import build_job, build_schedule
 from completions_assets.storage import ParquetStorage
-from completions_assets_tests.support import materialize_range, resources
+from completions_assets_tests.support import materialize_range, resources, source_dir
 
 UTC = dt.timezone.utc
 SETTINGS = Settings(start_date=dt.date(2024, 1, 1), timezone="UTC", lookback_days=3, data_root="")
@@ -24,7 +24,7 @@ def scheduled_range(tick: dt.datetime) -> tuple[str, str]:
 
 def latest_metadata(instance: dg.DagsterInstance, asset: str, day: str) -> dict:
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[day]), limit=1).records
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey.from_user_string(asset), asset_partitions=[day]), limit=1).records
     return {key: value.value for key, value in records[0].asset_materialization.metadata.items()}
 
 
@@ -79,14 +79,14 @@ def test_deleted_nexudus_record_disappears_and_the_change_is_reported(tmp_path):
         res = resources(sb.base_url, str(tmp_path))
         assert materialize_range(day, day, res, instance).success
         storage = ParquetStorage(root=str(tmp_path))
-        before = storage.read("nexudus_completions", dt.date.fromisoformat(day))["id"].to_pylist()
-        assert latest_metadata(instance, "nexudus_completions", day)["rows_added"] == len(before)
+        before = storage.read(source_dir("nexudus"), dt.date.fromisoformat(day))["id"].to_pylist()
+        assert latest_metadata(instance, "nexudus_completions/default", day)["rows_added"] == len(before)
         gone = str(before[len(before) // 2])
         sb.update(delete={"nexudus": [gone]})
         assert materialize_range(day, day, res, instance).success
-    after = storage.read("nexudus_completions", dt.date.fromisoformat(day))["id"].to_pylist()
+    after = storage.read(source_dir("nexudus"), dt.date.fromisoformat(day))["id"].to_pylist()
     assert sorted(map(str, before)) == sorted([*map(str, after), gone])
-    for asset in ("nexudus_completions", "lms_completions"):
+    for asset in ("nexudus_completions/default", "lms_completions"):
         changes = latest_metadata(instance, asset, day)
         assert (changes["rows_added"], changes["rows_removed"]) == (0, 1), asset
     assert gone not in lms_ids(storage, day)

@@ -14,7 +14,7 @@ WINDOW = day_window(dt.date(2024, 3, 1), ZoneInfo("UTC"))
 
 
 def lms(*rows: dict) -> pa.Table:
-    base = {"provider": "bindbee", "user_id": "u", "completed_at": WINDOW.start,
+    base = {"provider": "bindbee", "connection": "acme", "user_id": "u", "completed_at": WINDOW.start,
             "completion_date": WINDOW.day}
     full = [{name: {**base, **row}.get(name) for name in LMS_SCHEMA.names} for row in rows]
     return pa.Table.from_pylist(full, schema=LMS_SCHEMA)
@@ -37,12 +37,12 @@ def test_good_day_passes_every_rule():
 
 def test_duplicate_ids_are_counted_with_examples():
     result = rules.unique_completion_ids(day(lms({"completion_id": "1"}, {"completion_id": "1"})))
-    assert (result.passed, result.failed_rows, result.examples) == (False, 2, ("bindbee:1",))
+    assert (result.passed, result.failed_rows, result.examples) == (False, 2, ("bindbee:acme:1",))
 
 
 def test_missing_user_id_fails_required_fields():
     result = rules.required_fields_present(day(lms({"completion_id": "9", "user_id": None})))
-    assert (result.failed_rows, result.examples) == (1, ("bindbee:9",))
+    assert (result.failed_rows, result.examples) == (1, ("bindbee:acme:9",))
     assert result.metadata()["nulls_user_id"] == 1
 
 
@@ -57,17 +57,36 @@ def test_window_is_half_open(at, inside):
 
 
 def test_a_source_row_lost_in_the_merge_is_reported():
-    sources = {"bindbee": pa.array(["1", "lost"]), "nexudus": pa.array(["1", "2"])}
+    sources = {"bindbee:acme": pa.array(["1", "lost"]), "nexudus:acme": pa.array(["1", "2"])}
     result = rules.reconciles_with_sources(day(GOOD, sources))
-    assert (result.passed, result.examples) == (False, ("bindbee:lost",))
-    assert result.details["bindbee_source_rows"] == 2
-    assert rules.reconciles_with_sources(day(GOOD, {"bindbee": pa.array(["1"]),
-                                                    "nexudus": pa.array(["2", "1"])})).passed
+    assert (result.passed, result.examples) == (False, ("bindbee:acme:lost",))
+    assert result.details["source_rows"].value == {"bindbee:acme": 2, "nexudus:acme": 2}
+    assert rules.reconciles_with_sources(day(GOOD, {"bindbee:acme": pa.array(["1"]),
+                                                    "nexudus:acme": pa.array(["2", "1"])})).passed
+
+
+def test_reconciliation_is_per_connection():
+    two = lms({"completion_id": "1"}, {"completion_id": "1", "connection": "globex"})
+    sources = {"bindbee:acme": pa.array(["1"]), "bindbee:globex": pa.array(["1"])}
+    assert rules.reconciles_with_sources(day(two, sources)).passed
+    assert rules.unique_completion_ids(day(two)).passed  # same id, two connections: two completions
+    moved = {"bindbee:acme": pa.array(["1"]), "bindbee:globex": pa.array(["2"])}
+    result = rules.reconciles_with_sources(day(two, moved))
+    assert set(result.examples) == {"bindbee:globex:2", "bindbee:globex:1"}
+    orphan = rules.reconciles_with_sources(day(two, {"bindbee:acme": pa.array(["1"])}))
+    assert orphan.examples == ("bindbee:globex:1",)  # a row of a connection without a file
+
+
+def test_all_connections_present_names_the_missing_and_the_failed():
+    assert rules.all_connections_present(day(GOOD)).passed
+    result = rules.all_connections_present(Day(WINDOW, GOOD, {}, absent=("nexudus:paris",), failed=("bindbee:acme",)))
+    assert (result.passed, result.examples) == (False, ("bindbee:acme", "nexudus:paris"))
+    assert result.details == {"connections_without_file": ["nexudus:paris"], "connections_failed": ["bindbee:acme"]}
 
 
 def test_warning_rules_flag_bad_values():
     late_start = lms({"completion_id": "s", "started_at": WINDOW.start + dt.timedelta(hours=1)})
-    assert rules.started_before_completed(day(late_start)).examples == ("bindbee:s",)
+    assert rules.started_before_completed(day(late_start)).examples == ("bindbee:acme:s",)
     assert rules.score_in_range(day(lms({"completion_id": "a", "score": 100.5}))).failed_rows == 1
     assert rules.score_in_range(day(lms({"completion_id": "a", "score": 0.0}))).passed
     assert rules.grade_in_allowed_set(day(lms({"completion_id": "g", "grade": "E"}))).failed_rows == 1

@@ -8,9 +8,11 @@ from completions_assets.lms.merge import merge_day
 from completions_assets.lms.schema import LMS_SCHEMA
 from completions_assets.providers.bindbee import BINDBEE, BINDBEE_SCHEMA
 from completions_assets.providers.nexudus import NEXUDUS
+from completions_assets.connections import Connection, default_connection
 from completions_assets.providers.nexudus.client import NEXUDUS_SCHEMA
 
 UTC = dt.timezone.utc
+BB, NX = default_connection(BINDBEE, {}), default_connection(NEXUDUS, {})
 DAY = dt.date(2024, 3, 1)
 
 
@@ -37,14 +39,14 @@ def test_merge_maps_both_providers_to_the_unified_schema():
         {"id": 42, "course_member_id": 7, "course_member_coworker_full_name": "Zoë Ångström",
          "course_lesson_id": 3, "course_lesson_title": "Intro", "created_on": ts(8), "updated_on": ts(12)}
     )
-    merged = merge_day({BINDBEE: bindbee, NEXUDUS: nexudus}, DAY).table
+    merged = merge_day({BB: bindbee, NX: nexudus}, DAY).table
     assert merged.schema.equals(LMS_SCHEMA)
     assert merged.to_pylist() == [
-        {"provider": "nexudus", "completion_id": "42", "user_id": "7", "user_name": "Zoë Ångström",
+        {"provider": "nexudus", "connection": "default", "completion_id": "42", "user_id": "7", "user_name": "Zoë Ångström",
          "course_id": None, "content_id": "3", "content_title": "Intro", "started_at": None,
          "completed_at": ts(8), "duration_seconds": None, "score": None, "grade": None,
          "modified_at": ts(12), "completion_date": DAY},
-        {"provider": "bindbee", "completion_id": "b-1", "user_id": "u-1", "user_name": None,
+        {"provider": "bindbee", "connection": "default", "completion_id": "b-1", "user_id": "u-1", "user_name": None,
          "course_id": "c-1", "content_id": None, "content_title": None, "started_at": ts(9),
          "completed_at": ts(10), "duration_seconds": 3600, "score": 95.0, "grade": "PASS",
          "modified_at": ts(11), "completion_date": DAY},
@@ -58,7 +60,7 @@ def test_duplicates_keep_the_latest_modified_row():
         {"id": "b-1", "user": "undated", "completed_at": ts(10), "modified_at": None},
         {"id": "b-2", "user": "other", "completed_at": ts(9), "modified_at": ts(9)},
     )
-    merged = merge_day({BINDBEE: bindbee, NEXUDUS: nexudus_rows()}, DAY).table
+    merged = merge_day({BB: bindbee, NX: nexudus_rows()}, DAY).table
     assert merged.select(["completion_id", "user_id"]).to_pylist() == [
         {"completion_id": "b-2", "user_id": "other"},
         {"completion_id": "b-1", "user_id": "new"},
@@ -70,13 +72,22 @@ def test_same_id_from_two_providers_is_not_a_duplicate():
     assert keep_latest(table, ["provider", "completion_id"], "v").num_rows == 2
 
 
+def test_same_id_from_two_connections_of_a_provider_is_two_completions():
+    globex = Connection(BINDBEE, "globex", {"connector_token": "X"})
+    row = {"id": "b-1", "user": "u", "completed_at": ts(10), "modified_at": ts(11)}
+    merged = merge_day({BB: bindbee_rows(row), globex: bindbee_rows(row)}, DAY).table
+    assert merged.select(["connection", "completion_id"]).to_pylist() == [
+        {"connection": "default", "completion_id": "b-1"}, {"connection": "globex", "completion_id": "b-1"}
+    ]
+
+
 def test_durations_without_fixed_length_merge_as_null_and_are_counted():
     bindbee = bindbee_rows(
         {"id": "b-1", "user": "u", "completed_at": ts(10), "time_duration": "P1M"},
         {"id": "b-2", "user": "u", "completed_at": ts(11), "time_duration": "PT1.5H"},
         {"id": "b-3", "user": "u", "completed_at": ts(12), "time_duration": "P1Y2M3D"},
     )
-    merged = merge_day({BINDBEE: bindbee, NEXUDUS: nexudus_rows()}, DAY)
+    merged = merge_day({BB: bindbee, NX: nexudus_rows()}, DAY)
     assert merged.table["duration_seconds"].to_pylist() == [None, 5400, None]
     assert merged.facts == {"durations_without_fixed_length": 2}
 
@@ -86,7 +97,7 @@ def test_the_merge_collects_each_sources_distinct_ids():
         {"id": "b-1", "completed_at": ts(10)}, {"id": "b-1", "completed_at": ts(10)}, {"id": "b-2", "completed_at": ts(10)}
     )
     nexudus = nexudus_rows({"id": 42, "created_on": ts(8)})
-    merged = merge_day({BINDBEE: bindbee, NEXUDUS: nexudus}, DAY)
+    merged = merge_day({BB: bindbee, NX: nexudus}, DAY)
     assert {name: sorted(ids.to_pylist()) for name, ids in merged.source_ids.items()} == {
-        "bindbee": ["b-1", "b-2"], "nexudus": ["42"]
+        "bindbee:default": ["b-1", "b-2"], "nexudus:default": ["42"]
     }

@@ -23,7 +23,7 @@ DAYS = ["2024-03-06", "2024-03-07", "2024-03-08"]
 CLI_DAYS = ["2024-03-10", "2024-03-11"]
 LMS_CHECKS = {"unique_completion_ids", "required_fields_present", "completed_within_partition",
               "reconciles_with_sources", "started_before_completed", "score_in_range",
-              "grade_in_allowed_set"}
+              "grade_in_allowed_set", "all_connections_present"}
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_range_run_and_per_day_check_results_are_recorded_in_postgres(
             ours = sorted((r.partition, r.status.value) for r in history if r.run_id == result.run_id)
             assert ours == [(day, "SUCCEEDED") for day in DAYS]
         assert set(DAYS) <= instance.get_materialized_partitions(dg.AssetKey("lms_completions"))
-        for pool in ("bindbee", "nexudus"):
+        for pool in ("bindbee-default", "nexudus-default"):
             assert instance.event_log_storage.get_concurrency_info(pool).slot_count == 1
 
     # And straight from the tables, so nothing came from a local file.

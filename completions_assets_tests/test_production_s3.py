@@ -21,7 +21,7 @@ from completions_assets_tests.oracle import assert_day_matches_ground_truth
 from completions_assets_tests.support import materialize_range, resources
 
 BUCKET = "completions-prod"
-ASSETS = ("bindbee_completions", "nexudus_completions", "lms_completions")
+ASSETS = ("bindbee_completions/connection=default", "nexudus_completions/connection=default", "lms_completions")
 DAYS = ["2024-03-03", "2024-03-04", "2024-03-05"]
 
 

@@ -29,7 +29,7 @@ from completions_assets_tests.oracle import (
     expected_nexudus,
     file_rows,
 )
-from completions_assets_tests.support import location_env
+from completions_assets_tests.support import location_env, source_dir
 
 FIRST, LAST = "2024-03-02", "2024-03-06"
 DAYS = [(dt.date(2024, 3, 2) + dt.timedelta(days=i)).isoformat() for i in range(5)]
@@ -105,13 +105,13 @@ def assert_every_file_whole_and_exact(sb: Sandbox, root: Path) -> None:
         assert {Path(f).name for f in dataset.files} <= {"data.parquet"}  # temporaries are skipped
         dataset.to_table()  # and every file it does see reads
     for path in data_files(root):
-        asset, day = path.parent.parent.name, path.parent.name.removeprefix("date=")
+        asset, day = str(path.parent.parent.relative_to(root)), path.parent.name.removeprefix("date=")
         start, end = day_window_utc(day)
         table = storage.read(asset, dt.date.fromisoformat(day))
-        if asset == "bindbee_completions":
+        if asset == source_dir("bindbee"):
             want = expected_bindbee(sb, start, end)
             assert file_rows(table, list(want[0]) if want else ["id"]) == want, path
-        elif asset == "nexudus_completions":
+        elif asset == source_dir("nexudus"):
             want = expected_nexudus(sb, start, end)
             assert file_rows(table, list(want[0]) if want else ["id"]) == want, path
         else:
@@ -121,7 +121,7 @@ def assert_every_file_whole_and_exact(sb: Sandbox, root: Path) -> None:
 
 
 def held_slots(instance: dg.DagsterInstance, run_id: str) -> list[str]:
-    return [slot.step_key for pool in ("bindbee", "nexudus")
+    return [slot.step_key for pool in ("bindbee-default", "nexudus-default")
             for slot in instance.event_log_storage.get_concurrency_info(pool).claimed_slots if slot.run_id == run_id]
 
 
@@ -225,7 +225,7 @@ def test_two_runs_of_the_same_days_take_turns_per_provider_and_end_exact(tmp_pat
     lifetimes = [(run.start_time, run.end_time) for run in (instance.get_run_record_by_id(r.run_id)
                                                             for r in instance.get_runs())]
     assert len(lifetimes) == 2 and max(s for s, _ in lifetimes) < min(e for _, e in lifetimes)  # truly at once
-    for step in ("bindbee_completions", "nexudus_completions"):
+    for step in ("bindbee_completions__default", "nexudus_completions__default"):
         (_, first_end, first_run), (second_start, _, second_run) = step_intervals(instance, step)
         assert first_run != second_run
         assert first_end <= second_start, f"{step} steps of the two runs overlapped"

@@ -17,7 +17,7 @@ from completions_assets_tests.oracle import (
     expected_bindbee,
     expected_nexudus,
 )
-from completions_assets_tests.support import materialize_range, resources
+from completions_assets_tests.support import materialize_range, resources, source_key
 
 FIRST, LAST = "2024-03-02", "2024-03-06"
 DAYS = [(dt.date(2024, 3, 2) + dt.timedelta(days=i)).isoformat() for i in range(5)]
@@ -40,9 +40,9 @@ def drifted_run(sb: Sandbox, root: str, mode: str) -> tuple[dg.ExecuteInProcessR
         sb.update(bindbee=ProviderFaults(), nexudus=ProviderFaults())
 
 
-def metadata(instance: dg.DagsterInstance, asset: str, day: str) -> dict:
+def metadata(instance: dg.DagsterInstance, provider: str, day: str) -> dict:
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[day]), limit=1).records
+        dg.AssetRecordsFilter(asset_key=source_key(provider), asset_partitions=[day]), limit=1).records
     return {key: value.value for key, value in records[0].asset_materialization.metadata.items()}
 
 
@@ -52,16 +52,16 @@ def test_unknown_fields_are_reported_in_metadata_and_never_break_a_run(sb, tmp_p
     storage = ParquetStorage(root=str(tmp_path))
     for day in DAYS:
         assert_day_matches_ground_truth(sb, storage, day)
-        assert metadata(instance, "bindbee_completions", day)["unknown_fields"] == ["attempt_count", "completion_source"]
-        assert metadata(instance, "nexudus_completions", day)["unknown_fields"] == [
+        assert metadata(instance, "bindbee", day)["unknown_fields"] == ["attempt_count", "completion_source"]
+        assert metadata(instance, "nexudus", day)["unknown_fields"] == [
             "CertificateUrl", "CourseLessonDurationMinutes"]
 
 
 def test_a_clean_run_reports_no_unknown_fields(sb, tmp_path):
     instance = dg.DagsterInstance.ephemeral()
     assert materialize_range(FIRST, FIRST, resources(sb.base_url, str(tmp_path), **FAST), instance).success
-    for asset in ("bindbee_completions", "nexudus_completions"):
-        assert "unknown_fields" not in metadata(instance, asset, FIRST)
+    for provider in ("bindbee", "nexudus"):
+        assert "unknown_fields" not in metadata(instance, provider, FIRST)
 
 
 def test_omitted_optional_fields_become_nulls_and_the_rest_is_exact(sb, tmp_path):
@@ -79,7 +79,7 @@ def test_omitted_optional_fields_become_nulls_and_the_rest_is_exact(sb, tmp_path
             ("nexudus_completions", expected_nexudus(sb, start, end), ["id", "course_lesson_id", "course_member_id",
                                                                        "created_on"]),
         ):
-            table = storage.read(asset, date)
+            table = storage.read(f"{asset}/connection=default", date)
             assert table.select(kept).to_pylist() == [{k: row[k] for k in kept} for row in expected]
             assert all(table[name].null_count == table.num_rows for name in optional[asset])
         assert storage.read("lms_completions", date).num_rows == len(expected_bindbee(sb, start, end)) + len(
@@ -106,11 +106,12 @@ def test_a_wrong_type_that_cannot_be_read_safely_fails_naming_provider_page_and_
     assert not result.success
     failures = {e.step_key: e.event_specific_data.error.to_string()
                 for e in result.all_events if e.event_type_value == "STEP_FAILURE"}
-    assert set(failures) == {"bindbee_completions", "nexudus_completions"}
-    assert "bindbee: page 1 (GET " in failures["bindbee_completions"]
-    assert "field 'completed_at' is not an ISO 8601 timestamp: 17" in failures["bindbee_completions"]
-    assert "nexudus: page 1 (GET " in failures["nexudus_completions"]
-    assert "field 'created_on' is not an ISO 8601 timestamp: 17" in failures["nexudus_completions"]
+    bindbee, nexudus = "bindbee_completions__default", "nexudus_completions__default"
+    assert set(failures) == {bindbee, nexudus}
+    assert "bindbee: page 1 (GET " in failures[bindbee]
+    assert "field 'completed_at' is not an ISO 8601 timestamp: 17" in failures[bindbee]
+    assert "nexudus: page 1 (GET " in failures[nexudus]
+    assert "field 'created_on' is not an ISO 8601 timestamp: 17" in failures[nexudus]
     assert digest(tmp_path) == before
     assert not instance.get_materialized_partitions(dg.AssetKey("lms_completions"))
     assert not list(tmp_path.rglob("_tmp-*"))

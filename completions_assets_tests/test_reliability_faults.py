@@ -22,7 +22,7 @@ from completions_assets.sandbox import Sandbox, SandboxConfig, start_sandbox
 from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
-from completions_assets_tests.support import materialize_range, resources
+from completions_assets_tests.support import materialize_range, resources, source_dir, source_key
 
 CONFIG = SandboxConfig(seed=41, start_date=dt.date(2024, 3, 1), days=8, records_per_day=60)
 FIRST, LAST = "2024-03-02", "2024-03-06"
@@ -33,7 +33,7 @@ NO_WAIT = {"backoff_initial_s": 0.0, "retry_after_cap_s": 0.0}
 # would rightly wait for the budget the sandbox reports (pacing has its own case below).
 FAST = {"bindbee": {**NO_WAIT, "page_size": 25, "requests_per_minute": 0},
         "nexudus": {**NO_WAIT, "page_size": 50, "min_interval_ms": 0}}
-ASSETS = {"bindbee": "bindbee_completions", "nexudus": "nexudus_completions"}
+STEPS = {"bindbee": "bindbee_completions__default", "nexudus": "nexudus_completions__default"}
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +60,9 @@ def assert_exact(sb: Sandbox, root: Path, zone: str = "UTC") -> None:
     assert not list(root.rglob("_tmp-*"))
 
 
-def latest(instance: dg.DagsterInstance, asset: str, day: str) -> dict:
+def latest(instance: dg.DagsterInstance, asset: dg.AssetKey, day: str) -> dict:
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[day]), limit=1).records
+        dg.AssetRecordsFilter(asset_key=asset, asset_partitions=[day]), limit=1).records
     return {key: value.value for key, value in records[0].asset_materialization.metadata.items()}
 
 
@@ -86,7 +86,7 @@ def test_records_stamped_exactly_at_midnight_land_in_the_day_they_open(sb, commi
     storage = ParquetStorage(root=str(committed))
     at_midnight = 0
     for day in DAYS:
-        table = storage.read("bindbee_completions", dt.date.fromisoformat(day))
+        table = storage.read(source_dir("bindbee"), dt.date.fromisoformat(day))
         midnight = dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc)
         at_midnight += table["completed_at"].to_pylist().count(midnight)
     assert at_midnight >= 2  # the sandbox stamps two records of every non-empty day at 00:00:00.000
@@ -122,7 +122,7 @@ def test_recoverable_fault_gives_exact_data(sb, tmp_path, provider, knobs):
     result, instance = run(sb, tmp_path, {provider: knobs})
     assert result.success
     assert_exact(sb, tmp_path)
-    retries = latest(instance, ASSETS[provider], FIRST)["retries"]
+    retries = latest(instance, source_key(provider), FIRST)["retries"]
     if knobs.fail_status == 401:
         assert sb.stats()["token"]["requests"] - tokens_before >= 2  # the token was fetched again
     elif knobs.fail_status or knobs.disconnect_on or knobs.html_on:
@@ -164,16 +164,16 @@ def test_unrecoverable_fault_fails_clearly_and_leaves_committed_files_unchanged(
     assert not result.success
     failures = {e.step_key: e.event_specific_data.error.to_string()
                 for e in result.all_events if e.event_type_value == "STEP_FAILURE"}
-    assert set(failures) == {ASSETS[provider]}
-    message = failures[ASSETS[provider]]
+    assert set(failures) == {STEPS[provider]}
+    message = failures[STEPS[provider]]
     assert re.search(f"{provider}: (?:.*){cause}", message), message
     assert not any(secret in message for secret in DEFAULT_CREDENTIALS.values())
 
     after = files(root)
     assert {path: digest for path, (digest, _) in after.items()} == {path: digest for path, (digest, _) in before.items()}
-    untouched = [path for path in before if not path.startswith(ASSETS["nexudus" if provider == "bindbee" else "bindbee"])]
+    untouched = [path for path in before if not path.startswith(source_dir("nexudus" if provider == "bindbee" else "bindbee"))]
     assert all(after[path][1] == before[path][1] for path in untouched)  # not even rewritten
-    assert not instance.get_materialized_partitions(dg.AssetKey(ASSETS[provider]))
+    assert not instance.get_materialized_partitions(source_key(provider))
     assert not instance.get_materialized_partitions(dg.AssetKey("lms_completions"))
     assert not list(root.rglob("_tmp-*"))
 
@@ -185,7 +185,7 @@ def test_duplicated_bindbee_record_fails_its_check_and_blocks_the_merge(sb, comm
     result, instance = run(sb, root, {"bindbee": F(duplicate_on=2)})
     assert not result.success
     failed = [e for e in check_results(instance, result.run_id) if not e.passed]
-    assert [(e.check_name, e.asset_key.path[-1]) for e in failed] == [("no_duplicate_ids", "bindbee_completions")]
+    assert [(e.check_name, e.asset_key) for e in failed] == [("no_duplicate_ids", source_key("bindbee"))]
     assert failed[0].metadata["example_ids"].value
     after = files(root)
     assert all(after[path] == before[path] for path in before if path.startswith("lms_completions"))

@@ -137,7 +137,10 @@ TOY = Provider(
     throttle_statuses=(429,),
     lms_columns={"completion_id": "ref", "user_id": "learner", "completed_at": "finished", "modified_at": "changed"},
     checks=(ProviderCheck("every_row_has_a_learner", "No toy row lacks its learner.", _every_row_has_a_learner),),
-    resource_from_env=lambda settings: ToyResource(base_url="https://toy.example", token=dg.EnvVar("TOY_TOKEN")),
+    resource_type=ToyResource,
+    base_url_env="TOY_BASE_URL",
+    secret_env={"token": "TOY_TOKEN"},
+    credential_sets=(("token",),),
 )
 
 
@@ -164,7 +167,7 @@ def test_a_third_provider_declared_here_gets_its_asset_check_and_merged_rows(san
     storage = ParquetStorage(root=str(tmp_path))
     for offset, day in enumerate(days):
         expected = sorted(r["ref"] for r in RECORDS if r["ref"].startswith(f"toy-{offset}-"))
-        raw = storage.read("toy_completions", day)
+        raw = storage.read("toy_completions/connection=default", day)
         assert raw is not None and raw.schema.equals(TOY_SCHEMA)
         assert raw["ref"].to_pylist() == expected  # sorted by (finished, ref): the served order here
         merged = storage.read("lms_completions", day)
@@ -185,4 +188,4 @@ def test_a_third_provider_declared_here_gets_its_asset_check_and_merged_rows(san
     assert reconciled == {(day.isoformat(), True) for day in days}
     required = {e.partition: e for e in evaluations if e.check_name == "required_fields_present"}
     assert not required[days[1].isoformat()].passed  # the merged toy row without user_id
-    assert "toy:toy-1-1" in required[days[1].isoformat()].metadata["example_ids"].value
+    assert "toy:default:toy-1-1" in required[days[1].isoformat()].metadata["example_ids"].value

@@ -15,10 +15,10 @@ from completions_assets.defs.metadata import fetch_metadata, row_changes, table_
 from completions_assets.lms.merge import distinct_ids, merge_day
 from completions_assets.lms.schema import LMS_KEY, LMS_SCHEMA
 from completions_assets.partitions import DayWindow, windows_for
-from completions_assets.providers import PROVIDERS
+from completions_assets.connections import Connection
 from completions_assets.providers.declaration import Provider
 from completions_assets.providers.resource import ProviderResource
-from completions_assets.providers.sweeps import DayBatch
+from completions_assets.providers.sweeps import DayBatch, FetchStats
 from completions_assets.storage import ParquetStorage
 
 GROUP = "lms"
@@ -34,6 +34,7 @@ def partition_windows(context: dg.AssetExecutionContext) -> list[DayWindow]:
 def write_days(
     context: dg.AssetExecutionContext,
     asset_key: dg.AssetKey,
+    directory: str,
     days: Iterator[DayFile],
     schema: pa.Schema,
     storage: ParquetStorage,
@@ -44,12 +45,11 @@ def write_days(
     If a later day fails, the days already replaced are still reported, each as
     its own materialization, so the event log matches the files on disk.
     """
-    name = asset_key.path[-1]
     written: list[tuple[str, dict[str, object]]] = []
     try:
         for window, table, facts in days:
-            previous = storage.read(name, window.day, columns=row_key)
-            path = storage.write(name, window.day, table, schema)
+            previous = storage.read(directory, window.day, columns=row_key)
+            path = storage.write(directory, window.day, table, schema)
             metadata = {**table_metadata(table, path), **row_changes(previous, table, row_key), **facts}
             key = window.day.isoformat()
             context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=key)
@@ -65,37 +65,59 @@ def _common(partitions_def: dg.PartitionsDefinition) -> dict[str, object]:
     return dict(partitions_def=partitions_def, backfill_policy=dg.BackfillPolicy.single_run(), can_subset=True)
 
 
-def provider_asset(provider: Provider, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    """`{provider}_completions`: the provider's records of each day, as its API serves them."""
-    key = dg.AssetKey(provider.asset_name)
+def connection_key(connection: Connection) -> dg.AssetKey:
+    return dg.AssetKey([connection.provider.asset_name, connection.name])
+
+
+def connection_asset(connection: Connection, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """`[{provider}_completions, {connection}]`: one connection's records of each day, as its API serves them."""
+    provider, key = connection.provider, connection_key(connection)
     check_specs = [
         dg.AssetCheckSpec(c.name, asset=key, description=c.description, blocking=c.blocking, partitions_def=partitions_def)
         for c in provider.checks
     ]
+    spec = dg.AssetSpec(
+        key, group_name=GROUP, description=f"{provider.description} Connection `{connection.name}`.",
+        partitions_def=partitions_def,
+    )
 
+    # One pool per connection: two steps never fetch for it at once, other connections run in parallel.
     @dg.multi_asset(
-        name=provider.asset_name,
-        specs=[dg.AssetSpec(key, group_name=GROUP, description=provider.description, partitions_def=partitions_def)],
+        name=f"{provider.asset_name}__{connection.name}",
+        specs=[spec],
         check_specs=check_specs,
-        pool=provider.name,
-        required_resource_keys={provider.name, "storage"},
+        pool=connection.pool,
+        required_resource_keys={connection.resource_key, "storage"},
         **_common(partitions_def),
     )
     def fetch(context: dg.AssetExecutionContext):
-        resource: ProviderResource = getattr(context.resources, provider.name)
+        resource: ProviderResource = getattr(context.resources, connection.resource_key)
         storage: ParquetStorage = context.resources.storage
         selected = {check.name for check in context.selected_asset_check_keys}
         evaluations: list[dg.AssetCheckEvaluation] = []
 
         def days() -> Iterator[DayFile]:
-            for batch in resource.fetch_days(partition_windows(context)):
+            for batch, facts in _connection_days(connection, resource, partition_windows(context)):
                 evaluations.extend(_provider_checks(provider, key, batch, selected))
-                yield batch.window, batch.table, fetch_metadata(batch.stats)
+                yield batch.window, batch.table, facts
 
-        yield from write_days(context, key, days(), provider.schema, storage, [provider.id_column])
+        yield from write_days(context, key, connection.storage_dir, days(), provider.schema, storage, [provider.id_column])
         yield from evaluations
 
     return fetch
+
+
+def _connection_days(
+    connection: Connection, resource: ProviderResource, windows: Sequence[DayWindow]
+) -> Iterator[tuple[DayBatch, dict[str, object]]]:
+    """Fetched days; days before the connection's start date are empty and cost no request."""
+    start = connection.start_date
+    before = [w for w in windows if start is not None and w.day < start]
+    for window in before:
+        empty = DayBatch(window, connection.provider.schema.empty_table(), FetchStats(0, 0, 0, 0.0, None))
+        yield empty, {"before_connection_start": str(start)}
+    for batch in resource.fetch_days(windows[len(before) :]):
+        yield batch, fetch_metadata(batch.stats)
 
 
 def _provider_checks(
@@ -110,12 +132,12 @@ def _provider_checks(
             )
 
 
-def lms_asset(partitions_def: dg.PartitionsDefinition, providers: Sequence[Provider]) -> dg.AssetsDefinition:
+def lms_asset(partitions_def: dg.PartitionsDefinition, connections: Sequence[Connection]) -> dg.AssetsDefinition:
     spec = dg.AssetSpec(
         LMS,
         group_name=GROUP,
-        description="Completions of every provider in one schema, one row per (provider, completion_id).",
-        deps=[dg.AssetKey(provider.asset_name) for provider in providers],
+        description="Completions of every connection in one schema, one row per (provider, connection, completion_id).",
+        deps=[connection_key(c) for c in connections],
         partitions_def=partitions_def,
     )
 
@@ -130,48 +152,78 @@ def lms_asset(partitions_def: dg.PartitionsDefinition, providers: Sequence[Provi
         storage: ParquetStorage = context.resources.storage
         selected = {check.name for check in context.selected_asset_check_keys}
         windows = partition_windows(context)
-        if LMS not in context.selected_asset_keys:  # the checks alone, re-run from the UI
-            for window in windows:
-                yield from evaluate_day(LMS, window, _stored_day(storage, providers, window), selected,
-                                        missing=f"no file at {storage.path(LMS.path[-1], window.day)}")
-            return
+        failed = failed_attempts(context.instance, connections, [w.day.isoformat() for w in windows])
+        merge = LMS in context.selected_asset_keys
         evaluations: list[dg.AssetCheckEvaluation] = []
 
         def days() -> Iterator[DayFile]:
             for window in windows:
-                merged = merge_day({p: _required(storage, p.asset_name, window) for p in providers}, window.day)
-                evaluations.extend(evaluate_day(LMS, window, Day(window, merged.table, merged.source_ids), selected))
-                sources = {f"{name}_source_rows": len(ids) for name, ids in merged.source_ids.items()}
-                yield window, merged.table, {**sources, **merged.facts}
+                raws, absent = _sources(storage, connections, window)
+                merged = merge_day(raws, window.day)
+                day = Day(window, merged.table, merged.source_ids, absent, failed.get(window.day.isoformat(), ()))
+                evaluations.extend(evaluate_day(LMS, window, day, selected))
+                sources = {label: len(ids) for label, ids in merged.source_ids.items()}
+                yield window, merged.table, {"source_rows": dg.MetadataValue.json(sources), **merged.facts}
 
-        yield from write_days(context, LMS, days(), LMS_SCHEMA, storage, LMS_KEY)
-        yield from evaluations
+        if merge:
+            yield from write_days(context, LMS, LMS.path[-1], days(), LMS_SCHEMA, storage, LMS_KEY)
+            yield from evaluations
+            return
+        for window in windows:  # the checks alone, re-run from the UI: read what the files hold
+            day = _stored_day(storage, connections, window, failed.get(window.day.isoformat(), ()))
+            yield from evaluate_day(LMS, window, day, selected, missing=f"no file at {storage.path(LMS.path[-1], window.day)}")
 
     return lms_completions
 
 
-def _stored_day(storage: ParquetStorage, providers: Sequence[Provider], window: DayWindow) -> Day | None:
+def _sources(
+    storage: ParquetStorage, connections: Sequence[Connection], window: DayWindow
+) -> tuple[dict[Connection, pa.Table], tuple[str, ...]]:
+    """Each connection's file of the day; a connection without one is left out (and named)."""
+    raws, absent = {}, []
+    for connection in connections:
+        table = storage.read(connection.storage_dir, window.day)
+        if table is None:
+            absent.append(connection.label)
+        else:
+            raws[connection] = table
+    return raws, tuple(absent)
+
+
+def _stored_day(
+    storage: ParquetStorage, connections: Sequence[Connection], window: DayWindow, failed: tuple[str, ...]
+) -> Day | None:
     table = storage.read(LMS.path[-1], window.day)
     if table is None:
         return None
-    ids = {}
-    for provider in providers:
-        raw = storage.read(provider.asset_name, window.day, columns=[provider.id_column])
-        ids[provider.name] = pa.array([], pa.string()) if raw is None else distinct_ids(provider, raw)
-    return Day(window, table, ids)
+    ids, absent = {}, []
+    for connection in connections:
+        raw = storage.read(connection.storage_dir, window.day, columns=[connection.provider.id_column])
+        if raw is None:
+            absent.append(connection.label)
+        else:
+            ids[connection.label] = distinct_ids(connection.provider, raw)
+    return Day(window, table, ids, tuple(absent), failed)
 
 
-def _required(storage: ParquetStorage, asset: str, window: DayWindow) -> pa.Table:
-    table = storage.read(asset, window.day)
-    if table is None:
-        raise FileNotFoundError(
-            f"{asset} has no file for {window.day.isoformat()} at {storage.path(asset, window.day)}; materialize it first"
-        )
-    return table
+def failed_attempts(
+    instance: dg.DagsterInstance, connections: Sequence[Connection], partitions: Sequence[str]
+) -> dict[str, tuple[str, ...]]:
+    """Per day, the connections whose latest attempt at it failed (no materialization since)."""
+    failed: dict[str, list[str]] = {}
+    for connection in connections:
+        key, wanted = connection_key(connection), set(partitions)
+        storage = instance.event_log_storage
+        failures = storage.get_latest_storage_id_by_partition(key, dg.DagsterEventType.ASSET_FAILED_TO_MATERIALIZE, wanted)
+        if not failures:
+            continue
+        successes = storage.get_latest_storage_id_by_partition(key, dg.DagsterEventType.ASSET_MATERIALIZATION, wanted)
+        for partition, failure_id in failures.items():
+            if failure_id > successes.get(partition, -1):
+                failed.setdefault(partition, []).append(connection.label)
+    return {partition: tuple(labels) for partition, labels in failed.items()}
 
 
-def build_assets(
-    partitions_def: dg.PartitionsDefinition, providers: Sequence[Provider] = PROVIDERS
-) -> list[dg.AssetsDefinition]:
-    """One asset per provider, and `lms_completions` over all of them."""
-    return [*(provider_asset(p, partitions_def) for p in providers), lms_asset(partitions_def, providers)]
+def build_assets(partitions_def: dg.PartitionsDefinition, connections: Sequence[Connection]) -> list[dg.AssetsDefinition]:
+    """One asset per connection, and `lms_completions` over all of them."""
+    return [*(connection_asset(c, partitions_def) for c in connections), lms_asset(partitions_def, connections)]

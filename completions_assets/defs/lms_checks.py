@@ -24,11 +24,13 @@ REQUIRED = ("provider", "completion_id", "user_id", "completed_at")
 
 @dataclass(frozen=True)
 class Day:
-    """One day's merged rows and, per provider, the distinct ids of its source file."""
+    """One day's merged rows and, per connection (`provider:name`), the distinct ids of its file."""
 
     window: DayWindow
     table: pa.Table
     source_ids: Mapping[str, pa.Array]
+    absent: tuple[str, ...] = ()  # configured connections without a file for the day
+    failed: tuple[str, ...] = ()  # connections whose latest attempt at the day failed
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def _failing(table: pa.Table, mask: pa.ChunkedArray | pa.Array, **details: objec
     return CheckOutcome(bad.num_rows, tuple(_row_ids(bad.slice(0, EXAMPLES)).to_pylist()), details)
 
 
-@lms_check(ERROR, "No two rows share (provider, completion_id).", blocking=True)
+@lms_check(ERROR, "No two rows share (provider, connection, completion_id).", blocking=True)
 def unique_completion_ids(day: Day) -> CheckOutcome:
     return duplicated_keys(day.table, LMS_KEY)
 
@@ -83,20 +85,33 @@ def completed_within_partition(day: Day) -> CheckOutcome:
     return _failing(day.table, outside, window_start=window.start.isoformat(), window_end=window.end.isoformat())
 
 
-@lms_check(ERROR, "Rows per provider equal the deduplicated rows of its file.")
+@lms_check(ERROR, "Rows per (provider, connection) equal the deduplicated rows of its file.")
 def reconciles_with_sources(day: Day) -> CheckOutcome:
-    failed, examples, details = 0, [], {}
-    for provider, source_ids in day.source_ids.items():
+    failed, examples = 0, []
+    source_rows, merged_rows = {}, {}
+    labels = pc.binary_join_element_wise(day.table["provider"], day.table["connection"], ":")
+    for label, source_ids in day.source_ids.items():
         expected = set(source_ids.to_pylist())
-        merged = day.table.filter(pc.equal(day.table["provider"], provider))["completion_id"].to_pylist()
+        merged = day.table.filter(pc.equal(labels, label))["completion_id"].to_pylist()
         missing = sorted(expected - set(merged))
         extra = sorted(set(merged) - expected)
         repeated = sorted(i for i, n in Counter(merged).items() if n > 1)
         failed += len(missing) + len(extra) + (len(merged) - len(set(merged)))
-        examples += [f"{provider}:{i}" for i in missing + extra + repeated]
-        details[f"{provider}_source_rows"] = len(expected)
-        details[f"{provider}_merged_rows"] = len(merged)
+        examples += [f"{label}:{i}" for i in missing + extra + repeated]
+        source_rows[label], merged_rows[label] = len(expected), len(merged)
+    orphans = pc.invert(pc.is_in(labels, pa.array(list(day.source_ids), pa.string())))
+    stray = day.table.filter(orphans)  # rows of a connection that has no source file
+    failed += stray.num_rows
+    examples += _row_ids(stray.slice(0, EXAMPLES)).to_pylist()
+    details = {"source_rows": dg.MetadataValue.json(source_rows), "merged_rows": dg.MetadataValue.json(merged_rows)}
     return CheckOutcome(failed, tuple(examples[:EXAMPLES]), details)
+
+
+@lms_check(ERROR, "Every configured connection has a file for the day, and its latest attempt did not fail.")
+def all_connections_present(day: Day) -> CheckOutcome:
+    lacking = sorted({*day.absent, *day.failed})
+    details = {"connections_without_file": list(day.absent), "connections_failed": list(day.failed)}
+    return CheckOutcome(len(lacking), tuple(lacking[:EXAMPLES]), details)
 
 
 @lms_check(WARN, "started_at <= completed_at where both are set.")

@@ -1,4 +1,4 @@
-"""Every provider's raw rows of a day in the unified schema, deduplicated (SPEC section 7).
+"""Every connection's raw rows of a day in the unified schema, deduplicated (SPEC sections 7, 12).
 
 Each provider's `lms_columns` says where a unified column comes from; the merge
 also collects, once, what reconciliation needs: the distinct ids of each source.
@@ -11,25 +11,27 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from completions_assets.connections import Connection
 from completions_assets.lms.dedupe import keep_latest
 from completions_assets.lms.schema import LMS_KEY, LMS_SCHEMA
 from completions_assets.providers.declaration import Provider
 
-FILLED_BY_MERGE = ("provider", "completion_date")
+FILLED_BY_MERGE = ("provider", "connection", "completion_date")
 
 
 @dataclass(frozen=True)
 class MergedDay:
     table: pa.Table  # LMS_SCHEMA, one row per LMS_KEY, in a stable order
-    source_ids: dict[str, pa.Array]  # provider -> distinct ids (as text) of its raw file of the day
+    source_ids: dict[str, pa.Array]  # connection label -> distinct ids (as text) of its raw file of the day
     facts: dict[str, int]  # what the providers' `day_facts` counted
 
 
-def to_lms(provider: Provider, raw: pa.Table, day: dt.date) -> pa.Table:
-    """One provider's raw rows of `day` in LMS_SCHEMA."""
-    rows = raw.num_rows
+def to_lms(connection: Connection, raw: pa.Table, day: dt.date) -> pa.Table:
+    """One connection's raw rows of `day` in LMS_SCHEMA."""
+    provider, rows = connection.provider, raw.num_rows
     columns: dict[str, pa.Array | pa.ChunkedArray] = {
         "provider": pa.array([provider.name] * rows, pa.string()),
+        "connection": pa.array([connection.name] * rows, pa.string()),
         "completion_date": pa.array([day] * rows, pa.date32()),
     }
     for field in LMS_SCHEMA:
@@ -44,18 +46,20 @@ def to_lms(provider: Provider, raw: pa.Table, day: dt.date) -> pa.Table:
     return pa.Table.from_pydict({name: columns[name] for name in LMS_SCHEMA.names}, schema=LMS_SCHEMA)
 
 
-def merge_day(raws: Mapping[Provider, pa.Table], day: dt.date) -> MergedDay:
-    """The unified, deduplicated rows of `day` from each provider's raw file."""
-    unified = pa.concat_tables([to_lms(provider, raw, day) for provider, raw in raws.items()])
+def merge_day(raws: Mapping[Connection, pa.Table], day: dt.date) -> MergedDay:
+    """The unified, deduplicated rows of `day` from each connection's raw file."""
+    parts = [to_lms(connection, raw, day) for connection, raw in raws.items()]
+    unified = pa.concat_tables(parts) if parts else LMS_SCHEMA.empty_table()
     unique = keep_latest(unified, LMS_KEY, "modified_at")
-    order = [("completed_at", "ascending"), ("provider", "ascending"), ("completion_id", "ascending")]
+    order = [(name, "ascending") for name in ("completed_at", *LMS_KEY)]
     facts: dict[str, int] = {}
-    for provider, raw in raws.items():
-        if provider.day_facts is not None:
-            facts.update(provider.day_facts(raw))
+    for connection, raw in raws.items():
+        if connection.provider.day_facts is not None:
+            for name, count in connection.provider.day_facts(raw).items():
+                facts[name] = facts.get(name, 0) + count
     return MergedDay(
         table=unique.take(pc.sort_indices(unique, sort_keys=order)),
-        source_ids={provider.name: distinct_ids(provider, raw) for provider, raw in raws.items()},
+        source_ids={c.label: distinct_ids(c.provider, raw) for c, raw in raws.items()},
         facts=facts,
     )
 

@@ -7,6 +7,7 @@ from completions_assets.providers.records import UTC_TIMESTAMP
 LMS_SCHEMA = pa.schema(
     [
         pa.field("provider", pa.string(), nullable=False),
+        pa.field("connection", pa.string(), nullable=False),
         pa.field("completion_id", pa.string(), nullable=False),
         ("user_id", pa.string()),
         ("user_name", pa.string()),
@@ -23,4 +24,4 @@ LMS_SCHEMA = pa.schema(
     ]
 )
 # What identifies a merged row; the merge keeps one row per key.
-LMS_KEY = ["provider", "completion_id"]
+LMS_KEY = ["provider", "connection", "completion_id"]

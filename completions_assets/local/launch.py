@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
+from completions_assets.connections import load_connections
 from completions_assets.providers import PROVIDERS
 from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
 
@@ -25,7 +26,6 @@ from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
 REPO = Path(__file__).resolve().parents[2]
 # The local instance configuration, shipped in the package (package data).
 INSTANCE_CONFIG = files("completions_assets.local") / "dagster.yaml"
-PROVIDER_POOLS = tuple(provider.name for provider in PROVIDERS)
 
 
 def restore_default_signals() -> None:
@@ -82,15 +82,18 @@ def local_dagster_home() -> Path:
     return Path.cwd() / ".dagster_home"
 
 
-def prepare_dagster_home(path: Path, config: Traversable = INSTANCE_CONFIG) -> Path:
-    """A DAGSTER_HOME holding `config` (by default the shipped local instance configuration)."""
+def prepare_dagster_home(
+    path: Path, config: Traversable = INSTANCE_CONFIG, environ: Mapping[str, str] = os.environ
+) -> Path:
+    """A DAGSTER_HOME holding `config` (by default the shipped local instance configuration),
+    with a pool of one slot for each connection `environ` configures."""
     path.mkdir(parents=True, exist_ok=True)
     (path / "dagster.yaml").write_bytes(config.read_bytes())
     # Create the storage and the provider pools now. Two runs starting at once on
     # a new home would otherwise race to create the schema ("table alembic_version
     # already exists") and, worse, each create a pool and both take its one slot.
     with DagsterInstance.from_config(str(path)) as instance:
-        for pool in PROVIDER_POOLS:
+        for pool in (connection.pool for connection in load_connections(PROVIDERS, environ)):
             if pool not in instance.event_log_storage.get_concurrency_keys():
                 instance.event_log_storage.set_concurrency_slots(pool, 1)
     return path

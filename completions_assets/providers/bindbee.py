@@ -1,11 +1,9 @@
 """Bindbee unified LMS API: `GET /api/lms/v1/completions`, cursor-paged; its declaration, client and resource."""
 
 import datetime as dt
-import os
 from collections.abc import Sequence
 from typing import Any
 
-import dagster as dg
 import httpx
 import pyarrow as pa
 from pydantic import Field
@@ -26,7 +24,7 @@ from completions_assets.providers.records import (
     timestamps,
 )
 from completions_assets.providers.resource import ProviderResource
-from completions_assets.settings import ConfigurationError, Settings, check_base_url
+from completions_assets.settings import ConfigurationError
 
 MAX_PAGE_SIZE = 100
 _MICROSECOND = dt.timedelta(microseconds=1)
@@ -163,17 +161,6 @@ class BindbeeResource(ProviderResource):
         return BindbeeClient(self, clock=clock, transport=transport)
 
 
-def resource_from_env(settings: Settings) -> BindbeeResource:
-    """The `bindbee` resource of the code location: BINDBEE_* variables, secrets as EnvVar."""
-    base_url = os.environ.get("BINDBEE_BASE_URL", "https://api.bindbee.dev")
-    check_base_url(base_url, name="BINDBEE_BASE_URL")
-    return BindbeeResource(
-        base_url=base_url,
-        api_key=dg.EnvVar("BINDBEE_API_KEY"),
-        connector_token=dg.EnvVar("BINDBEE_CONNECTOR_TOKEN"),
-    )
-
-
 def _duration_seconds(raw: pa.Table) -> pa.Array:
     return parse_durations(raw["time_duration"]).seconds
 
@@ -207,6 +194,11 @@ BINDBEE = Provider(
         "modified_at": "modified_at",
     },
     checks=(NO_DUPLICATE_IDS,),
-    resource_from_env=resource_from_env,
+    resource_type=BindbeeResource,
+    base_url_env="BINDBEE_BASE_URL",
+    # One API key per organisation, one connector token per connected LMS.
+    secret_env={"api_key": "BINDBEE_API_KEY", "connector_token": "BINDBEE_CONNECTOR_TOKEN"},
+    credential_sets=(("connector_token",),),
+    optional_secrets=("api_key",),
     day_facts=_day_facts,
 )

@@ -32,7 +32,13 @@ class Provider:
     throttle_statuses: tuple[int, ...]  # answers that mean "slow down" (retried after Retry-After)
     lms_columns: Mapping[str, LmsColumn]  # unified column -> source; unlisted columns are null
     checks: tuple[ProviderCheck, ...]
-    resource_from_env: Callable[["Settings"], "ProviderResource"]  # secrets as dagster.EnvVar
+    resource_type: type["ProviderResource"]
+    base_url_env: str  # the variable with the base URL of connections that name none
+    secret_env: Mapping[str, str]  # secret resource field -> variable of the `default` connection
+    credential_sets: tuple[tuple[str, ...], ...]  # secret fields a connection must name, one set of them
+    optional_secrets: tuple[str, ...] = ()  # secret fields that fall back to `secret_env`
+    connection_options: tuple[str, ...] = ()  # other resource fields a connection may set
+    resource_defaults: Callable[["Settings"], Mapping[str, object]] | None = None  # from COMPLETIONS_*
     day_facts: Callable[[pa.Table], Mapping[str, int]] | None = None  # merge metadata about a raw day
 
     @property

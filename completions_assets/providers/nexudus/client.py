@@ -2,12 +2,10 @@
 
 import datetime as dt
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import dagster as dg
 import httpx
 import numpy as np
 import pyarrow as pa
@@ -25,7 +23,7 @@ from completions_assets.providers.nexudus.auth import TOKEN_PATH, NexudusAuth
 from completions_assets.providers.records import UTC_TIMESTAMP, RecordLocator, column, json_text, timestamps
 from completions_assets.providers.resource import ProviderResource
 from completions_assets.providers.sweeps import FetchStats, SweepResult, WindowReport
-from completions_assets.settings import ConfigurationError, Settings, check_base_url
+from completions_assets.settings import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -183,18 +181,6 @@ class NexudusResource(ProviderResource):
         return NexudusClient(self, clock=clock, transport=transport)
 
 
-def resource_from_env(settings: Settings) -> NexudusResource:
-    """The `nexudus` resource of the code location: NEXUDUS_* variables, secrets as EnvVar."""
-    base_url = os.environ.get("NEXUDUS_BASE_URL", "https://spaces.nexudus.com")
-    check_base_url(base_url, name="NEXUDUS_BASE_URL")
-    # Only the presence of a variable decides the auth flow; values stay in EnvVar.
-    if "NEXUDUS_ACCESS_TOKEN" in os.environ:
-        credentials = {"access_token": dg.EnvVar("NEXUDUS_ACCESS_TOKEN")}
-    else:
-        credentials = {"username": dg.EnvVar("NEXUDUS_USERNAME"), "password": dg.EnvVar("NEXUDUS_PASSWORD")}
-    return NexudusResource(base_url=base_url, timezone=settings.timezone, **credentials)
-
-
 NEXUDUS = Provider(
     name="nexudus",
     description="Nexudus course completed lessons of the day, as the API serves them.",
@@ -217,5 +203,10 @@ NEXUDUS = Provider(
         "modified_at": "updated_on",
     },
     checks=(MATCHES_REPORTED_TOTAL,),
-    resource_from_env=resource_from_env,
+    resource_type=NexudusResource,
+    base_url_env="NEXUDUS_BASE_URL",
+    secret_env={"access_token": "NEXUDUS_ACCESS_TOKEN", "username": "NEXUDUS_USERNAME", "password": "NEXUDUS_PASSWORD"},
+    credential_sets=(("access_token",), ("username", "password")),
+    connection_options=("timezone",),
+    resource_defaults=lambda settings: {"timezone": settings.timezone},
 )

@@ -1,0 +1,161 @@
+"""The connections one deployment serves (SPEC section 12), declared in a YAML file.
+
+`COMPLETIONS_CONNECTIONS_FILE` names the file; without it, each provider has one
+connection, `default`, from the variables of SPEC section 4. The file holds
+names of environment variables, never secret values: a malformed file stops the
+code location from loading with a message naming the file, the connection and
+the key. A named variable that is unset fails only that connection's step
+(`dagster.EnvVar`), before any request.
+"""
+
+import datetime as dt
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from completions_assets.providers.declaration import Provider
+from completions_assets.settings import ConfigurationError, check_base_url
+
+FILE_VARIABLE = "COMPLETIONS_CONNECTIONS_FILE"
+DEFAULT = "default"
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+COMMON_KEYS = ("name", "base_url", "start_date")
+
+
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity, like its Provider
+class Connection:
+    """One connector token or account of a provider."""
+
+    provider: Provider
+    name: str
+    secrets: Mapping[str, str]  # resource field -> name of the environment variable holding it
+    base_url: str | None = None  # None: the provider's base-URL variable or default
+    start_date: dt.date | None = None  # no requests for days before it
+    options: Mapping[str, Any] = field(default_factory=dict)  # other resource fields (Nexudus timezone)
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider.name}:{self.name}"
+
+    @property
+    def resource_key(self) -> str:
+        # The default connection keeps the resource key of SPEC section 5.
+        return self.provider.name if self.name == DEFAULT else f"{self.provider.name}_{self.name}"
+
+    @property
+    def pool(self) -> str:
+        return f"{self.provider.name}-{self.name}"
+
+    @property
+    def storage_dir(self) -> str:
+        return f"{self.provider.asset_name}/connection={self.name}"
+
+
+def load_connections(
+    providers: Sequence[Provider], environ: Mapping[str, str] = os.environ
+) -> tuple[Connection, ...]:
+    """The configured connections of `providers`, in file order (provider by provider)."""
+    path = environ.get(FILE_VARIABLE)
+    if not path:
+        return tuple(default_connection(provider, environ) for provider in providers)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = yaml.safe_load(handle)
+    except OSError as exc:
+        raise ConfigurationError(f"{FILE_VARIABLE}={path}: cannot read the file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{path}: not valid YAML ({exc})") from None
+    return parse_connections(document, providers, source=path)
+
+
+def default_connection(provider: Provider, environ: Mapping[str, str]) -> Connection:
+    """The one connection of a deployment without a connections file."""
+    # Only the presence of a variable decides among credential sets (Nexudus: a
+    # static token when NEXUDUS_ACCESS_TOKEN is set, else username/password).
+    chosen = provider.credential_sets[-1]
+    for credentials in provider.credential_sets:
+        if all(provider.secret_env[name] in environ for name in credentials):
+            chosen = credentials
+            break
+    names = set(chosen) | set(provider.optional_secrets)
+    return Connection(provider, DEFAULT, {name: provider.secret_env[name] for name in sorted(names)})
+
+
+def parse_connections(document: Any, providers: Sequence[Provider], *, source: str) -> tuple[Connection, ...]:
+    by_name = {provider.name: provider for provider in providers}
+    if not isinstance(document, dict):
+        raise ConfigurationError(f"{source}: expected a mapping of provider names ({', '.join(by_name)})")
+    unknown = sorted(set(document) - set(by_name))
+    if unknown:
+        raise ConfigurationError(f"{source}: unknown provider {unknown[0]!r} (known: {', '.join(by_name)})")
+    connections: list[Connection] = []
+    for provider in providers:
+        entries = document.get(provider.name) or []
+        if not isinstance(entries, list):
+            raise ConfigurationError(f"{source}: {provider.name}: expected a list of connections")
+        seen: set[str] = set()
+        for index, entry in enumerate(entries):
+            connection = _connection(provider, entry, f"{source}: {provider.name}[{index}]")
+            if connection.name in seen:
+                raise ConfigurationError(f"{source}: {connection.label}: key 'name': duplicate connection name")
+            seen.add(connection.name)
+            connections.append(connection)
+    if not connections:
+        raise ConfigurationError(f"{source}: declares no connection")
+    return tuple(connections)
+
+
+def _connection(provider: Provider, entry: Any, where: str) -> Connection:
+    if not isinstance(entry, dict):
+        raise ConfigurationError(f"{where}: expected a mapping with at least 'name'")
+    name = entry.get("name")
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise ConfigurationError(f"{where}: key 'name': {name!r} must match {NAME.pattern}")
+    where = f"{where.rsplit(':', 1)[0]}: {provider.name}:{name}"
+    env_keys = {f"{secret}_env": secret for secret in provider.secret_env}
+    allowed = {*COMMON_KEYS, *env_keys, *provider.connection_options}
+    for key in entry:
+        if key not in allowed:
+            raise ConfigurationError(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+    secrets = {secret: _env_name(entry[key], f"{where}: key {key!r}") for key, secret in env_keys.items() if key in entry}
+    if not any(set(credentials) <= set(secrets) for credentials in provider.credential_sets):
+        sets = " or ".join(" and ".join(f"{name}_env" for name in c) for c in provider.credential_sets)
+        raise ConfigurationError(f"{where}: set {sets}")
+    for secret in provider.optional_secrets:
+        secrets.setdefault(secret, provider.secret_env[secret])
+    base_url = entry.get("base_url")
+    if base_url is not None:
+        check_base_url(str(base_url), name=f"{where}: key 'base_url'")
+    options = {key: entry[key] for key in provider.connection_options if key in entry}
+    if "timezone" in options:
+        _check_zone(options["timezone"], f"{where}: key 'timezone'")
+    return Connection(provider, name, secrets, base_url, _start_date(entry.get("start_date"), where), options)
+
+
+def _env_name(value: Any, where: str) -> str:
+    # A secret pasted where its variable's name belongs must never be used or echoed.
+    if not isinstance(value, str) or not ENV_NAME.fullmatch(value) or not value.isupper():
+        raise ConfigurationError(f"{where}: must name an environment variable (LIKE_THIS), not hold a value")
+    return value
+
+
+def _start_date(value: Any, where: str) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ConfigurationError(f"{where}: key 'start_date': {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _check_zone(value: Any, where: str) -> None:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(f"{where}: {value!r} is not an IANA time zone") from None
