@@ -1,0 +1,113 @@
+"""The connections file (SPEC section 12): what it declares, and every way it can be wrong."""
+
+import datetime as dt
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from completions_assets.connections import FILE_VARIABLE, load_connections
+from completions_assets.defs.resources import build_resources
+from completions_assets.providers import PROVIDERS
+from completions_assets.settings import ConfigurationError, Settings
+
+SETTINGS = Settings(start_date=dt.date(2024, 1, 1), timezone="Europe/Berlin", lookback_days=3, data_root="/tmp/x")
+EXAMPLE = """
+bindbee:
+  - name: acme
+    connector_token_env: BINDBEE_CONNECTOR_TOKEN_ACME
+    api_key_env: BINDBEE_API_KEY
+    base_url: https://api-eu.bindbee.dev
+    start_date: 2025-03-01
+  - name: globex
+    connector_token_env: BINDBEE_CONNECTOR_TOKEN_GLOBEX
+nexudus:
+  - name: london
+    username_env: NEXUDUS_USERNAME_LONDON
+    password_env: NEXUDUS_PASSWORD_LONDON
+    base_url: https://spaces.nexudus.com
+    timezone: Europe/London
+  - name: paris
+    access_token_env: NEXUDUS_ACCESS_TOKEN_PARIS
+"""
+
+
+def load(tmp_path: Path, text: str, **environ: str):
+    path = tmp_path / "connections.yaml"
+    path.write_text(textwrap.dedent(text))
+    return load_connections(PROVIDERS, {FILE_VARIABLE: str(path), **environ})
+
+
+def test_the_example_declares_four_connections_with_their_settings(tmp_path):
+    acme, globex, london, paris = load(tmp_path, EXAMPLE)
+    assert [c.label for c in (acme, globex, london, paris)] == [
+        "bindbee:acme", "bindbee:globex", "nexudus:london", "nexudus:paris"]
+    assert acme.secrets == {"connector_token": "BINDBEE_CONNECTOR_TOKEN_ACME", "api_key": "BINDBEE_API_KEY"}
+    assert globex.secrets["api_key"] == "BINDBEE_API_KEY"  # the organisation's key, by default
+    assert (acme.start_date, acme.base_url, globex.start_date) == (dt.date(2025, 3, 1), "https://api-eu.bindbee.dev", None)
+    assert london.options == {"timezone": "Europe/London"} and paris.secrets == {"access_token": "NEXUDUS_ACCESS_TOKEN_PARIS"}
+    assert (acme.resource_key, acme.pool, acme.storage_dir) == (
+        "bindbee_acme", "bindbee-acme", "bindbee_completions/connection=acme")
+
+
+def test_resources_hold_variable_names_only_and_the_connection_settings(tmp_path):
+    connections = load(tmp_path, EXAMPLE)
+    resources = build_resources(connections, SETTINGS)
+    assert set(resources) == {"bindbee_acme", "bindbee_globex", "nexudus_london", "nexudus_paris", "storage"}
+    acme, london, paris = resources["bindbee_acme"], resources["nexudus_london"], resources["nexudus_paris"]
+    assert isinstance(acme.connector_token, dg.EnvVar) and acme.connector_token == "BINDBEE_CONNECTOR_TOKEN_ACME"
+    assert acme.base_url == "https://api-eu.bindbee.dev"
+    assert london.timezone == "Europe/London" and paris.timezone == "Europe/Berlin"  # COMPLETIONS_TIMEZONE
+
+
+def test_without_a_file_each_provider_has_a_default_connection():
+    bindbee, nexudus = load_connections(PROVIDERS, {})
+    assert (bindbee.label, nexudus.label) == ("bindbee:default", "nexudus:default")
+    assert bindbee.resource_key == "bindbee" and bindbee.secrets == {
+        "api_key": "BINDBEE_API_KEY", "connector_token": "BINDBEE_CONNECTOR_TOKEN"}
+    assert nexudus.secrets == {"password": "NEXUDUS_PASSWORD", "username": "NEXUDUS_USERNAME"}
+    _, static = load_connections(PROVIDERS, {"NEXUDUS_ACCESS_TOKEN": "x"})
+    assert static.secrets == {"access_token": "NEXUDUS_ACCESS_TOKEN"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("bindbee:\n  - name: acme\n    connector_token_env: T\n    colour: red\n",
+         r"bindbee:acme: unknown key 'colour'"),
+        ("bindbee:\n  - name: Acme\n    connector_token_env: T\n", r"bindbee\[0\]: key 'name': 'Acme' must match"),
+        ("bindbee:\n  - name: acme\n    connector_token_env: T\n  - name: acme\n    connector_token_env: U\n",
+         r"bindbee:acme: key 'name': duplicate connection name"),
+        ("nexudus:\n  - name: london\n    access_token_env: T\n    timezone: Mars/Olympus\n",
+         r"nexudus:london: key 'timezone': 'Mars/Olympus' is not an IANA time zone"),
+        ("bindbee:\n  - name: acme\n    connector_token_env: T\n    base_url: http://api.bindbee.dev\n",
+         r"bindbee:acme: key 'base_url': base URL must be https://"),
+        ("bindbee:\n  - name: acme\n    connector_token_env: ct_live_8f3a9b2c\n",
+         r"bindbee:acme: key 'connector_token_env': must name an environment variable"),
+        ("bindbee:\n  - name: acme\n", r"bindbee:acme: set connector_token_env"),
+        ("nexudus:\n  - name: london\n    username_env: U\n",
+         r"nexudus:london: set access_token_env or username_env and password_env"),
+        ("bindbee:\n  - name: acme\n    connector_token_env: T\n    start_date: soon\n",
+         r"bindbee:acme: key 'start_date': 'soon' is not a date"),
+        ("moodle:\n  - name: x\n", r"unknown provider 'moodle'"),
+        ("bindbee: [\n", r"not valid YAML"),
+    ],
+)
+def test_a_malformed_file_names_the_file_connection_and_key(tmp_path, text, message):
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        load(tmp_path, text)
+    assert str(tmp_path / "connections.yaml") in str(caught.value)
+    assert "ct_live_8f3a9b2c" not in str(caught.value)  # a pasted secret is never echoed
+
+
+def test_a_malformed_file_stops_the_code_location_from_loading(tmp_path):
+    path = tmp_path / "connections.yaml"
+    path.write_text("bindbee:\n  - name: acme\n    connector_token_env: T\n    colour: red\n")
+    env = {"PATH": "/usr/bin:/bin", FILE_VARIABLE: str(path), "COMPLETIONS_DATA_ROOT": str(tmp_path / "data")}
+    done = subprocess.run([sys.executable, "-c", "import completions_assets.definitions"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert f"{path}: bindbee:acme: unknown key 'colour'" in done.stderr
