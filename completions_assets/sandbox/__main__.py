@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from .config import DRIFT_MODES, PROVIDERS, ProviderFaults, SandboxConfig
+from .config import DRIFT_MODES, PROVIDERS, ProviderFaults, SandboxConfig, check_connection_name
 from .server import start_sandbox
 from .timeutil import parse_iso
 
@@ -23,6 +23,32 @@ def _optional_int(text: str) -> int | None:
 
 def _optional_str(text: str) -> str | None:
     return None if text.lower() in ("", "none") else text
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    try:
+        for name in names:
+            check_connection_name(name)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return names
+
+
+def _revoke(text: str) -> tuple[str, str]:
+    """`bindbee:acme` (--revoke)."""
+    provider, _, name = text.partition(":")
+    if provider not in PROVIDERS or not name or ":" in name:
+        raise argparse.ArgumentTypeError(f"expected PROVIDER:CONNECTION, got {text!r}")
+    return provider, name
+
+
+def _revoke_after(text: str) -> tuple[str, str, int]:
+    """`bindbee:acme:3` (--revoke-after)."""
+    head, _, count = text.rpartition(":")
+    if not count.isdigit():
+        raise argparse.ArgumentTypeError(f"expected PROVIDER:CONNECTION:N, got {text!r}")
+    return (*_revoke(head), int(count))
 
 
 def _add_fault_flags(parser: argparse.ArgumentParser, provider: str) -> None:
@@ -58,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token-lifetime", type=float, default=defaults.token_lifetime_s, metavar="SECONDS")
     parser.add_argument("--now", type=parse_iso, default=None, help="fixed visibility clock (ISO 8601); default: real clock")
     for provider in PROVIDERS:
+        parser.add_argument(f"--{provider}-connections", dest=f"{provider}_connections", type=_names,
+                            default=defaults.connections[provider], metavar="NAME[,NAME...]",
+                            help="connections served, each with its own data and credentials (default: default)")
+    parser.add_argument("--revoke", type=_revoke, action="append", default=[], metavar="PROVIDER:CONNECTION",
+                        help="refuse that connection's credentials (repeatable)")
+    parser.add_argument("--revoke-after", type=_revoke_after, action="append", default=[], metavar="PROVIDER:CONNECTION:N",
+                        help="refuse that connection's credentials from its (N+1)-th data request (repeatable)")
+    for provider in PROVIDERS:
         _add_fault_flags(parser, provider)
     return parser
 
@@ -73,19 +107,39 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         rate_limits=args.rate_limits, nexudus_filter_tz=args.nexudus_filter_tz,
         nexudus_naive_timestamps=args.nexudus_naive_timestamps, token_lifetime_s=args.token_lifetime,
         now=args.now, late_fraction=args.late_fraction,
+        connections={p: getattr(args, f"{p}_connections") for p in PROVIDERS},
         **{p: ProviderFaults(**faults[p]) for p in PROVIDERS},
     )
 
 
+def revocations_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """`Sandbox.update` keyword arguments of --revoke and --revoke-after."""
+    revoke: dict[str, list[str]] = {}
+    for provider, name in args.revoke:
+        revoke.setdefault(provider, []).append(name)
+    after: dict[str, dict[str, int]] = {}
+    for provider, name, count in args.revoke_after:
+        after.setdefault(provider, {})[name] = count
+    return {"revoke": revoke, "revoke_after": after}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    sandbox = start_sandbox(config_from_args(args), port=args.port)
     try:
+        sandbox = start_sandbox(config_from_args(args), port=args.port)
+    except ValueError as exc:  # a connection named twice, two connections with one token
+        parser.error(str(exc))
+    try:
+        # Before the URL is printed, so no request can see the credentials still valid.
+        sandbox.update(**revocations_from_args(args))
         print(sandbox.base_url, flush=True)
         stop.wait()
+    except ValueError as exc:  # --revoke of a connection that is not served
+        parser.error(str(exc))
     finally:
         sandbox.stop()
     return 0

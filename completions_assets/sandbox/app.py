@@ -5,31 +5,43 @@ import datetime as dt
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import bindbee_api, drift, faults, nexudus_api, nexudus_auth
-from .config import PROVIDERS, ProviderFaults, SandboxConfig
+from .config import DEFAULT_CONNECTION, PROVIDERS, ProviderFaults, SandboxConfig, load_credentials
+from .connections import Credentials, Revocations
 from .data import Dataset
 from .reply import Reply, json_reply
 from .timeutil import parse_iso
 
 UNSET: Any = object()  # "leave unchanged" for update(now=...), where None means the real clock
+_CONTROL_KEYS = ("delete", "rate_limits", "expire_tokens", "revoke", "revoke_after")
+Deletions = Mapping[str, Iterable[str] | Mapping[str, Iterable[str]]]
+
+
+def _counts(counter: collections.Counter[str]) -> dict[str, Any]:
+    return {"requests": sum(counter.values()), "statuses": dict(counter)}
 
 
 class SandboxApp:
     """Everything behind the socket: maps one request to one Reply."""
 
-    def __init__(self, config: SandboxConfig, credentials: Mapping[str, str]) -> None:
+    def __init__(self, config: SandboxConfig, environ: Mapping[str, str] | None = None) -> None:
         self.config = config
-        self.credentials = dict(credentials)
+        self.credentials = load_credentials(environ)  # the "default" connection's, by SPEC name
+        self.connection_creds = Credentials(config, environ)
         self.dataset = Dataset(config)
         self.rate_limits = config.rate_limits
         self.counters = {p: faults.FaultCounter(config.faults(p)) for p in PROVIDERS}
-        self.tokens = nexudus_auth.TokenStore(credentials, config.token_lifetime_s)
-        self._bindbee = bindbee_api.BindbeeApi(self.dataset, credentials)
+        self.revocations = Revocations(config.connections)
+        self.tokens = nexudus_auth.TokenStore(self.connection_creds.accounts, config.token_lifetime_s,
+                                              revoked=lambda name: self.revocations.is_revoked("nexudus", name))
+        self._bindbee = bindbee_api.BindbeeApi(self.dataset, self.connection_creds.api_key, self.connection_creds.connectors)
         self._nexudus = nexudus_api.NexudusApi(self.dataset, self.tokens, config.nexudus_filter_tz)
         self._stats: dict[str, collections.Counter[str]] = {k: collections.Counter() for k in (*PROVIDERS, "token")}
+        self._by_connection = {p: {name: collections.Counter[str]() for name in names}
+                               for p, names in config.connections.items()}
         self._lock = threading.Lock()
 
     def handle(self, method: str, path: str, params: Mapping[str, str], headers: Mapping[str, str],
@@ -52,6 +64,15 @@ class SandboxApp:
 
     def _data_request(self, provider: str, params: Mapping[str, str], headers: Mapping[str, str]) -> Reply:
         number, knobs = self.counters[provider].next()
+        connection = (self._bindbee if provider == "bindbee" else self._nexudus).identify(headers)
+        # Counted whatever the answer (a fault too): revoke_after counts the connection's requests.
+        revoked = connection is not None and not self.revocations.admit(provider, connection)
+        reply = self._serve(provider, connection, revoked, number, knobs, params, headers)
+        reply.connection = connection
+        return reply
+
+    def _serve(self, provider: str, connection: str | None, revoked: bool, number: int, knobs: ProviderFaults,
+               params: Mapping[str, str], headers: Mapping[str, str]) -> Reply:
         if knobs.latency_ms:
             time.sleep(knobs.latency_ms / 1000)
         fault = faults.planned(knobs, number, provider)
@@ -60,34 +81,56 @@ class SandboxApp:
         if fault is faults.Fault.HTML:
             return faults.html_reply(knobs.html_status)
         if provider == "bindbee":
-            reply = self._bindbee.handle(params, headers, enforce=self.rate_limits, repeat_cursor=knobs.repeat_cursor)
+            reply = self._bindbee.handle(connection, params, headers, enforce=self.rate_limits,
+                                         repeat_cursor=knobs.repeat_cursor, revoked=revoked)
         else:
-            reply = self._nexudus.handle(params, headers, enforce=self.rate_limits, repeat_page=knobs.repeat_cursor)
+            reply = self._nexudus.handle(connection, params, enforce=self.rate_limits, repeat_page=knobs.repeat_cursor,
+                                         revoked=revoked)
         if fault is faults.Fault.UNSUCCESSFUL and reply.status == 200:
             return faults.unsuccessful_reply()
         if knobs.drift is not None and reply.status == 200:
             reply.body = drift.apply(reply.body, provider, knobs.drift)
         return faults.damage(reply, fault)
 
-    def record(self, bucket: str, status: int) -> None:
+    def record(self, bucket: str, status: int, connection: str | None = None) -> None:
         with self._lock:
             self._stats[bucket][str(status)] += 1
+            if connection is not None and bucket in self._by_connection:
+                self._by_connection[bucket][connection][str(status)] += 1
 
     def stats(self) -> dict[str, dict[str, Any]]:
+        """Per provider (and token endpoint); with connections configured, also per connection."""
         with self._lock:
-            return {k: {"requests": sum(c.values()), "statuses": dict(c)} for k, c in self._stats.items()}
+            out = {k: _counts(c) for k, c in self._stats.items()}
+            if self.config.many_connections:  # default-only keeps today's shape
+                out["connections"] = {p: {name: _counts(c) for name, c in names.items()}
+                                      for p, names in self._by_connection.items()}
+            return out
 
     def update(self, *, now: dt.datetime | None = UNSET, bindbee: ProviderFaults | None = None,
-               nexudus: ProviderFaults | None = None, delete: Mapping[str, list[str]] | None = None,
-               rate_limits: bool | None = None, expire_tokens: bool = False) -> None:
-        """Change the running sandbox; new fault knobs restart that provider's request count."""
+               nexudus: ProviderFaults | None = None, delete: Deletions | None = None,
+               rate_limits: bool | None = None, expire_tokens: bool = False,
+               revoke: Mapping[str, Iterable[str]] | None = None,
+               revoke_after: Mapping[str, Mapping[str, int]] | None = None) -> None:
+        """Change the running sandbox; new fault knobs restart that provider's request count.
+
+        `delete` maps a provider to ids of its "default" connection, or to {connection: ids}.
+        `revoke` replaces the revoked connections of each provider it names; `revoke_after`
+        {provider: {connection: N}} refuses a connection from its (N+1)-th data request on.
+        """
+        if revoke is not None:
+            self.revocations.revoke(revoke)
+        if revoke_after is not None:
+            self.revocations.revoke_after(revoke_after)
         if now is not UNSET:
             self.dataset.set_now(now)
         for provider, knobs in (("bindbee", bindbee), ("nexudus", nexudus)):
             if knobs is not None:
                 self.counters[provider].set(knobs)
         for provider, ids in (delete or {}).items():
-            self.dataset.delete(provider, ids)
+            per_connection = ids if isinstance(ids, Mapping) else {DEFAULT_CONNECTION: ids}
+            for connection, some in per_connection.items():
+                self.dataset.delete(provider, some, connection)
         if rate_limits is not None:
             self.rate_limits = rate_limits
         if expire_tokens:
@@ -96,14 +139,14 @@ class SandboxApp:
     def _control(self, body: bytes) -> Reply:
         try:
             values = json.loads(body or b"{}")
-            kwargs: dict[str, Any] = {k: values[k] for k in ("delete", "rate_limits", "expire_tokens") if k in values}
+            kwargs: dict[str, Any] = {k: values[k] for k in _CONTROL_KEYS if k in values}
             if "now" in values:
                 kwargs["now"] = None if values["now"] is None else parse_iso(values["now"])
             for provider in PROVIDERS:
                 if provider in values:
                     kwargs[provider] = ProviderFaults.from_dict(values[provider])
             self.update(**kwargs)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
             return json_reply(400, {"detail": str(exc)})
         return json_reply(200, {"ok": True})
 
@@ -112,7 +155,8 @@ class SandboxApp:
             provider = params["provider"]
             if provider not in PROVIDERS:
                 raise ValueError(f"provider must be one of {PROVIDERS}")
-            ids = self.dataset.ground_truth(provider, parse_iso(params["start"]), parse_iso(params["end"]))
+            connection = params.get("connection") or DEFAULT_CONNECTION
+            ids = self.dataset.ground_truth(provider, parse_iso(params["start"]), parse_iso(params["end"]), connection)
         except (KeyError, ValueError) as exc:
             return json_reply(400, {"detail": f"bad ground_truth query: {exc}"})
         return json_reply(200, {"ids": ids})

@@ -36,73 +36,84 @@ def decode_cursor(cursor: str) -> str | None:
 
 
 class BindbeeApi:
-    def __init__(self, dataset: Dataset, credentials: Mapping[str, str]) -> None:
+    def __init__(self, dataset: Dataset, api_key: str, connectors: Mapping[str, str]) -> None:
         self._data = dataset
-        self._api_key = credentials["BINDBEE_API_KEY"]
-        self._connector = credentials["BINDBEE_CONNECTOR_TOKEN"]
+        self._api_key = api_key  # the organisation's, shared by every connector token
+        self._connectors = dict(connectors)  # connector token -> connection
         self._limiter = SlidingWindowLimiter(((60.0, RATE_LIMIT),))
         self._cache: OrderedDict[tuple, list[int]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def handle(self, params: Mapping[str, str], headers: Mapping[str, str], *, enforce: bool, repeat_cursor: bool) -> Reply:
-        denied = self._authenticate(headers)
-        if denied is not None:
-            return denied
-        decision = self._limiter.hit(self._connector, enforce=enforce)
+    def identify(self, headers: Mapping[str, str]) -> str | None:
+        """The connection of the request's connector token, when its API key is good."""
+        if not self._key_ok(headers):
+            return None
+        return self._connectors.get(headers.get("x-connector-token") or "")
+
+    def handle(self, connection: str | None, params: Mapping[str, str], headers: Mapping[str, str], *,
+               enforce: bool, repeat_cursor: bool, revoked: bool = False) -> Reply:
+        if connection is None:
+            return self._denied(headers)
+        if revoked:
+            # The token was valid but the customer's link is gone (RELINK_NEEDED).
+            return json_reply(401, {"detail": "Invalid connector token"}, {"WWW-Authenticate": "Bearer"})
+        decision = self._limiter.hit(connection, enforce=enforce)  # 200/min per connector token
         if not decision.allowed:
             detail = f"Rate limit exceeded: {RATE_LIMIT} requests per minute. Retry after {decision.retry_after_s} seconds."
             return json_reply(429, {"detail": detail}, {"Retry-After": str(decision.retry_after_s)})
         options, errors = bindbee_query.parse(params)
         if errors:
             return json_reply(422, {"detail": errors})
-        reply = self._page(options, repeat_cursor)
+        reply = self._page(connection, options, repeat_cursor)
         if reply.status < 300:
             reply.headers.update(_rate_headers(decision))
         return reply
 
-    def _authenticate(self, headers: Mapping[str, str]) -> Reply | None:
+    def _key_ok(self, headers: Mapping[str, str]) -> bool:
         scheme, _, key = (headers.get("Authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or key.strip() != self._api_key:
+        return scheme.lower() == "bearer" and key.strip() == self._api_key
+
+    def _denied(self, headers: Mapping[str, str]) -> Reply:
+        """Why a request belongs to no connection: bad key 401, no token 422, unknown token 403."""
+        if not self._key_ok(headers):
             return json_reply(401, {"detail": "Invalid or missing API key"}, {"WWW-Authenticate": "Bearer"})
-        token = headers.get("x-connector-token")
-        if token is None:
+        if headers.get("x-connector-token") is None:
             error = {"type": "missing", "loc": ["header", "x-connector-token"], "msg": "Field required", "input": None}
             return json_reply(422, {"detail": [error]})
-        if token != self._connector:
-            return json_reply(403, {"detail": "Invalid connector token for this category"})
-        return None
+        return json_reply(403, {"detail": "Invalid connector token for this category"})
 
-    def _matching(self, filters: tuple) -> list[int]:
+    def _matching(self, connection: str, filters: tuple) -> list[int]:
         """Positions (id order) matching the filters, visibility aside; cached per query."""
+        key = (connection, filters)
         with self._lock:
-            hit = self._cache.get(filters)
+            hit = self._cache.get(key)
             if hit is not None:
-                self._cache.move_to_end(filters)
+                self._cache.move_to_end(key)
                 return hit
-        table = self._data.tables["bindbee"]
+        table = self._data.table("bindbee", connection)
         bounds = bindbee_query.completed_bounds(filters)
         candidates = table.event_positions(*bounds) if bounds else range(len(table.ids))
         others = tuple(f for f in filters if not f[0].startswith("completed_at"))
         if others:
-            match = bindbee_query.matcher(others, self._data.catalog)
+            match = bindbee_query.matcher(others, self._data.catalog_of(connection))
             candidates = [p for p in candidates if match(table.records[p])]
         positions = sorted(candidates)
         with self._lock:
-            self._cache[filters] = positions
+            self._cache[key] = positions
             if len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
         return positions
 
-    def _page(self, options: bindbee_query.Options, repeat_cursor: bool) -> Reply:
-        table = self._data.tables["bindbee"]
-        matching = self._matching(options.filters)
+    def _page(self, connection: str, options: bindbee_query.Options, repeat_cursor: bool) -> Reply:
+        table = self._data.table("bindbee", connection)
+        matching = self._matching(connection, options.filters)
         start = 0
         if options.cursor is not None:
             cursor_id = decode_cursor(options.cursor)
             if cursor_id is None:
                 return json_reply(400, {"detail": "Invalid cursor"})
             start = bisect.bisect_left(matching, bisect.bisect_left(table.ids, cursor_id))
-        visible_n, deleted = self._data.visible_count("bindbee"), table.deleted
+        visible_n, deleted = self._data.visible_count("bindbee", connection), table.deleted
         page: list[int] = []
         for pos in matching[start:start + options.page_size + 1 + len(deleted)]:
             if pos >= visible_n or len(page) > options.page_size:
@@ -114,7 +125,7 @@ class BindbeeApi:
         if repeat_cursor and items:
             # Fault knob: the cursor never advances past this page.
             cursor = options.cursor or encode_cursor(table.ids[items[0]])
-        parts = self._data.encoded("bindbee", items, options.variant)
+        parts = self._data.encoded("bindbee", items, options.variant, connection=connection)
         body = b"".join((b'{"cursor":', json.dumps(cursor).encode(), b',"page_size":', str(len(items)).encode(),
                          b',"items":[', b",".join(parts), b"]}"))
         return Reply(200, body, {"Content-Type": "application/json"})

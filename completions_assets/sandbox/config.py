@@ -1,8 +1,9 @@
-"""Sandbox configuration: data shape, per-provider fault knobs, credentials."""
+"""Sandbox configuration: data shape, per-provider fault knobs, connections, credentials."""
 
 import dataclasses
 import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,68 @@ def load_credentials(environ: Mapping[str, str] | None = None) -> dict[str, str]
     """Credentials the sandbox accepts: the environment's where set, else the defaults."""
     env = os.environ if environ is None else environ
     return {name: env.get(name) or default for name, default in DEFAULT_CREDENTIALS.items()}
+
+
+DEFAULT_CONNECTION = "default"
+CONNECTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # SPEC section 12
+# Per provider: the variable names of the "default" connection, and for any other
+# connection `c` its own names (suffix `_C`) and default values. BINDBEE_API_KEY is the
+# organisation's key, shared by every connector token, so it never gets a suffix.
+_OWN_CREDENTIALS: dict[str, dict[str, str]] = {
+    "bindbee": {"BINDBEE_CONNECTOR_TOKEN": "sandbox-connector-token-{c}"},
+    "nexudus": {"NEXUDUS_USERNAME": "sandbox-{c}@example.com", "NEXUDUS_PASSWORD": "sandbox-password-{c}",
+                "NEXUDUS_ACCESS_TOKEN": "sandbox-nexudus-token-{c}"},
+}
+_SHARED_CREDENTIALS = {"bindbee": ("BINDBEE_API_KEY",), "nexudus": ()}
+
+
+def connection_credentials(provider: str, connection: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Variable name -> value the sandbox accepts for one connection (environment first).
+
+    "default" keeps the SPEC section 4 names and defaults; another connection `c`
+    reads `NAME_{C}` (C = c.upper()), defaulting to a value that names `c`.
+    """
+    if provider not in PROVIDERS:
+        raise ValueError(f"provider must be one of {PROVIDERS}, got {provider!r}")
+    check_connection_name(connection)
+    env = os.environ if environ is None else environ
+    names = {name: DEFAULT_CREDENTIALS[name] for name in _SHARED_CREDENTIALS[provider]}
+    for base, template in _OWN_CREDENTIALS[provider].items():
+        default = DEFAULT_CREDENTIALS[base] if connection == DEFAULT_CONNECTION else template.format(c=connection)
+        names[credential_name(base, connection)] = default
+    return {name: env.get(name) or default for name, default in names.items()}
+
+
+def credential_name(base: str, connection: str) -> str:
+    """`BINDBEE_CONNECTOR_TOKEN` for "default", `BINDBEE_CONNECTOR_TOKEN_ACME` for "acme"."""
+    if connection == DEFAULT_CONNECTION or base in _SHARED_CREDENTIALS["bindbee"]:
+        return base
+    return f"{base}_{connection.upper()}"
+
+
+def check_connection_name(name: object) -> None:
+    if not isinstance(name, str) or not CONNECTION_NAME.match(name):
+        raise ValueError(f"connection names must match {CONNECTION_NAME.pattern}, got {name!r}")
+
+
+def _default_connections() -> dict[str, tuple[str, ...]]:
+    return {provider: (DEFAULT_CONNECTION,) for provider in PROVIDERS}
+
+
+def normalize_connections(connections: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Every provider with a non-empty tuple of unique, valid names (a missing provider: default)."""
+    unknown = set(connections) - set(PROVIDERS)
+    if unknown:
+        raise ValueError(f"connections: unknown providers {sorted(unknown)}")
+    out = _default_connections()
+    for provider, names in connections.items():
+        names = (names,) if isinstance(names, str) else tuple(names)
+        for name in names:
+            check_connection_name(name)
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"{provider} connections must be non-empty and unique, got {names}")
+        out[provider] = names
+    return out
 
 
 # Schema drift modes of the `drift` knob (see drift.py).
@@ -54,6 +117,9 @@ class ProviderFaults:
     repeat_cursor: bool = False
     unsuccessful_on: int | None = None
     duplicate_on: int | None = None  # the page repeats its first record (a resync race)
+    # With duplicate_on: the repeat carries a later modified_at/UpdatedOn, as when the
+    # record is updated between two page reads; off keeps the repeat an exact copy.
+    duplicate_newer: bool = False
     drift: str | None = None  # every data page strays from the documented record shape (DRIFT_MODES)
 
     def __post_init__(self) -> None:
@@ -92,8 +158,12 @@ class SandboxConfig:
     nexudus: ProviderFaults = field(default_factory=ProviderFaults)
     # Share of records that become visible 1..3 days after their event time.
     late_fraction: float = 0.03
+    # Connections served per provider, each with its own data, credentials and rate budget.
+    # Left out of the hash (a dict is unhashable) so the config stays hashable as before.
+    connections: Mapping[str, tuple[str, ...]] = field(default_factory=_default_connections, hash=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "connections", normalize_connections(self.connections))
         if self.days < 0 or self.records_per_day < 0:
             raise ValueError("days and records_per_day must be >= 0")
         if not 0 <= self.late_fraction <= 1:
@@ -101,3 +171,8 @@ class SandboxConfig:
 
     def faults(self, provider: str) -> ProviderFaults:
         return getattr(self, provider)
+
+    @property
+    def many_connections(self) -> bool:
+        """False for the default-only setup, whose stats keep today's shape."""
+        return self.connections != _default_connections()

@@ -2,6 +2,7 @@
 
 import bisect
 import datetime as dt
+import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -10,13 +11,13 @@ from zoneinfo import ZoneInfo
 
 from . import bindbee_data, nexudus_data
 from .catalog import Catalog, build_catalog
-from .config import PROVIDERS, SandboxConfig
+from .config import DEFAULT_CONNECTION, SandboxConfig
 from .event_times import is_empty_day
 from .timeutil import ceil_ms, from_ms, now_ms, to_us
 
 # (include_raw_data, include_custom_fields, expand) of a plain Bindbee request
 DEFAULT_BINDBEE_VARIANT = (False, False, ())
-_MAX_VARIANTS = 16  # encoded-bytes caches kept per provider (one per query option set)
+_MAX_VARIANTS = 16  # encoded-bytes caches kept per table (one per query option set)
 
 
 def dumps(value: Any) -> bytes:
@@ -56,40 +57,68 @@ def _days(config: SandboxConfig) -> list[dt.date]:
     return [config.start_date + dt.timedelta(days=i) for i in range(config.days)]
 
 
-def _generate(config: SandboxConfig, catalog: Catalog, provider: str,
+def connection_seed(seed: int, connection: str) -> int:
+    """The seed of a connection's data: `seed` itself for "default" (today's data),
+    else a stable mix of both, so every other connection serves its own records."""
+    if connection == DEFAULT_CONNECTION:
+        return seed
+    return int.from_bytes(hashlib.sha256(f"{seed}:connection:{connection}".encode()).digest()[:8], "big")
+
+
+def _generate(config: SandboxConfig, seed: int, catalog: Catalog, provider: str,
               make: Callable[..., list[Any]]) -> tuple[list[Any], list[dt.date]]:
     records: list[Any] = []
     empty: list[dt.date] = []
     for day in _days(config):
-        if is_empty_day(config.seed, provider, day) or not config.records_per_day:
+        if is_empty_day(seed, provider, day) or not config.records_per_day:
             empty.append(day)
             continue
-        records += make(config.seed, day, config.records_per_day, catalog, config.late_fraction)
+        records += make(seed, day, config.records_per_day, catalog, config.late_fraction)
     return records, empty
 
 
-def _build_tables(config: SandboxConfig, catalog: Catalog) -> dict[str, ProviderTable]:
-    bindbee, b_empty = _generate(config, catalog, "bindbee", bindbee_data.generate_day)
-    bindbee.sort(key=lambda r: r.id)
-    nexudus, n_empty = _generate(config, catalog, "nexudus", nexudus_data.generate_day)
+def _build_table(config: SandboxConfig, provider: str, seed: int, catalog: Catalog) -> ProviderTable:
+    if provider == "bindbee":
+        bindbee, empty = _generate(config, seed, catalog, "bindbee", bindbee_data.generate_day)
+        bindbee.sort(key=lambda r: r.id)
+        return ProviderTable(bindbee, [r.id for r in bindbee], empty)
+    nexudus, empty = _generate(config, seed, catalog, "nexudus", nexudus_data.generate_day)
     nexudus = nexudus_data.assign_ids(nexudus)
-    return {
-        "bindbee": ProviderTable(bindbee, [r.id for r in bindbee], b_empty),
-        "nexudus": ProviderTable(nexudus, [str(r.id) for r in nexudus], n_empty),
-    }
+    return ProviderTable(nexudus, [str(r.id) for r in nexudus], empty)
 
 
 class Dataset:
-    """Generated once per sandbox; `now` and deletions change what is visible."""
+    """Generated once per sandbox; `now` and deletions change what is visible.
+
+    One table per (provider, connection). `tables` and `catalog` are the "default"
+    connection's, and every `connection` argument defaults to it.
+    """
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.catalog = build_catalog(config.seed)
-        self.tables = _build_tables(config, self.catalog)
+        # A connection is its own customer system: its own people, courses and lessons.
+        pairs = [(provider, name) for provider, names in config.connections.items() for name in names]
+        self._catalogs = {DEFAULT_CONNECTION: self.catalog}
+        for _, name in pairs:
+            if name not in self._catalogs:
+                self._catalogs[name] = build_catalog(connection_seed(config.seed, name))
+        self._tables = {(p, name): _build_table(config, p, connection_seed(config.seed, name), self._catalogs[name])
+                        for p, name in pairs}
+        self.tables = {p: t for (p, name), t in self._tables.items() if name == DEFAULT_CONNECTION}
         self._now = config.now
         self._naive_tz = ZoneInfo(config.nexudus_filter_tz) if config.nexudus_naive_timestamps else None
         self._lock = threading.Lock()
-        self._encoded: dict[tuple[str, Any], list[bytes | None]] = {}
+        self._encoded: dict[tuple[str, str, Any], list[bytes | None]] = {}
+
+    def table(self, provider: str, connection: str = DEFAULT_CONNECTION) -> ProviderTable:
+        table = self._tables.get((provider, connection))
+        if table is None:
+            raise ValueError(f"no {provider} connection {connection!r}")
+        return table
+
+    def catalog_of(self, connection: str = DEFAULT_CONNECTION) -> Catalog:
+        return self._catalogs[connection]
 
     def now(self) -> dt.datetime:
         return from_ms(self.now_ms())
@@ -100,15 +129,15 @@ class Dataset:
     def set_now(self, now: dt.datetime | None) -> None:
         self._now = now
 
-    def visible_count(self, provider: str) -> int:
-        return self.tables[provider].visible_count(self.now_ms())
+    def visible_count(self, provider: str, connection: str = DEFAULT_CONNECTION) -> int:
+        return self.table(provider, connection).visible_count(self.now_ms())
 
-    def empty_days(self, provider: str) -> list[dt.date]:
-        return list(self.tables[provider].empty_days)
+    def empty_days(self, provider: str, connection: str = DEFAULT_CONNECTION) -> list[dt.date]:
+        return list(self.table(provider, connection).empty_days)
 
-    def delete(self, provider: str, ids: Iterable[str]) -> None:
+    def delete(self, provider: str, ids: Iterable[str], connection: str = DEFAULT_CONNECTION) -> None:
         """Remove records for good (Nexudus deletes leave no tombstone)."""
-        table = self.tables[provider]
+        table = self.table(provider, connection)
         wanted = [str(i) for i in ids]
         unknown = [i for i in wanted if i not in table.pos_of]
         if unknown:
@@ -117,48 +146,52 @@ class Dataset:
             table.deleted = table.deleted | {table.pos_of[i] for i in wanted}
             table.version += 1
 
-    def ground_truth(self, provider: str, start: dt.datetime, end: dt.datetime) -> list[str]:
+    def ground_truth(self, provider: str, start: dt.datetime, end: dt.datetime,
+                     connection: str = DEFAULT_CONNECTION) -> list[str]:
         """Ids with event time in [start, end), visible now and not deleted, in id order."""
-        table = self.tables[provider]
+        table = self.table(provider, connection)
         positions = table.event_positions(ceil_ms(to_us(start)), ceil_ms(to_us(end)))
-        return [table.ids[p] for p in sorted(table.live(positions, self.visible_count(provider)))]
+        return [table.ids[p] for p in sorted(table.live(positions, self.visible_count(provider, connection)))]
 
-    def records(self, provider: str) -> list[dict[str, Any]]:
+    def records(self, provider: str, connection: str = DEFAULT_CONNECTION) -> list[dict[str, Any]]:
         """Every visible record, in id order, exactly as served by default."""
-        table = self.tables[provider]
-        live = table.live(range(len(table.ids)), self.visible_count(provider))
-        return [json.loads(b) for b in self.encoded(provider, live)]
+        table = self.table(provider, connection)
+        live = table.live(range(len(table.ids)), self.visible_count(provider, connection))
+        return [json.loads(b) for b in self.encoded(provider, live, connection=connection)]
 
     def warm(self, stop: threading.Event) -> None:
         """Encode every record's default form ahead of the first requests."""
-        for provider, table in self.tables.items():
+        for (provider, connection), table in self._tables.items():
             for start in range(0, len(table.ids), 1000):
                 if stop.is_set():
                     return
-                self.encoded(provider, range(start, min(start + 1000, len(table.ids))))
+                self.encoded(provider, range(start, min(start + 1000, len(table.ids))), connection=connection)
 
-    def encoded(self, provider: str, positions: Sequence[int], variant: Any = None) -> list[bytes]:
+    def encoded(self, provider: str, positions: Sequence[int], variant: Any = None, *,
+                connection: str = DEFAULT_CONNECTION) -> list[bytes]:
         """JSON bytes of the records at `positions`, encoded once per query variant."""
         if variant is None and provider == "bindbee":
             variant = DEFAULT_BINDBEE_VARIANT
-        cache = self._encoded.get((provider, variant))
+        key = (provider, connection, variant)
+        cache = self._encoded.get(key)
         if cache is None:
-            cache = [None] * len(self.tables[provider].ids)
+            cache = [None] * len(self.table(provider, connection).ids)
             with self._lock:
-                if len(self._encoded) >= _MAX_VARIANTS * len(PROVIDERS):
+                if len(self._encoded) >= _MAX_VARIANTS * len(self._tables):
                     self._encoded.pop(next(iter(self._encoded)))
-                self._encoded[(provider, variant)] = cache
+                self._encoded[key] = cache
         out = []
         for pos in positions:
             body = cache[pos]
             if body is None:
-                body = cache[pos] = dumps(self._encode(provider, pos, variant))
+                body = cache[pos] = dumps(self._encode(provider, connection, pos, variant))
             out.append(body)
         return out
 
-    def _encode(self, provider: str, pos: int, variant: Any) -> dict[str, Any]:
-        record = self.tables[provider].records[pos]
+    def _encode(self, provider: str, connection: str, pos: int, variant: Any) -> dict[str, Any]:
+        record = self._tables[(provider, connection)].records[pos]
+        catalog = self._catalogs[connection]
         if provider == "nexudus":
-            return nexudus_data.encode(record, self.catalog, self._naive_tz)
+            return nexudus_data.encode(record, catalog, self._naive_tz)
         raw, custom, expand = variant
-        return bindbee_data.encode(record, self.catalog, raw=raw, custom=custom, expand=dict(expand))
+        return bindbee_data.encode(record, catalog, raw=raw, custom=custom, expand=dict(expand))

@@ -1,5 +1,6 @@
 """Deterministic fault injection: which request fails, and how it looks on the wire."""
 
+import datetime as dt
 import enum
 import json
 import threading
@@ -7,12 +8,16 @@ from http import HTTPStatus
 
 from .config import ProviderFaults
 from .reply import Reply, json_reply
+from .timeutil import iso_z, to_us
 
 _GATEWAY_PAGE = (
     "<html><head><title>{status} {phrase}</title></head><body>"
     "<center><h1>{status} {phrase}</h1></center><hr><center>nginx</center></body></html>"
 )
 _RETRY_AFTER_STATUSES = (429, 409, 503)
+# How much later a `duplicate_newer` repeat was modified, and in which field.
+NEWER_BY = dt.timedelta(hours=1)
+_MODIFIED_FIELD = {"items": "modified_at", "Records": "UpdatedOn"}
 
 
 class Fault(enum.Enum):
@@ -22,6 +27,7 @@ class Fault(enum.Enum):
     DISCONNECT = "disconnect"
     UNSUCCESSFUL = "unsuccessful"
     DUPLICATE = "duplicate"
+    DUPLICATE_NEWER = "duplicate_newer"
 
 
 def _status_due(faults: ProviderFaults, n: int) -> bool:
@@ -45,7 +51,7 @@ def planned(faults: ProviderFaults, n: int, provider: str) -> Fault | None:
     if faults.unsuccessful_on == n and provider == "nexudus":
         return Fault.UNSUCCESSFUL
     if faults.duplicate_on == n:
-        return Fault.DUPLICATE
+        return Fault.DUPLICATE_NEWER if faults.duplicate_newer else Fault.DUPLICATE
     return None
 
 
@@ -103,9 +109,9 @@ def unsuccessful_reply() -> Reply:
 
 def damage(reply: Reply, fault: Fault | None) -> Reply:
     """Truncate a body (valid HTTP, invalid JSON), cut the connection mid-body, or
-    serve a page's first record twice."""
-    if fault is Fault.DUPLICATE and reply.status == 200:
-        reply.body = _repeat_first_record(reply.body)
+    serve a page's first record twice (the repeat last, possibly modified later)."""
+    if fault in (Fault.DUPLICATE, Fault.DUPLICATE_NEWER) and reply.status == 200:
+        reply.body = _repeat_first_record(reply.body, newer=fault is Fault.DUPLICATE_NEWER)
     elif fault is Fault.TRUNCATE:
         reply.body = reply.body[: max(1, len(reply.body) // 2)]
     elif fault is Fault.DISCONNECT:
@@ -113,11 +119,28 @@ def damage(reply: Reply, fault: Fault | None) -> Reply:
     return reply
 
 
-def _repeat_first_record(body: bytes) -> bytes:
+def _repeat_first_record(body: bytes, *, newer: bool = False) -> bytes:
     page = json.loads(body)
-    records = page["items"] if "items" in page else page["Records"]
+    key = "items" if "items" in page else "Records"
+    records = page[key]
     if records:
-        records.append(records[0])
+        # Appended, so the older copy is served first: "keep the first seen" is wrong.
+        repeat = dict(records[0])
+        field = _MODIFIED_FIELD[key]
+        if newer and repeat.get(field) is not None:  # a dropped or null time cannot be made later
+            repeat[field] = _later(repeat[field])
+        records.append(repeat)
         if "page_size" in page:
             page["page_size"] = len(records)
     return json.dumps(page).encode()
+
+
+def _later(text: str) -> str:
+    """`text` moved NEWER_BY later, in the same form: `...Z`, or naive wall time."""
+    moment = dt.datetime.fromisoformat(text)
+    later = moment + NEWER_BY
+    if moment.tzinfo is not None:
+        return iso_z(to_us(later) // 1000)
+    # Naive (nexudus_naive_timestamps): wall time, as timeutil.iso_local writes it.
+    base = later.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{later.microsecond // 1000:03d}" if later.microsecond else base

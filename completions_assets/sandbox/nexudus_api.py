@@ -45,17 +45,22 @@ class NexudusApi:
         self._tokens = tokens
         self._tz = ZoneInfo(filter_tz)
         self._limiter = SlidingWindowLimiter(THROTTLE_RULES)
-        # query -> (matching positions, (visible count, deletion version), live positions)
+        # (connection, query) -> (matching positions, (visible count, deletion version), live positions)
         self._cache: OrderedDict[tuple, tuple[list[int], tuple[int, int], list[int]]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def handle(self, params: Mapping[str, str], headers: Mapping[str, str], *, enforce: bool, repeat_page: bool) -> Reply:
-        user = self._tokens.principal(headers.get("Authorization"))
-        if user is None:
+    def identify(self, headers: Mapping[str, str]) -> str | None:
+        """The connection (account) whose credentials the request carries, if any."""
+        return self._tokens.principal(headers.get("Authorization"))
+
+    def handle(self, connection: str | None, params: Mapping[str, str], *, enforce: bool, repeat_page: bool,
+               revoked: bool = False) -> Reply:
+        if connection is None or revoked:
             body = {"Message": "Authorization has been denied for this request."}
             return json_reply(401, body, {"WWW-Authenticate": 'Bearer realm="Nexudus"'}, content_type=_JSON)
         if enforce:
-            decision = self._limiter.hit(user)
+            # Each account has its own budget.
+            decision = self._limiter.hit(connection)
             if not decision.allowed:
                 # Nexudus throttles with 409 (not 429), an empty body and Retry-After.
                 return Reply(409, b"", {"Retry-After": str(decision.retry_after_s)})
@@ -63,23 +68,23 @@ class NexudusApi:
             options = nexudus_query.parse(params, self._tz, _ORDER_NAMES)
         except nexudus_query.QueryError as exc:
             return _failure(400, str(exc))
-        return self._page(options, repeat_page)
+        return self._page(connection, options, repeat_page)
 
-    def _live(self, options: nexudus_query.Options) -> list[int]:
+    def _live(self, connection: str, options: nexudus_query.Options) -> list[int]:
         """Visible, undeleted matching positions in the requested order.
 
         Offset paging rereads this list on every page, so it is cached per query
         and recomputed only when visibility or deletions change.
         """
-        table = self._data.tables["nexudus"]
-        key = (options.filters, options.order_field, options.descending)
-        stamp = (self._data.visible_count("nexudus"), table.version)
+        table = self._data.table("nexudus", connection)
+        key = (connection, options.filters, options.order_field, options.descending)
+        stamp = (self._data.visible_count("nexudus", connection), table.version)
         with self._lock:
             entry = self._cache.get(key)
             if entry is not None:
                 self._cache.move_to_end(key)
         if entry is None:
-            entry = (self._matching(options), (-1, -1), [])
+            entry = (self._matching(connection, options), (-1, -1), [])
         if entry[1] != stamp:
             full = entry[0]
             live = full if stamp[0] == len(table.ids) and not table.deleted else table.live(full, stamp[0])
@@ -90,9 +95,9 @@ class NexudusApi:
                     self._cache.popitem(last=False)
         return entry[2]
 
-    def _matching(self, options: nexudus_query.Options) -> list[int]:
+    def _matching(self, connection: str, options: nexudus_query.Options) -> list[int]:
         """Positions matching the filters in the requested order, visibility aside."""
-        table, catalog = self._data.tables["nexudus"], self._data.catalog
+        table, catalog = self._data.table("nexudus", connection), self._data.catalog_of(connection)
         created = dict(options.filters).get("event_ms")
         candidates = table.event_positions(*created) if created else range(len(table.ids))
         match = nexudus_query.matcher(options.filters, catalog)
@@ -103,8 +108,8 @@ class NexudusApi:
             positions.reverse()
         return positions
 
-    def _page(self, options: nexudus_query.Options, repeat_page: bool) -> Reply:
-        live = self._live(options)
+    def _page(self, connection: str, options: nexudus_query.Options, repeat_page: bool) -> Reply:
+        live = self._live(connection, options)
         page = 1 if repeat_page else options.page  # fault knob: `page` ignored
         offset = (page - 1) * options.size
         items = live[offset:offset + options.size]
@@ -117,6 +122,6 @@ class NexudusApi:
             "HasPreviousPage": page > 1, "LastItem": offset + len(items) if items else 0, "PageNumber": page,
             "PageSize": size, "TotalItems": total, "TotalPages": total_pages,
         }
-        parts = self._data.encoded("nexudus", items)
+        parts = self._data.encoded("nexudus", items, connection=connection)
         body = b"".join((b'{"Records":[', b",".join(parts), b"],", json.dumps(meta).encode()[1:]))
         return Reply(200, body, {"Content-Type": _JSON})

@@ -5,9 +5,10 @@ import binascii
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import parse_qs
 
+from .connections import Account
 from .reply import Reply, json_reply
 
 TOKEN_PATH = "/api/token"
@@ -20,16 +21,22 @@ def _oauth_error(error: str, description: str | None = None) -> Reply:
 
 
 class TokenStore:
-    """Issued access tokens (expiring) and refresh tokens (single use)."""
+    """Issued access tokens (expiring) and refresh tokens (single use), per account.
 
-    def __init__(self, credentials: Mapping[str, str], lifetime_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._username = credentials["NEXUDUS_USERNAME"]
-        self._password = credentials["NEXUDUS_PASSWORD"]
-        self._static = credentials["NEXUDUS_ACCESS_TOKEN"]
+    Accounts are sandbox connections: a principal is the connection name. A revoked
+    account's static token, issued tokens and Basic credentials stop working, and
+    its grants are refused.
+    """
+
+    def __init__(self, accounts: Iterable[Account], lifetime_s: float, clock: Callable[[], float] = time.monotonic,
+                 revoked: Callable[[str], bool] = lambda connection: False) -> None:
+        self._logins = {(a.username, a.password): a.connection for a in accounts}
+        self._static = {a.access_token: a.connection for a in accounts}
         self._lifetime = lifetime_s
         self._clock = clock
-        self._access: dict[str, tuple[str, float]] = {}  # token -> (user, expires at)
-        self._refresh: dict[str, tuple[str, str | None]] = {}  # token -> (user, client_id)
+        self._revoked = revoked
+        self._access: dict[str, tuple[str, float]] = {}  # token -> (connection, expires at)
+        self._refresh: dict[str, tuple[str, str | None]] = {}  # token -> (connection, client_id)
         self._lock = threading.Lock()
 
     def expire_all(self) -> None:
@@ -38,21 +45,21 @@ class TokenStore:
             self._access.clear()
 
     def principal(self, authorization: str | None) -> str | None:
-        """Who a request authenticates as (bearer or HTTP Basic), or None."""
+        """The connection a request authenticates as (bearer or HTTP Basic), or None."""
         scheme, _, value = (authorization or "").partition(" ")
         value = value.strip()
         if scheme.lower() == "bearer":
-            if value and secrets.compare_digest(value, self._static):
-                return self._username
+            if value in self._static:
+                return self._static[value]
             with self._lock:
-                user, expires = self._access.get(value, (None, 0.0))
-            return user if user is not None and self._clock() < expires else None
+                connection, expires = self._access.get(value, (None, 0.0))
+            return connection if connection is not None and self._clock() < expires else None
         if scheme.lower() == "basic":
             try:
                 user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 return None
-            return user if (user, password) == (self._username, self._password) else None
+            return self._logins.get((user, password))
         return None
 
     def token_endpoint(self, body: bytes, headers: Mapping[str, str]) -> Reply:
@@ -63,26 +70,30 @@ class TokenStore:
         grant = form.get("grant_type")
         client_id = headers.get("client_id")
         if grant == "password":
-            if (form.get("username"), form.get("password")) != (self._username, self._password):
+            connection = self._logins.get((form.get("username", ""), form.get("password", "")))
+            if connection is None:
                 return _oauth_error("invalid_grant", "The user name or password is incorrect.")
-            return self._issue(self._username, client_id)
+            if self._revoked(connection):
+                return _oauth_error("invalid_grant", "The user account is disabled.")
+            return self._issue(connection, client_id)
         if grant == "refresh_token":
             with self._lock:
                 owner = self._refresh.pop(form.get("refresh_token", ""), None)
-            if owner is None:
+            if owner is None or self._revoked(owner[0]):
                 return _oauth_error("invalid_grant", "The refresh token is invalid or has expired.")
             return self._issue(owner[0], client_id)
         return _oauth_error("unsupported_grant_type")
 
-    def _issue(self, user: str, client_id: str | None) -> Reply:
+    def _issue(self, connection: str, client_id: str | None) -> Reply:
         access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         with self._lock:
             if client_id is not None:
-                # A new token invalidates older refresh tokens of the same client id.
-                self._refresh = {k: v for k, v in self._refresh.items() if v[1] != client_id}
+                # A new token invalidates older refresh tokens of the same client id, within
+                # the account: one client app logged in to two accounts keeps both.
+                self._refresh = {k: v for k, v in self._refresh.items() if v != (connection, client_id)}
             now = self._clock()
             self._access = {k: v for k, v in self._access.items() if v[1] > now}
-            self._access[access] = (user, now + self._lifetime)
-            self._refresh[refresh] = (user, client_id)
+            self._access[access] = (connection, now + self._lifetime)
+            self._refresh[refresh] = (connection, client_id)
         body = {"access_token": access, "token_type": "bearer", "expires_in": int(self._lifetime), "refresh_token": refresh}
         return json_reply(200, body, {"Cache-Control": "no-store"}, content_type=_JSON)

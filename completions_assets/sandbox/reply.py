@@ -15,6 +15,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     # Write only this many body bytes after a full Content-Length, then close.
     cut_at: int | None = None
+    # The sandbox connection whose credentials the request carried (for per-connection stats).
+    connection: str | None = None
 
 
 def json_reply(status: int, value: Any, headers: dict[str, str] | None = None, *, content_type: str = JSON) -> Reply:

@@ -6,14 +6,14 @@ import socketserver
 import sys
 import threading
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .app import UNSET, SandboxApp
-from .config import ProviderFaults, SandboxConfig, load_credentials
+from .app import UNSET, Deletions, SandboxApp
+from .config import ProviderFaults, SandboxConfig
 from .data import Dataset
 from .reply import Reply, json_reply
 
@@ -90,7 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             bucket, reply = None, json_reply(500, {"detail": "sandbox error"})
         if bucket is not None:
-            self.server.app.record(bucket, reply.status)
+            self.server.app.record(bucket, reply.status, reply.connection)
         self._send(reply)
 
     def _send(self, reply: Reply) -> None:
@@ -115,7 +115,7 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.config = config
-        self.app = SandboxApp(config, load_credentials())
+        self.app = SandboxApp(config)  # credentials from os.environ, else documented defaults
         self._server = _Server((host, port), self.app)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="sandbox-http", daemon=True)
@@ -135,6 +135,10 @@ class Sandbox:
         """The credentials this sandbox accepts, keyed by SPEC env var name."""
         return dict(self.app.credentials)
 
+    def connection_credentials(self, provider: str, connection: str) -> dict[str, str]:
+        """One configured connection's credentials, keyed by env var name (config.connection_credentials)."""
+        return self.app.connection_creds.of(provider, connection)
+
     def start(self) -> "Sandbox":
         self._thread.start()
         # Encoding is cached per record; doing it now keeps first sweeps fast.
@@ -153,11 +157,13 @@ class Sandbox:
         return self.app.stats()
 
     def update(self, *, now: dt.datetime | None = UNSET, bindbee: ProviderFaults | None = None,
-               nexudus: ProviderFaults | None = None, delete: Mapping[str, list[str]] | None = None,
-               rate_limits: bool | None = None, expire_tokens: bool = False) -> None:
+               nexudus: ProviderFaults | None = None, delete: Deletions | None = None,
+               rate_limits: bool | None = None, expire_tokens: bool = False,
+               revoke: Mapping[str, Iterable[str]] | None = None,
+               revoke_after: Mapping[str, Mapping[str, int]] | None = None) -> None:
         """See SandboxApp.update; `now=None` switches back to the real clock."""
-        self.app.update(now=now, bindbee=bindbee, nexudus=nexudus, delete=delete,
-                        rate_limits=rate_limits, expire_tokens=expire_tokens)
+        self.app.update(now=now, bindbee=bindbee, nexudus=nexudus, delete=delete, rate_limits=rate_limits,
+                        expire_tokens=expire_tokens, revoke=revoke, revoke_after=revoke_after)
 
     def __enter__(self) -> "Sandbox":
         return self
