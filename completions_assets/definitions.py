@@ -7,7 +7,7 @@ import dagster as dg
 from completions_assets.connections import load_connections
 from completions_assets.defs.assets import build_assets
 from completions_assets.defs.resources import build_resources
-from completions_assets.defs.schedules import build_job, build_schedule
+from completions_assets.defs.schedules import build_job, build_rebuild_sensor, build_schedule
 from completions_assets.partitions import daily_partitions
 from completions_assets.providers import PROVIDERS
 from completions_assets.settings import load_settings
@@ -28,5 +28,6 @@ defs = dg.Definitions(
     assets=assets,
     jobs=[completions_job],
     schedules=[build_schedule(completions_job, settings)],
+    sensors=[build_rebuild_sensor()],
     resources=build_resources(connections, settings),
 )

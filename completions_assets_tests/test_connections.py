@@ -6,7 +6,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from completions_assets.connections import FILE_VARIABLE, load_connections
@@ -58,7 +57,8 @@ def test_resources_hold_variable_names_only_and_the_connection_settings(tmp_path
     resources = build_resources(connections, SETTINGS)
     assert set(resources) == {"bindbee_acme", "bindbee_globex", "nexudus_london", "nexudus_paris", "storage"}
     acme, london, paris = resources["bindbee_acme"], resources["nexudus_london"], resources["nexudus_paris"]
-    assert isinstance(acme.connector_token, dg.EnvVar) and acme.connector_token == "BINDBEE_CONNECTOR_TOKEN_ACME"
+    assert acme.secret_env == {"connector_token": "BINDBEE_CONNECTOR_TOKEN_ACME", "api_key": "BINDBEE_API_KEY"}
+    assert acme.connector_token is None and acme.api_key is None  # values are read when a step starts
     assert acme.base_url == "https://api-eu.bindbee.dev"
     assert london.timezone == "Europe/London" and paris.timezone == "Europe/Berlin"  # COMPLETIONS_TIMEZONE
 

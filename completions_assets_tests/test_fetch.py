@@ -14,6 +14,7 @@ from completions_assets.providers.bindbee import BindbeeResource
 from completions_assets.providers.sweeps import FetchStats, SweepResult, run_sweeps, split_days, sweep_groups
 from completions_assets.providers.nexudus.client import NexudusResource
 from completions_assets.sandbox import Sandbox
+from completions_assets.settings import ConfigurationError
 from completions_assets.providers.bindbee import BINDBEE_SCHEMA
 from completions_assets.partitions import DayWindow
 from completions_assets_tests.clients_support import Oracle, bindbee_client, nexudus_client, running_sandbox, windows
@@ -144,7 +145,7 @@ def small_sandbox() -> Iterator[Sandbox]:
         yield running
 
 
-def test_resources_build_one_client_per_step_and_fetch(small_sandbox: Sandbox) -> None:
+def test_resources_fetch_every_record_of_their_days(small_sandbox: Sandbox) -> None:
     sandbox = small_sandbox
     credentials = sandbox.credentials
     bindbee = BindbeeResource(base_url=sandbox.base_url, api_key=credentials["BINDBEE_API_KEY"],
@@ -154,15 +155,18 @@ def test_resources_build_one_client_per_step_and_fetch(small_sandbox: Sandbox) -
     days = windows("2024-01-02", "2024-01-03")
     for resource, provider in ((bindbee, "bindbee"), (nexudus, "nexudus")):
         oracle = Oracle(sandbox, provider)
-        with resource.yield_for_execution(dg.build_init_resource_context()) as live:
-            client = live._client
-            assert client is not None
-            for _ in range(2):  # every call reuses the step's client
-                batches = list(live.fetch_days(days))
-                assert [b.table.num_rows for b in batches] == [len(oracle.rows_in(d.start, d.end)) for d in days]
-            assert live._client is client
-        assert client.session.client.is_closed
-        assert len(list(resource.fetch_days(days[:1]))) == 1  # outside a step: a client of its own
+        batches = list(resource.fetch_days(days))
+        assert [b.table.num_rows for b in batches] == [len(oracle.rows_in(d.start, d.end)) for d in days]
+
+
+def test_secrets_named_in_secret_env_are_read_when_the_client_is_built(small_sandbox, monkeypatch) -> None:
+    resource = BindbeeResource(base_url=small_sandbox.base_url, requests_per_minute=0,
+                               secret_env={"api_key": "KEY_X", "connector_token": "TOKEN_X"})
+    monkeypatch.setenv("KEY_X", small_sandbox.credentials["BINDBEE_API_KEY"])
+    with pytest.raises(ConfigurationError, match="environment variable TOKEN_X is not set"):
+        resource.create_client()
+    monkeypatch.setenv("TOKEN_X", small_sandbox.credentials["BINDBEE_CONNECTOR_TOKEN"])
+    assert len(list(resource.fetch_days(windows("2024-01-02", "2024-01-02")))) == 1
 
 
 def test_resource_defaults_are_the_documented_ones() -> None:

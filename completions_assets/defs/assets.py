@@ -22,7 +22,16 @@ from completions_assets.providers.sweeps import DayBatch, FetchStats
 from completions_assets.storage import ParquetStorage
 
 GROUP = "lms"
+FAILED_RUN_STATUSES = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 LMS = dg.AssetKey("lms_completions")
+# A day of a connection that changed without the merge that normally follows it
+# in the same run (another connection's step failed, so the merge was skipped):
+# merge that day again once nothing upstream is still running.
+REBUILD_AFTER_SOURCES_CHANGE = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("a connection's day changed since the last merge")
 DayFile = tuple[DayWindow, pa.Table, dict[str, object]]  # a day, its rows, and its metadata
 
 
@@ -139,6 +148,7 @@ def lms_asset(partitions_def: dg.PartitionsDefinition, connections: Sequence[Con
         description="Completions of every connection in one schema, one row per (provider, connection, completion_id).",
         deps=[connection_key(c) for c in connections],
         partitions_def=partitions_def,
+        automation_condition=REBUILD_AFTER_SOURCES_CHANGE,
     )
 
     @dg.multi_asset(
@@ -209,17 +219,20 @@ def _stored_day(
 def failed_attempts(
     instance: dg.DagsterInstance, connections: Sequence[Connection], partitions: Sequence[str]
 ) -> dict[str, tuple[str, ...]]:
-    """Per day, the connections whose latest attempt at it failed (no materialization since)."""
-    failed: dict[str, list[str]] = {}
+    """Per day, the connections whose latest attempt at it failed: planned by a run that ended
+    in failure (or was canceled) and not materialized since."""
+    wanted, failed, status = set(partitions), {}, {}
     for connection in connections:
-        key, wanted = connection_key(connection), set(partitions)
-        storage = instance.event_log_storage
-        failures = storage.get_latest_storage_id_by_partition(key, dg.DagsterEventType.ASSET_FAILED_TO_MATERIALIZE, wanted)
-        if not failures:
-            continue
-        successes = storage.get_latest_storage_id_by_partition(key, dg.DagsterEventType.ASSET_MATERIALIZATION, wanted)
-        for partition, failure_id in failures.items():
-            if failure_id > successes.get(partition, -1):
+        attempts = instance.event_log_storage.get_latest_asset_partition_materialization_attempts_without_materializations(
+            connection_key(connection)
+        )
+        for partition, (run_id, _) in attempts.items():
+            if partition not in wanted:
+                continue
+            if run_id not in status:
+                run = instance.get_run_by_id(run_id)
+                status[run_id] = run is not None and run.status in FAILED_RUN_STATUSES
+            if status[run_id]:
                 failed.setdefault(partition, []).append(connection.label)
     return {partition: tuple(labels) for partition, labels in failed.items()}
 

@@ -1,13 +1,14 @@
-"""The resources of the code location: one per connection, secrets as `dagster.EnvVar`.
+"""The resources of the code location: one per connection.
 
-The UI and run config show only the names of the variables; their values are
-read when a step starts, so an unset variable fails only its connection's step.
+A resource holds the names of its secrets' variables (`secret_env`), which the
+UI and run config show; the values are read through `dagster.EnvVar` when a
+step starts, so an unset variable fails only its connection's step. (An
+`EnvVar` in a resource field would be resolved for every resource when the run
+starts: one unset variable would fail every connection.)
 """
 
 import os
 from collections.abc import Mapping, Sequence
-
-import dagster as dg
 
 from completions_assets.connections import Connection
 from completions_assets.providers.resource import ProviderResource
@@ -23,8 +24,7 @@ def connection_resource(connection: Connection, settings: Settings, environ: Map
         check_base_url(base_url, name=provider.base_url_env)
     fields: dict[str, object] = dict(provider.resource_defaults(settings)) if provider.resource_defaults else {}
     fields.update(connection.options)
-    fields.update({name: dg.EnvVar(variable) for name, variable in connection.secrets.items()})
-    return provider.resource_type(base_url=base_url, **fields)
+    return provider.resource_type(base_url=base_url, secret_env=dict(connection.secrets), **fields)
 
 
 def build_resources(connections: Sequence[Connection], settings: Settings) -> dict[str, object]:

@@ -1,4 +1,5 @@
-"""The job over all three assets and the daily schedule with its lookback."""
+"""The job over every asset, the daily schedule with its lookback, and the sensor that re-merges
+days a partly failed run left behind."""
 
 import datetime as dt
 
@@ -51,3 +52,14 @@ def build_schedule(job: UnresolvedAssetJobDefinition, settings: Settings) -> dg.
         )
 
     return completions_daily_schedule
+
+
+def build_rebuild_sensor() -> dg.AutomationConditionSensorDefinition:
+    """Evaluates `lms_completions`' automation condition (needs the daemon, as `dagster dev` runs it)."""
+    return dg.AutomationConditionSensorDefinition(
+        "lms_completions_rebuild_sensor",
+        target=dg.AssetSelection.assets("lms_completions"),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description="Merges again the days whose connection files changed in a run whose merge was skipped.",
+    )

@@ -103,15 +103,14 @@ class BindbeeClient(ProviderClient):
     settings: "BindbeeResource"
 
     def __init__(self, settings: "BindbeeResource", **options: Any) -> None:
-        if not settings.api_key or not settings.connector_token:
-            raise ConfigurationError("bindbee: api_key and connector_token are required")
         super().__init__(BINDBEE, settings, **options)
 
-    def secrets(self) -> Sequence[str | None]:
-        return (self.settings.api_key, self.settings.connector_token)
+    def check_credentials(self) -> None:
+        if not self.credentials["api_key"] or not self.credentials["connector_token"]:
+            raise ConfigurationError("bindbee: api_key and connector_token are required")
 
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.settings.api_key}", "x-connector-token": self.settings.connector_token}
+        return {"Authorization": f"Bearer {self.credentials['api_key']}", "x-connector-token": self.credentials["connector_token"] or ""}
 
     def on_success(self, response: httpx.Response) -> None:
         # Another client on the same connector token spends the same budget; with
@@ -147,8 +146,8 @@ class BindbeeResource(ProviderResource):
     """Bindbee LMS completions (resource key `bindbee`); secrets come in as dagster.EnvVar."""
 
     base_url: str = Field(default="https://api.bindbee.dev", description="https://api.bindbee.dev or https://api-eu.bindbee.dev.")
-    api_key: str = Field(description="Organisation API key, sent as `Authorization: Bearer`.")
-    connector_token: str = Field(description="Connector token of the LMS connection (`x-connector-token`).")
+    api_key: str | None = Field(default=None, description="Organisation API key, sent as `Authorization: Bearer` (or its variable in secret_env).")
+    connector_token: str | None = Field(default=None, description="Connector token of the LMS connection, `x-connector-token` (or its variable in secret_env).")
     page_size: int = Field(default=100, ge=1, le=MAX_PAGE_SIZE, description="Records per page (Bindbee maximum 100).")
     include_raw_data: bool = Field(default=False, description="Request and store `raw_data` as JSON text.")
     include_custom_fields: bool = Field(default=False, description="Request and store `custom_fields` as JSON text.")

@@ -48,6 +48,8 @@ class ProviderClient(abc.ABC):
     ) -> None:
         self.provider = provider
         self.settings = settings
+        self.credentials = settings.credentials(provider.secret_env)
+        self.check_credentials()
         self.base_url = check_base_url(settings.base_url, name=provider.name)
         self.clock = clock or SystemClock()
         self.pacer = Pacer(settings.rate_limits(), clock=self.clock, margin_s=settings.rate_margin_ms / 1000)
@@ -73,9 +75,12 @@ class ProviderClient(abc.ABC):
             rng=rng,
         )
 
+    def check_credentials(self) -> None:
+        """Raises ConfigurationError, before any request, when a needed credential is missing."""
+
     def secrets(self) -> Sequence[str | None]:
-        """Values masked in every message (credentials)."""
-        return ()
+        """Values masked in every message."""
+        return tuple(self.credentials.values())
 
     def headers(self) -> Mapping[str, str]:
         return {}

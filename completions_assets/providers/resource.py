@@ -2,19 +2,21 @@
 
 A resource is thin: its fields are the settings, and `create_client` hands them
 to the plain client, which reads them directly. One client is built per step
-and reused for every day of a range.
+and serves every day of its range.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
+import dagster as dg
 import httpx
-from dagster import ConfigurableResource, InitResourceContext
-from pydantic import Field, PrivateAttr
+from dagster import ConfigurableResource
+from pydantic import Field
 
 from completions_assets.http.pacing import Clock, RateLimit
 from completions_assets.partitions import DayWindow
 from completions_assets.providers.sweeps import DayBatch
+from completions_assets.settings import ConfigurationError
 
 if TYPE_CHECKING:
     from completions_assets.providers.client import ProviderClient
@@ -34,8 +36,30 @@ class ProviderResource(ConfigurableResource):
     rate_margin_ms: int = Field(default=1, ge=0, description="Safety margin added to every rate-limit window.")
     sweep_days: int = Field(default=8, ge=1, description="Consecutive days fetched by one request sweep.")
     max_concurrent_sweeps: int = Field(default=4, ge=1, description="Sweeps in flight at once (threads).")
+    secret_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Secret fields read from these environment variables when a step starts "
+        "(names only: values never enter the config).",
+    )
 
-    _client: "ProviderClient | None" = PrivateAttr(default=None)
+    def credentials(self, names: Iterable[str]) -> dict[str, str | None]:
+        """The secret fields `names`: read through `dagster.EnvVar` when `secret_env` names their
+        variable (so an unset one fails only the step that needs it), else as given.
+
+        Raises:
+            ConfigurationError: a named variable is unset or empty.
+        """
+        values: dict[str, str | None] = {}
+        for name in names:
+            variable = self.secret_env.get(name)
+            if variable is None:
+                values[name] = getattr(self, name)
+                continue
+            value = dg.EnvVar(variable).get_value()
+            if not value:
+                raise ConfigurationError(f"environment variable {variable} is not set (the {name} of this connection)")
+            values[name] = value
+        return values
 
     def rate_limits(self) -> Sequence[RateLimit]:
         """The pacing limits these settings ask for; none means pacing is off."""
@@ -47,18 +71,12 @@ class ProviderResource(ConfigurableResource):
         """A new plain client with these settings (the caller closes it)."""
         raise NotImplementedError
 
-    def setup_for_execution(self, context: InitResourceContext) -> None:
-        self._client = self.create_client()
-
-    def teardown_after_execution(self, context: InitResourceContext) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
     def fetch_days(self, windows: Sequence[DayWindow]) -> Iterator[DayBatch]:
-        """One DayBatch per window, in order (see ProviderClient.fetch_days)."""
-        if self._client is not None:
-            yield from self._client.fetch_days(windows)
-            return
-        with self.create_client() as client:  # used outside a Dagster step
+        """One DayBatch per window, in order (see ProviderClient.fetch_days).
+
+        The client (one per step: a step fetches its whole range in one call) is
+        built here, not when the resource is set up, so a missing credential
+        fails the step that needs it and no other.
+        """
+        with self.create_client() as client:
             yield from client.fetch_days(windows)

@@ -94,23 +94,26 @@ class NexudusClient(ProviderClient):
     settings: "NexudusResource"
 
     def __init__(self, settings: "NexudusResource", **options: Any) -> None:
-        if not settings.access_token and not (settings.username and settings.password):
-            raise ConfigurationError("nexudus: set access_token, or username and password")
         try:
             ZoneInfo(settings.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigurationError(f"nexudus: timezone {settings.timezone!r} is not an IANA time zone") from None
         super().__init__(NEXUDUS, settings, **options)
 
+    def check_credentials(self) -> None:
+        given = self.credentials
+        if not given["access_token"] and not (given["username"] and given["password"]):
+            raise ConfigurationError("nexudus: set access_token, or username and password")
+
     def secrets(self) -> Sequence[str | None]:
-        return (self.settings.access_token, self.settings.password)
+        return (self.credentials["access_token"], self.credentials["password"])
 
     def auth(self) -> NexudusAuth:
         self.token_auth = NexudusAuth(
             self.base_url.copy_with(path=self.base_url.path.rstrip("/") + TOKEN_PATH),
-            access_token=self.settings.access_token or None,
-            username=self.settings.username,
-            password=self.settings.password,
+            access_token=self.credentials["access_token"] or None,
+            username=self.credentials["username"],
+            password=self.credentials["password"],
             redactor=self.redactor,
             pacer=self.pacer,
             clock=self.clock,
