@@ -18,16 +18,21 @@ import pyarrow.parquet as pq
 import pytest
 
 from completions_assets.local import demo
-from completions_assets.local.launch import prepare_dagster_home, sandbox_environment
+from completions_assets.connections import FILE_VARIABLE
+from completions_assets.local.launch import example_connections, prepare_dagster_home, sandbox_environment
 from completions_assets.local.run_report import day_reports, format_table
+from completions_assets.providers import PROVIDERS
 from completions_assets.sandbox import SandboxConfig, start_sandbox
 from completions_assets.storage import ParquetStorage
 
 SECRETS = {
     "BINDBEE_API_KEY": "FAKE-bindbee-key+Qz7/W9x=",
-    "BINDBEE_CONNECTOR_TOKEN": "FAKE-connector-token&V4r=8",
-    "NEXUDUS_USERNAME": "fake.probe+user@example.com",
-    "NEXUDUS_PASSWORD": "FAKE-nexudus pass%&=?Pw",
+    "BINDBEE_CONNECTOR_TOKEN_ACME": "FAKE-acme-token&V4r=8",
+    "BINDBEE_CONNECTOR_TOKEN_GLOBEX": "FAKE-globex-token&V4r=9",
+    "BINDBEE_CONNECTOR_TOKEN_INITECH": "FAKE-initech-token&V4r=0",
+    "NEXUDUS_USERNAME_LONDON": "fake.probe+london@example.com",
+    "NEXUDUS_PASSWORD_LONDON": "FAKE-nexudus pass%&=?Pw",
+    "NEXUDUS_ACCESS_TOKEN_PARIS": "FAKE-paris-static/token=+1",
 }
 
 
@@ -68,13 +73,19 @@ def test_no_credential_reaches_dagster_home_the_data_or_the_output(tmp_path, mon
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)  # the sandbox accepts these instead of its defaults
     monkeypatch.delenv("NEXUDUS_ACCESS_TOKEN", raising=False)
+    monkeypatch.delenv(FILE_VARIABLE, raising=False)
+    path, connections = example_connections()  # the demo's five connections
     last = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
     first = last - dt.timedelta(days=demo.DAYS - 1)
-    config = SandboxConfig(start_date=first - dt.timedelta(days=2), days=demo.DAYS + 4, records_per_day=40)
-    home = prepare_dagster_home(tmp_path / "home")
+    served = {p.name: tuple(c.name for c in connections if c.provider is p) for p in PROVIDERS}
+    config = SandboxConfig(start_date=first - dt.timedelta(days=2), days=demo.DAYS + 4, records_per_day=40,
+                           connections=served)
+    home = prepare_dagster_home(tmp_path / "home", environ={FILE_VARIABLE: path})
     data = tmp_path / "data"
     with start_sandbox(config) as sb:
-        env = sandbox_environment(sb.base_url) | {"DAGSTER_HOME": str(home), "COMPLETIONS_DATA_ROOT": str(data)}
+        env = sandbox_environment(sb.base_url, connections=connections) | {
+            "DAGSTER_HOME": str(home), "COMPLETIONS_DATA_ROOT": str(data), FILE_VARIABLE: path}
+        assert all(env[name] == value for name, value in SECRETS.items())  # the run uses the fakes
         log = home / "demo-run.log"
         assert demo.materialize_range(first, last, env, log) == 0, log.read_text()[-3000:]
         issued = [*sb.app.tokens._access, *sb.app.tokens._refresh]  # what the Nexudus client held
@@ -83,12 +94,13 @@ def test_no_credential_reaches_dagster_home_the_data_or_the_output(tmp_path, mon
     instance = dg.DagsterInstance.from_config(str(home))
     run = instance.get_runs(limit=1)[0]
     reports = day_reports(instance, run.run_id, [first + dt.timedelta(days=i) for i in range(demo.DAYS)],
-                          ParquetStorage(root=str(data)))
+                          ParquetStorage(root=str(data)), connections)
     printed = io.StringIO()
     with redirect_stdout(printed):
         print(format_table(reports))
     instance.dispose()
     assert all(report.passed and not report.failed for report in reports)
+    assert all(report.rows[c.label] is not None for report in reports for c in connections)
 
     haystacks = {str(path): path.read_bytes() for path in every_file(home, data)}
     for database in home.rglob("*.db"):
@@ -101,7 +113,7 @@ def test_no_credential_reaches_dagster_home_the_data_or_the_output(tmp_path, mon
     haystacks["printed report"] = printed.getvalue().encode()
     assert len(list(home.rglob("*.db"))) >= 3 and list(home.rglob("compute_logs/*"))
     # The search does see the databases: the run config names the variables (never their values).
-    assert any(b"BINDBEE_API_KEY" in content for content in haystacks.values())
+    assert any(b"BINDBEE_CONNECTOR_TOKEN_GLOBEX" in content for content in haystacks.values())
     needles = {form: name for name, secret in SECRETS.items() for form in encodings(secret)}
     needles |= {token.encode(): "an issued Nexudus token" for token in issued}
     hits = sorted({(where, needles[needle]) for where, content in haystacks.items()

@@ -1,11 +1,14 @@
-"""`make demo`: backfill the last 7 complete days from the sandbox in one run.
+"""`make demo`: backfill the last 7 complete days of every example connection from the sandbox in one run.
 
-Prints a table per day (rows per provider, merged rows, check results) and where
-the Parquet files are; exits non-zero unless the run succeeded and every check
-passed.
+Serves the connections of `COMPLETIONS_CONNECTIONS_FILE`, else of the shipped
+example (local/connections.yaml: three Bindbee connectors, two Nexudus accounts).
+Prints a table per day (rows per connection, merged rows, check results) and
+where the Parquet files are; exits non-zero unless the run succeeded and every
+check passed.
 """
 
 import datetime as dt
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +16,10 @@ from pathlib import Path
 import dagster as dg
 
 from completions_assets.settings import load_settings
+from completions_assets.connections import FILE_VARIABLE
 from completions_assets.local.launch import (
+    example_connections,
+    sandbox_connection_args,
     local_dagster_home,
     prepare_dagster_home,
     sandbox_environment,
@@ -39,21 +45,26 @@ def main() -> int:
     settings = load_settings()
     last = dt.datetime.now(settings.zone).date() - dt.timedelta(days=1)
     first = last - dt.timedelta(days=DAYS - 1)
-    home = prepare_dagster_home(local_dagster_home())
+    path, connections = example_connections()
+    home = prepare_dagster_home(local_dagster_home(), environ={**os.environ, FILE_VARIABLE: path})
     log = home / "demo-run.log"
-    sandbox_args = ["--start-date", (first - dt.timedelta(days=2)).isoformat(), "--days", str(DAYS + 4)]
+    sandbox_args = ["--start-date", (first - dt.timedelta(days=2)).isoformat(), "--days", str(DAYS + 4),
+                    *sandbox_connection_args(connections)]
     with sandbox_process(sandbox_args) as base_url:
-        print(f"sandbox serving both providers at {base_url}")
-        env = sandbox_environment(base_url) | {"DAGSTER_HOME": str(home)}
+        print(f"sandbox serving {', '.join(c.label for c in connections)} at {base_url}")
+        env = sandbox_environment(base_url, connections=connections) | {"DAGSTER_HOME": str(home), FILE_VARIABLE: path}
         print(f"backfilling {first} ... {last} in one run (log: {log})")
         exit_code = materialize_range(first, last, env, log)
     instance = dg.DagsterInstance.from_config(str(home))
     run = instance.get_runs(limit=1)[0]
     storage = ParquetStorage(root=settings.data_root)
-    reports = day_reports(instance, run.run_id, [first + dt.timedelta(days=i) for i in range(DAYS)], storage)
+    days = [first + dt.timedelta(days=i) for i in range(DAYS)]
+    reports = day_reports(instance, run.run_id, days, storage, connections)
     print(format_table(reports))
     print(f"\nrun {run.run_id}: {run.status.value}")
-    print(f"Parquet files under {Path(storage.path('lms_completions', last)).parents[2]}/<asset>/date=YYYY-MM-DD/")
+    root = Path(storage.path("lms_completions", last)).parents[2]
+    print(f"Parquet files under {root}/<provider>_completions/connection=<name>/date=YYYY-MM-DD/ "
+          f"and {root}/lms_completions/date=YYYY-MM-DD/")
     all_passed = all(not r.failed and r.passed for r in reports)
     if exit_code != 0 or not all_passed:
         print(f"FAILED: see {log}", file=sys.stderr)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
-from completions_assets.connections import load_connections
+from completions_assets.connections import FILE_VARIABLE, Connection, load_connections
 from completions_assets.providers import PROVIDERS
-from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
+from completions_assets.sandbox.config import DEFAULT_CREDENTIALS, connection_credentials
 
 # The checkout this module sits in: only the tests and the benchmark, which run
 # from a checkout, use it. `make demo`/`make dev` don't, so they also work from
@@ -26,6 +26,7 @@ from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
 REPO = Path(__file__).resolve().parents[2]
 # The local instance configuration, shipped in the package (package data).
 INSTANCE_CONFIG = files("completions_assets.local") / "dagster.yaml"
+EXAMPLE_CONNECTIONS = files("completions_assets.local") / "connections.yaml"
 
 
 def restore_default_signals() -> None:
@@ -64,16 +65,40 @@ def stop(process: subprocess.Popen, timeout: float = 20) -> None:
             process.wait()
 
 
-def sandbox_environment(base_url: str, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """`environ` with both providers pointed at the sandbox and its default credentials
-    wherever a credential is unset (the sandbox accepts the same values)."""
+def sandbox_environment(
+    base_url: str, environ: Mapping[str, str] = os.environ, connections: Sequence[Connection] = ()
+) -> dict[str, str]:
+    """`environ` with both providers pointed at the sandbox and its credentials wherever
+    one is unset: the defaults, and those of each of `connections` (the sandbox accepts
+    the same values)."""
     env = dict(environ)
     env["BINDBEE_BASE_URL"] = base_url
     env["NEXUDUS_BASE_URL"] = base_url
     for name, value in DEFAULT_CREDENTIALS.items():
         if name != "NEXUDUS_ACCESS_TOKEN":
             env.setdefault(name, value)
+    for connection in connections:
+        accepted = connection_credentials(connection.provider.name, connection.name, env)
+        for variable in connection.secrets.values():
+            if variable in accepted:
+                env.setdefault(variable, accepted[variable])
     return env
+
+
+def example_connections(environ: Mapping[str, str] = os.environ) -> tuple[str, tuple[Connection, ...]]:
+    """The connections file of `make demo`/`make dev` (the user's, else the shipped example) and its connections."""
+    path = environ.get(FILE_VARIABLE) or str(EXAMPLE_CONNECTIONS)
+    return path, load_connections(PROVIDERS, {**environ, FILE_VARIABLE: path})
+
+
+def sandbox_connection_args(connections: Sequence[Connection]) -> list[str]:
+    """The sandbox options that serve exactly `connections`."""
+    args = []
+    for provider in PROVIDERS:
+        names = [c.name for c in connections if c.provider is provider]
+        if names:
+            args += [f"--{provider.name}-connections", ",".join(names)]
+    return args
 
 
 def local_dagster_home() -> Path:

@@ -1,21 +1,22 @@
-"""What one run did, day by day: rows per file and check results from the instance."""
+"""What one run did, day by day: rows per connection's file, merged rows, and check results."""
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
 
-from completions_assets.providers import PROVIDERS
+from completions_assets.connections import Connection
 from completions_assets.storage import ParquetStorage
 
-ASSETS = (*(provider.asset_name for provider in PROVIDERS), "lms_completions")
+MERGED = "lms_completions"
 
 
 @dataclass
 class DayReport:
     day: dt.date
-    rows: dict[str, int | None] = field(default_factory=dict)
+    rows: dict[str, int | None] = field(default_factory=dict)  # connection label (or "merged") -> rows
     passed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
 
@@ -28,31 +29,34 @@ def check_results(instance: dg.DagsterInstance, run_id: str) -> list[dg.AssetChe
 
 
 def day_reports(
-    instance: dg.DagsterInstance, run_id: str, days: list[dt.date], storage: ParquetStorage
+    instance: dg.DagsterInstance, run_id: str, days: list[dt.date], storage: ParquetStorage,
+    connections: Sequence[Connection],
 ) -> list[DayReport]:
     by_day = defaultdict(list)
     for evaluation in check_results(instance, run_id):
         by_day[evaluation.partition].append(evaluation)
+    files = {c.label: c.storage_dir for c in connections} | {"merged": MERGED}
     reports = []
     for day in days:
         report = DayReport(day)
-        for asset in ASSETS:
-            table = storage.read(asset, day)
-            report.rows[asset] = None if table is None else table.num_rows
+        for label, directory in files.items():
+            table = storage.read(directory, day, columns=[])
+            report.rows[label] = None if table is None else table.num_rows
         for evaluation in by_day[day.isoformat()]:
-            name = f"{evaluation.asset_key.path[-1]}.{evaluation.check_name}"
+            name = f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}"
             (report.passed if evaluation.passed else report.failed).append(name)
         reports.append(report)
     return reports
 
 
 def format_table(reports: list[DayReport]) -> str:
-    names = [*(provider.name for provider in PROVIDERS), "merged"]
-    header = f"{'day':<12}" + "".join(f"{name:>9}" for name in names) + f"{'checks passed':>15}  failed"
+    """Rows per connection (`provider:name`) and merged rows, one line per day."""
+    labels = list(reports[0].rows) if reports else []
+    width = max([9, *(len(label) + 2 for label in labels)])
+    header = f"{'day':<12}" + "".join(f"{label:>{width}}" for label in labels) + f"{'checks passed':>15}  failed"
     lines = [header, "-" * len(header)]
     for report in reports:
-        rows = [report.rows[asset] for asset in ASSETS]
-        cells = "".join(f"{'-' if n is None else n:>9}" for n in rows)
+        cells = "".join(f"{'-' if n is None else n:>{width}}" for n in report.rows.values())
         failed = ", ".join(sorted(report.failed)) or "none"
         lines.append(f"{report.day.isoformat():<12}{cells}{len(report.passed):>15}  {failed}")
     return "\n".join(lines)

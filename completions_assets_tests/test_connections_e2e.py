@@ -1,0 +1,110 @@
+"""Many connections through the CLI range command (SPEC section 12), against a sandbox serving
+the shipped example's five connections, each with its own data: one run over every connection,
+each connection's files equal to its own ground truth, connections fetched in parallel, and a
+connection revoked mid-run failing alone."""
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.compute as pc
+import pytest
+
+from completions_assets.connections import FILE_VARIABLE
+from completions_assets.local.launch import REPO, example_connections, prepare_dagster_home, sandbox_environment
+from completions_assets.local.run_report import check_results
+from completions_assets.providers import PROVIDERS
+from completions_assets.sandbox import Sandbox, SandboxConfig, start_sandbox
+from completions_assets.storage import ParquetStorage
+
+FIRST, LAST = "2024-03-02", "2024-03-05"
+DAYS = [(dt.date(2024, 3, 2) + dt.timedelta(days=i)) for i in range(4)]
+PATH, CONNECTIONS = example_connections({})
+SERVED = {p.name: tuple(c.name for c in CONNECTIONS if c.provider is p) for p in PROVIDERS}
+COMMAND = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "completions_assets.definitions",
+           "--select", "*", "--partition-range", f"{FIRST}...{LAST}"]
+
+
+@pytest.fixture(scope="module")
+def tenants() -> Sandbox:
+    config = SandboxConfig(seed=31, start_date=dt.date(2024, 3, 1), days=6, records_per_day=50, connections=SERVED)
+    with start_sandbox(config) as sandbox:
+        yield sandbox
+
+
+def environment(sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
+    home = prepare_dagster_home(tmp_path / "home", environ={FILE_VARIABLE: PATH})
+    return sandbox_environment(sandbox.base_url, {"PATH": "/usr/bin:/bin"}, CONNECTIONS) | {
+        FILE_VARIABLE: PATH, "DAGSTER_HOME": str(home), "COMPLETIONS_DATA_ROOT": str(tmp_path / "data"),
+        "COMPLETIONS_START_DATE": "2024-01-01", "COMPLETIONS_TIMEZONE": "UTC"}
+
+
+def window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+    return start, start + dt.timedelta(days=1)
+
+
+def step_spans(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
+    spans: dict[str, list[float]] = {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event and entry.step_key and event.event_type_value in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE"):
+            spans.setdefault(entry.step_key, []).append(entry.timestamp)
+    return {step: (min(times), max(times)) for step, times in spans.items()}
+
+
+def test_one_run_serves_every_connection_exactly_and_in_parallel(tenants, tmp_path):
+    env = environment(tenants, tmp_path)
+    wide = ["--config-json", json.dumps({"execution": {"config": {"multiprocess": {"max_concurrent": 6}}}})]
+    done = subprocess.run(COMMAND + wide, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    (run,) = instance.get_runs()
+    storage = ParquetStorage(root=env["COMPLETIONS_DATA_ROOT"])
+    for day in DAYS:
+        merged = storage.read("lms_completions", day)
+        for connection in CONNECTIONS:
+            provider = connection.provider
+            truth = tenants.dataset.ground_truth(provider.name, *window(day), connection=connection.name)
+            raw = storage.read(connection.storage_dir, day)
+            assert sorted(map(str, raw[provider.id_column].to_pylist())) == sorted(truth), (connection.label, day)
+            mine = pc.and_(pc.equal(merged["provider"], provider.name), pc.equal(merged["connection"], connection.name))
+            assert sorted(merged.filter(mine)["completion_id"].to_pylist()) == sorted(truth)
+        assert merged.num_rows == sum(
+            len(tenants.dataset.ground_truth(c.provider.name, *window(day), connection=c.name)) for c in CONNECTIONS)
+    assert all(e.passed for e in check_results(instance, run.run_id))
+    # The connections' data differ (their own seeds), and the steps ran side by side.
+    acme, globex = (storage.read(f"bindbee_completions/connection={n}", DAYS[0])["id"].to_pylist() for n in ("acme", "globex"))
+    assert not set(acme) & set(globex)
+    spans = step_spans(instance, run.run_id)
+    assert len(spans) == len(CONNECTIONS) + 1
+    bindbee = sorted(span for step, span in spans.items() if step.startswith("bindbee_completions__"))
+    # One pool per connection: connections of the same provider fetch side by side.
+    assert any(later[0] < earlier[1] for earlier, later in zip(bindbee, bindbee[1:])), "Bindbee connections took turns"
+    by_connection = tenants.stats()["connections"]
+    assert all(by_connection[c.provider.name][c.name]["requests"] > 0 for c in CONNECTIONS)
+
+
+def test_a_connection_revoked_mid_run_fails_alone(tenants, tmp_path):
+    env = environment(tenants, tmp_path)
+    tenants.update(revoke_after={"bindbee": {"globex": 1}})  # its first page is served, then 401
+    try:
+        done = subprocess.run(COMMAND, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    finally:
+        tenants.update(revoke={"bindbee": []}, revoke_after={"bindbee": {}})
+    assert done.returncode != 0
+    assert "bindbee: HTTP 401" in done.stderr
+    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    (run,) = instance.get_runs()
+    failed = {entry.step_key for entry in instance.all_logs(run.run_id)
+              if entry.dagster_event and entry.dagster_event.event_type_value == "STEP_FAILURE"}
+    assert failed == {"bindbee_completions__globex"}
+    storage = ParquetStorage(root=env["COMPLETIONS_DATA_ROOT"])
+    for connection in CONNECTIONS:
+        written = [storage.read(connection.storage_dir, day) is not None for day in DAYS]
+        assert written == [connection.name != "globex"] * len(DAYS), connection.label
+        key = dg.AssetKey([connection.provider.asset_name, connection.name])
+        assert len(instance.get_materialized_partitions(key)) == (0 if connection.name == "globex" else len(DAYS))
