@@ -41,8 +41,10 @@ def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
     )
 
 
-def windows_for(partitions_def: dg.PartitionsDefinition, keys: Sequence[str]) -> list[DayWindow]:
+def windows_for(partitions_def: dg.PartitionsDefinition | None, keys: Sequence[str]) -> list[DayWindow]:
     """Each partition key's day as a half-open UTC window, in key order."""
+    if not isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        raise TypeError(f"expected daily time-window partitions, got {partitions_def!r}")
     windows = []
     for key in keys:
         span = partitions_def.time_window_for_partition_key(key)

@@ -6,6 +6,7 @@ would demand a single, unpartitioned check result per run.
 """
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -23,6 +24,7 @@ from completions_assets.storage import ParquetStorage
 
 GROUP = "lms"
 FAILED_RUN_STATUSES = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+SINGLE_RUN = dg.BackfillPolicy.single_run()  # a range is one run: one request sweep per connection, not one per day
 LMS = dg.AssetKey("lms_completions")
 # A day of a connection that changed without the merge that normally follows it
 # in the same run (another connection's step failed, so the merge was skipped):
@@ -32,7 +34,7 @@ REBUILD_AFTER_SOURCES_CHANGE = (
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("a connection's day changed since the last merge")
-DayFile = tuple[DayWindow, pa.Table, dict[str, object]]  # a day, its rows, and its metadata
+DayFile = tuple[DayWindow, pa.Table, dict[str, Any]]  # a day, its rows, and its metadata
 
 
 def partition_windows(context: dg.AssetExecutionContext) -> list[DayWindow]:
@@ -54,7 +56,7 @@ def write_days(
     If a later day fails, the days already replaced are still reported, each as
     its own materialization, so the event log matches the files on disk.
     """
-    written: list[tuple[str, dict[str, object]]] = []
+    written: list[tuple[str, dict[str, Any]]] = []
     try:
         for window, table, facts in days:
             previous = storage.read(directory, window.day, columns=row_key)
@@ -68,10 +70,6 @@ def write_days(
             context.log_event(dg.AssetMaterialization(asset_key, partition=key, metadata=metadata))
         raise
     yield dg.MaterializeResult(asset_key=asset_key)
-
-
-def _common(partitions_def: dg.PartitionsDefinition) -> dict[str, object]:
-    return dict(partitions_def=partitions_def, backfill_policy=dg.BackfillPolicy.single_run(), can_subset=True)
 
 
 def connection_key(connection: Connection) -> dg.AssetKey:
@@ -97,7 +95,9 @@ def connection_asset(connection: Connection, partitions_def: dg.PartitionsDefini
         check_specs=check_specs,
         pool=connection.pool,
         required_resource_keys={connection.resource_key, "storage"},
-        **_common(partitions_def),
+        partitions_def=partitions_def,
+        backfill_policy=SINGLE_RUN,
+        can_subset=True,
     )
     def fetch(context: dg.AssetExecutionContext):
         resource: ProviderResource = getattr(context.resources, connection.resource_key)
@@ -118,7 +118,7 @@ def connection_asset(connection: Connection, partitions_def: dg.PartitionsDefini
 
 def _connection_days(
     connection: Connection, resource: ProviderResource, windows: Sequence[DayWindow]
-) -> Iterator[tuple[DayBatch, dict[str, object]]]:
+) -> Iterator[tuple[DayBatch, dict[str, Any]]]:
     """Fetched days; days before the connection's start date are empty and cost no request."""
     start = connection.start_date
     before = [w for w in windows if start is not None and w.day < start]
@@ -156,7 +156,9 @@ def lms_asset(partitions_def: dg.PartitionsDefinition, connections: Sequence[Con
         specs=[spec],
         check_specs=lms_check_specs(LMS, partitions_def),
         required_resource_keys={"storage"},
-        **_common(partitions_def),
+        partitions_def=partitions_def,
+        backfill_policy=SINGLE_RUN,
+        can_subset=True,
     )
     def lms_completions(context: dg.AssetExecutionContext):
         storage: ParquetStorage = context.resources.storage
@@ -221,7 +223,9 @@ def failed_attempts(
 ) -> dict[str, tuple[str, ...]]:
     """Per day, the connections whose latest attempt at it failed: planned by a run that ended
     in failure (or was canceled) and not materialized since."""
-    wanted, failed, status = set(partitions), {}, {}
+    wanted = set(partitions)
+    failed: dict[str, list[str]] = {}
+    status: dict[str, bool] = {}
     for connection in connections:
         attempts = instance.event_log_storage.get_latest_asset_partition_materialization_attempts_without_materializations(
             connection_key(connection)

@@ -8,6 +8,7 @@ files instead.
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -146,6 +147,7 @@ def evaluate_day(
     for check in LMS_CHECKS:
         if check.name not in names:
             continue
+        metadata: dict[str, Any]
         if day is None:
             passed, metadata = False, {"error": missing}
         else:

@@ -9,6 +9,7 @@ starts: one unset variable would fail every connection.)
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from completions_assets.connections import Connection
 from completions_assets.providers.resource import ProviderResource
@@ -22,7 +23,7 @@ def connection_resource(connection: Connection, settings: Settings, environ: Map
     if base_url is None:
         base_url = environ.get(provider.base_url_env) or provider.resource_type.model_fields["base_url"].default
         check_base_url(base_url, name=provider.base_url_env)
-    fields: dict[str, object] = dict(provider.resource_defaults(settings)) if provider.resource_defaults else {}
+    fields: dict[str, Any] = dict(provider.resource_defaults(settings)) if provider.resource_defaults else {}
     fields.update(connection.options)
     return provider.resource_type(base_url=base_url, secret_env=dict(connection.secrets), **fields)
 

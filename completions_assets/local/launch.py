@@ -46,6 +46,7 @@ def sandbox_process(args: Sequence[str] = ()) -> Iterator[str]:
         preexec_fn=restore_default_signals,
     )
     try:
+        assert process.stdout is not None  # stdout=PIPE
         base_url = process.stdout.readline().strip()
         if not base_url.startswith("http://127.0.0.1:"):
             raise RuntimeError(f"sandbox did not start (first line: {base_url!r})")

@@ -4,6 +4,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import dagster as dg
 
@@ -25,7 +26,8 @@ def check_results(instance: dg.DagsterInstance, run_id: str) -> list[dg.AssetChe
     records = instance.get_records_for_run(
         run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=100_000
     ).records
-    return [record.event_log_entry.dagster_event.event_specific_data for record in records]
+    events = (record.event_log_entry.dagster_event for record in records)
+    return [cast(dg.AssetCheckEvaluation, event.event_specific_data) for event in events if event is not None]
 
 
 def day_reports(

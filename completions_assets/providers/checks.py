@@ -7,6 +7,7 @@ definitions turn it into one check evaluation per day.
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,13 +23,13 @@ class CheckOutcome:
 
     failed_rows: int
     examples: tuple[str, ...] = ()
-    details: dict[str, object] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
         return self.failed_rows == 0
 
-    def metadata(self) -> dict[str, object]:
+    def metadata(self) -> dict[str, Any]:
         return {"failed_rows": self.failed_rows, "example_ids": list(self.examples), **self.details}
 
 

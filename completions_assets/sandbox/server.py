@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from .app import UNSET, Deletions, SandboxApp
@@ -38,7 +38,8 @@ class _Server(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer.server_bind does a reverse DNS lookup (getfqdn); loopback needs none.
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        host, self.server_port = self.server_address[:2]
+        self.server_name = str(host)
 
     def close_connections(self) -> None:
         """Ends idle keep-alive connections so their threads finish on stop."""
@@ -55,6 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "completions-sandbox"
     timeout = 300  # drop keep-alive connections idle this long
     server: _Server
+    _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's, written directly to send head and body at once
 
     def setup(self) -> None:
         super().setup()
@@ -85,7 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         try:
-            bucket, reply = self.server.app.handle(self.command, split.path, params, self.headers, body)
+            bucket, reply = self.server.app.handle(self.command, split.path, params, cast(Mapping[str, str], self.headers), body)
         except Exception:  # a sandbox bug must surface, not hang the client
             traceback.print_exc(file=sys.stderr)
             bucket, reply = None, json_reply(500, {"detail": "sandbox error"})
@@ -124,7 +126,7 @@ class Sandbox:
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}"
 
     @property
     def dataset(self) -> Dataset:
