@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo dev bench install clean
+.PHONY: test lint demo dev bench install clean
 
 install: $(STAMP)
 
@@ -19,6 +19,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# ruff and mypy read their settings from pyproject.toml (mypy's `files` is the
+# whole tree). dg finds the project by its [tool.dg] table in ./pyproject.toml
+# and loads completions_assets.definitions in a subprocess of this venv;
+# VIRTUAL_ENV names that venv (dg warns otherwise) and DAGSTER_HOME is unset so
+# the check uses an ephemeral instance: no server, no database, no network.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) env -u DAGSTER_HOME $(BIN)/dg check defs
 
 demo: $(STAMP)
 	$(BIN)/python -m completions_assets.local.demo
