@@ -9,15 +9,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from completions_assets.lms.schema import LMS_SCHEMA
 from completions_assets.local.run_report import check_results
 from completions_assets.sandbox import ProviderFaults, SandboxConfig, start_sandbox
-from completions_assets.lms.schema import LMS_SCHEMA
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.support import materialize_range, resources, source_key
 
 DAY = "2024-03-05"
 LMS = dg.AssetKey("lms_completions")
-NO_WAIT = {"backoff_initial_s": 0.0, "retry_after_cap_s": 0.0}
+NO_WAIT = {"backoff_initial_s": 0.0}
 
 
 def corrupt(table: pa.Table, how: str) -> pa.Table:
@@ -25,12 +25,18 @@ def corrupt(table: pa.Table, how: str) -> pa.Table:
         return pa.concat_tables([table, table.slice(0, 1)])
     if how == "outside_window":
         shifted = pc.add(table["completed_at"].slice(0, 1), pa.scalar(dt.timedelta(days=1)))
-        return pa.concat_tables([table.slice(1), table.slice(0, 1).set_column(
-            LMS_SCHEMA.get_field_index("completed_at"), "completed_at", shifted)])
+        return pa.concat_tables(
+            [
+                table.slice(1),
+                table.slice(0, 1).set_column(LMS_SCHEMA.get_field_index("completed_at"), "completed_at", shifted),
+            ]
+        )
     if how == "missing_user":
-        return table.set_column(LMS_SCHEMA.get_field_index("user_id"), "user_id",
-                                pa.concat_arrays([pa.nulls(1, pa.string()),
-                                                  table["user_id"].combine_chunks()[1:]]))
+        return table.set_column(
+            LMS_SCHEMA.get_field_index("user_id"),
+            "user_id",
+            pa.concat_arrays([pa.nulls(1, pa.string()), table["user_id"].combine_chunks()[1:]]),
+        )
     if how == "lost_row":
         return table.filter(pc.not_equal(table["provider"], "nexudus")).slice(1)
     raise ValueError(how)
@@ -64,8 +70,9 @@ def test_each_error_check_fails_on_crafted_bad_data(sandbox, tmp_path, how, chec
 
 
 def test_duplicate_source_ids_block_the_merge(tmp_path):
-    config = SandboxConfig(seed=3, start_date=dt.date(2024, 3, 1), days=4, records_per_day=30,
-                           bindbee=ProviderFaults(duplicate_on=1))
+    config = SandboxConfig(
+        seed=3, start_date=dt.date(2024, 3, 1), days=4, records_per_day=30, bindbee=ProviderFaults(duplicate_on=1)
+    )
     with start_sandbox(config) as sb:
         instance = dg.DagsterInstance.ephemeral()
         result = materialize_range("2024-03-02", "2024-03-02", resources(sb.base_url, str(tmp_path)), instance)
@@ -77,8 +84,10 @@ def test_duplicate_source_ids_block_the_merge(tmp_path):
 
 
 def digest(tmp_path) -> dict[str, str]:
-    return {str(p.relative_to(tmp_path)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(tmp_path.rglob("*.parquet"))}
+    return {
+        str(p.relative_to(tmp_path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(tmp_path.rglob("*.parquet"))
+    }
 
 
 def test_run_failing_part_way_leaves_every_file_intact(tmp_path):

@@ -2,6 +2,7 @@
 
 import email.utils
 import random
+import threading
 
 import httpx
 import pytest
@@ -15,8 +16,10 @@ from completions_assets.http.errors import (
     ServerError,
     TransportError,
 )
+from completions_assets.http.pacing import Pacer, RateLimit, Stopped, SystemClock
+from completions_assets.http.redaction import Redactor
 from completions_assets.http.retry import parse_retry_after, retry_delay
-from completions_assets.http.session import RequestStats
+from completions_assets.http.session import HttpSession, RequestStats
 from completions_assets.settings import ConfigurationError, check_base_url
 from completions_assets_tests.clients_support import Script, json_reply, retry_settings, session
 
@@ -178,3 +181,52 @@ def test_error_messages_are_sanitised_and_truncated() -> None:
         assert secret not in message
     assert "[REDACTED]" in message and "q=1" in message
     assert len(message) < 700
+
+
+def test_a_long_retry_after_within_the_cap_is_waited_in_full() -> None:
+    script = Script([httpx.Response(429, headers={"Retry-After": "600"}), OK])
+    http, clock = session(script)  # the default cap: 15 minutes
+    assert http.get_json("/x", {}, RequestStats(), what="page 1") == {"ok": True}
+    assert clock.sleeps == [600.0]
+
+
+def test_a_retry_after_above_the_cap_fails_at_once_naming_the_wait() -> None:
+    script = Script([httpx.Response(429, headers={"Retry-After": "3600"})])
+    http, clock = session(script)
+    with pytest.raises(RateLimitError) as caught:
+        http.get_json("/x", {}, RequestStats(), what="page 1")
+    assert clock.sleeps == [] and len(script.requests) == 1
+    assert "asked to wait 3600 s before retrying, more than retry_after_cap_s (900 s)" in "".join(caught.value.__notes__)
+
+
+def test_a_retry_wait_ends_as_soon_as_the_fetch_is_stopped() -> None:
+    script = Script([httpx.Response(429, headers={"Retry-After": "300"}), OK])
+    client = httpx.Client(base_url="https://api.example.test", transport=script.transport())
+    stop = threading.Event()
+    http = HttpSession("acme", client, retry=retry_settings(), pacer=Pacer([], clock=SystemClock()),
+                       clock=SystemClock(), redactor=Redactor([]))
+    outcome: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            http.get_json("/x", {}, RequestStats(), what="page 1", stop=stop)
+        except BaseException as exc:  # noqa: BLE001 - the outcome is what is asserted
+            outcome.append(exc)
+
+    worker = threading.Thread(target=fetch, daemon=True)
+    worker.start()
+    while len(script.requests) < 1:  # bounded by the 300 s wait it is about to enter
+        worker.join(0.01)
+    stop.set()
+    worker.join(5)
+    assert not worker.is_alive()  # well before the 300 s it was asked to wait
+    assert len(outcome) == 1 and isinstance(outcome[0], Stopped) and len(script.requests) == 1
+
+
+def test_a_pacing_wait_ends_as_soon_as_the_fetch_is_stopped() -> None:
+    pacer = Pacer([RateLimit(1, 300.0)], clock=SystemClock())
+    pacer.acquire().release()  # the next slot is 300 s away
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Stopped):
+        pacer.acquire(stop)

@@ -10,6 +10,7 @@ import hashlib
 import re
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,18 +22,21 @@ from completions_assets.sandbox import ProviderFaults as F
 from completions_assets.sandbox import Sandbox, SandboxConfig, start_sandbox
 from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
 from completions_assets.storage import ParquetStorage
+from completions_assets_tests.clients_support import update_faults
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
 from completions_assets_tests.support import materialize_range, resources, source_dir, source_key
 
 CONFIG = SandboxConfig(seed=41, start_date=dt.date(2024, 3, 1), days=8, records_per_day=60)
 FIRST, LAST = "2024-03-02", "2024-03-06"
 DAYS = [(dt.date(2024, 3, 2) + dt.timedelta(days=i)).isoformat() for i in range(5)]
-NO_WAIT = {"backoff_initial_s": 0.0, "retry_after_cap_s": 0.0}
+NO_WAIT = {"backoff_initial_s": 0.0}
 # Small pages so every walk has several (Bindbee about 12, Nexudus about 8); one sweep covers the range.
 # Pacing off: this module makes far more than Bindbee's 200 requests a minute, and a paced client
 # would rightly wait for the budget the sandbox reports (pacing has its own case below).
-FAST = {"bindbee": {**NO_WAIT, "page_size": 25, "requests_per_minute": 0},
-        "nexudus": {**NO_WAIT, "page_size": 50, "min_interval_ms": 0}}
+FAST = {
+    "bindbee": {**NO_WAIT, "page_size": 25, "requests_per_minute": 0},
+    "nexudus": {**NO_WAIT, "page_size": 50, "min_interval_ms": 0},
+}
 STEPS = {"bindbee": "bindbee_completions__default", "nexudus": "nexudus_completions__default"}
 
 
@@ -42,9 +46,11 @@ def sb() -> Iterator[Sandbox]:
         yield running
 
 
-def run(sb: Sandbox, root: Path, faults: dict[str, F] | None = None, overrides: dict | None = None,
-        zone: str = "UTC") -> tuple[dg.ExecuteInProcessResult, dg.DagsterInstance]:
-    sb.update(**(faults or {}))
+def run(
+    sb: Sandbox, root: Path, faults: dict[str, F] | None = None, overrides: dict | None = None, zone: str = "UTC"
+) -> tuple[dg.ExecuteInProcessResult, dg.DagsterInstance]:
+    # A Retry-After of 0 keeps the retry path without the wait (a longer one is honoured in full).
+    update_faults(sb, {p: replace(f, retry_after="0") if f.retry_after else f for p, f in (faults or {}).items()})
     try:
         instance = dg.DagsterInstance.ephemeral()
         res = resources(sb.base_url, str(root), zone, **(overrides or FAST))
@@ -62,14 +68,19 @@ def assert_exact(sb: Sandbox, root: Path, zone: str = "UTC") -> None:
 
 def latest(instance: dg.DagsterInstance, asset: dg.AssetKey, day: str) -> dict:
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset, asset_partitions=[day]), limit=1).records
-    return {key: value.value for key, value in records[0].asset_materialization.metadata.items()}
+        dg.AssetRecordsFilter(asset_key=asset, asset_partitions=[day]), limit=1
+    ).records
+    materialization = records[0].asset_materialization
+    assert materialization is not None
+    return {key: value.value for key, value in materialization.metadata.items()}
 
 
 def files(root: Path) -> dict[str, tuple[str, int]]:
     """Every Parquet file: its hash and inode (a replaced file gets a new inode)."""
-    return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_ino)
-            for p in sorted(root.rglob("*.parquet"))}
+    return {
+        str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_ino)
+        for p in sorted(root.rglob("*.parquet"))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -162,16 +173,23 @@ def test_unrecoverable_fault_fails_clearly_and_leaves_committed_files_unchanged(
     result, instance = run(sb, root, {provider: knobs}, overrides)
 
     assert not result.success
-    failures = {e.step_key: e.event_specific_data.error.to_string()
-                for e in result.all_events if e.event_type_value == "STEP_FAILURE"}
+    failures = {
+        e.step_key: e.event_specific_data.error.to_string()
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE"
+    }
     assert set(failures) == {STEPS[provider]}
     message = failures[STEPS[provider]]
     assert re.search(f"{provider}: (?:.*){cause}", message), message
     assert not any(secret in message for secret in DEFAULT_CREDENTIALS.values())
 
     after = files(root)
-    assert {path: digest for path, (digest, _) in after.items()} == {path: digest for path, (digest, _) in before.items()}
-    untouched = [path for path in before if not path.startswith(source_dir("nexudus" if provider == "bindbee" else "bindbee"))]
+    assert {path: digest for path, (digest, _) in after.items()} == {
+        path: digest for path, (digest, _) in before.items()
+    }
+    untouched = [
+        path for path in before if not path.startswith(source_dir("nexudus" if provider == "bindbee" else "bindbee"))
+    ]
     assert all(after[path][1] == before[path][1] for path in untouched)  # not even rewritten
     assert not instance.get_materialized_partitions(source_key(provider))
     assert not instance.get_materialized_partitions(dg.AssetKey("lms_completions"))
@@ -198,20 +216,24 @@ def fresh_sandbox_case(name: str) -> tuple[SandboxConfig, dict, str]:
     if name == "rate_limits":
         return SandboxConfig(**{**vars(CONFIG), "rate_limits": True}), paced, "UTC"
     if name == "naive_timestamps_in_the_business_zone":
-        return (SandboxConfig(**{**vars(CONFIG), "nexudus_naive_timestamps": True,
-                                 "nexudus_filter_tz": "Europe/Berlin"}), FAST, "Europe/Berlin")
+        return (
+            SandboxConfig(**{**vars(CONFIG), "nexudus_naive_timestamps": True, "nexudus_filter_tz": "Europe/Berlin"}),
+            FAST,
+            "Europe/Berlin",
+        )
     if name == "tokens_expire_mid_walk":
         slow = {**FAST, "nexudus": {**FAST["nexudus"], "page_size": 20}}
-        return SandboxConfig(**{**vars(CONFIG), "token_lifetime_s": 0.15,
-                                "nexudus": F(latency_ms=40)}), slow, "UTC"
+        return SandboxConfig(**{**vars(CONFIG), "token_lifetime_s": 0.15, "nexudus": F(latency_ms=40)}), slow, "UTC"
     if name == "late_records_not_yet_visible":
         now = dt.datetime(2024, 3, 7, 6, tzinfo=dt.timezone.utc)
         return SandboxConfig(**{**vars(CONFIG), "late_fraction": 0.3, "now": now}), FAST, "UTC"
     raise ValueError(name)
 
 
-@pytest.mark.parametrize("name", ["rate_limits", "naive_timestamps_in_the_business_zone", "tokens_expire_mid_walk",
-                                  "late_records_not_yet_visible"])
+@pytest.mark.parametrize(
+    "name",
+    ["rate_limits", "naive_timestamps_in_the_business_zone", "tokens_expire_mid_walk", "late_records_not_yet_visible"],
+)
 def test_sandbox_wide_knob_gives_exact_data(tmp_path, name):
     config, overrides, zone = fresh_sandbox_case(name)
     with start_sandbox(config) as fresh:
@@ -228,7 +250,8 @@ def test_sandbox_wide_knob_gives_exact_data(tmp_path, name):
             assert run(twin, tmp_path / "twin", overrides=overrides, zone=zone)[0].success
             assert_exact(twin, tmp_path / "twin", zone)
         assert {k: v for k, (v, _) in files(tmp_path / "data").items()} == {
-            k: v for k, (v, _) in files(tmp_path / "twin").items()}
+            k: v for k, (v, _) in files(tmp_path / "twin").items()
+        }
     if name == "rate_limits":  # paced under the limits instead of bumping into them
         assert set(stats["bindbee"]["statuses"]) == {"200"} and set(stats["nexudus"]["statuses"]) == {"200"}
     if name == "tokens_expire_mid_walk":

@@ -19,11 +19,16 @@ class Clock(Protocol):
 
     def time(self) -> float: ...
 
-    def sleep(self, seconds: float) -> None: ...
+    def sleep(self, seconds: float, stop: threading.Event | None = None) -> None: ...
+
+
+class Stopped(Exception):
+    """A wait was cut short because its fetch is being stopped (the step was terminated)."""
 
 
 class SystemClock:
-    """The real clock."""
+    """The real clock. A sleep ends at once when its `stop` event is set (then raises Stopped),
+    so a step terminated while it waits on a rate limit or a retry ends promptly."""
 
     def monotonic(self) -> float:
         return time.monotonic()
@@ -31,8 +36,11 @@ class SystemClock:
     def time(self) -> float:
         return time.time()
 
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
+    def sleep(self, seconds: float, stop: threading.Event | None = None) -> None:
+        if stop is not None:
+            if stop.wait(max(0.0, seconds)):
+                raise Stopped("stopped while waiting")
+        elif seconds > 0:
             time.sleep(seconds)
 
 
@@ -56,7 +64,9 @@ class ManualClock:
         with self._lock:
             return self._now + self._epoch_offset
 
-    def sleep(self, seconds: float) -> None:
+    def sleep(self, seconds: float, stop: threading.Event | None = None) -> None:
+        if stop is not None and stop.is_set():
+            raise Stopped("stopped while waiting")
         with self._lock:
             self.sleeps.append(seconds)
             self._now += max(0.0, seconds)
@@ -109,8 +119,12 @@ class Pacer:
         self._stamps: deque[list[float]] = deque(maxlen=depth)
         self._paused_until = float("-inf")
 
-    def acquire(self) -> Slot:
-        """Waits for a slot and takes it; `Slot.waited` is the seconds waited."""
+    def acquire(self, stop: threading.Event | None = None) -> Slot:
+        """Waits for a slot and takes it; `Slot.waited` is the seconds waited.
+
+        Raises:
+            Stopped: `stop` was set while waiting.
+        """
         waited = 0.0
         while True:
             with self._lock:
@@ -121,7 +135,7 @@ class Pacer:
                     if self.limits:
                         self._stamps.append(stamp)
                     return Slot(self, stamp, waited)
-            self._clock.sleep(wait)
+            self._clock.sleep(wait, stop)
             waited += wait
 
     def _release(self, stamp: list[float]) -> None:

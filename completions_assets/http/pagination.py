@@ -130,7 +130,7 @@ def iter_pages(
             return
         request = session.client.build_request("GET", path, params=current)  # built once: it is costly
         label = f"page {number} (GET {session.redactor.url(request.url)})"
-        payload = session.send_json(request, stats, what=label)
+        payload = session.send_json(request, stats, what=label, stop=stop)
         records = paginator.records(payload, current, label)
         stats.pages += 1
         yield Page(number=number, label=label, payload=payload, records=records)

@@ -27,7 +27,8 @@ class RetrySettings(Protocol):
 
 
 def retry_delay(settings: RetrySettings, retry_number: int, retry_after: float | None, rng: random.Random) -> float:
-    """Seconds to wait before retry `retry_number` (1-based)."""
+    """Seconds to wait before retry `retry_number` (1-based): what `Retry-After` asks (the
+    caller refuses waits above `retry_after_cap_s`), else the jittered backoff."""
     if retry_after is not None:
         return min(max(0.0, retry_after), settings.retry_after_cap_s)
     base = min(settings.backoff_max_s, settings.backoff_initial_s * 2 ** (retry_number - 1))

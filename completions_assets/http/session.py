@@ -9,6 +9,7 @@ jitter, honouring `Retry-After` (seconds or HTTP-date) up to a cap.
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -90,22 +91,29 @@ class HttpSession:
     def close(self) -> None:
         self.client.close()
 
-    def get_json(self, path: str, params: Mapping[str, str], stats: RequestStats, *, what: str) -> Any:
+    def get_json(
+        self, path: str, params: Mapping[str, str], stats: RequestStats, *, what: str,
+        stop: threading.Event | None = None,
+    ) -> Any:
         """GETs `path` with retries and returns the decoded JSON body.
 
         Raises:
             ProviderError: a non-retryable failure, or the last one after max_attempts.
+            Stopped: `stop` was set during a wait.
         """
-        return self.send_json(self.client.build_request("GET", path, params=params), stats, what=what)
+        return self.send_json(self.client.build_request("GET", path, params=params), stats, what=what, stop=stop)
 
-    def send_json(self, request: httpx.Request, stats: RequestStats, *, what: str) -> Any:
+    def send_json(
+        self, request: httpx.Request, stats: RequestStats, *, what: str, stop: threading.Event | None = None
+    ) -> Any:
         """Sends a request built on `self.client` with retries; returns the decoded JSON body.
 
         Raises:
             ProviderError: a non-retryable failure, or the last one after max_attempts.
+            Stopped: `stop` was set during a pacing or retry wait.
         """
         for attempt in range(1, self.retry.max_attempts + 1):
-            slot = self.pacer.acquire()
+            slot = self.pacer.acquire(stop)
             stats.rate_wait_seconds += slot.waited
             stats.requests += 1
             try:
@@ -119,12 +127,20 @@ class HttpSession:
                 if attempt > 1:
                     error.add_note(f"gave up after {attempt} attempts")
                 raise error
-            delay = retry_delay(self.retry, attempt, getattr(error, "retry_after", None), self._rng)
+            retry_after = getattr(error, "retry_after", None)
+            if retry_after is not None and retry_after > self.retry.retry_after_cap_s:
+                # Retrying sooner than asked only earns another refusal: fail now, saying why.
+                error.add_note(
+                    f"the provider asked to wait {retry_after:.0f} s before retrying, more than "
+                    f"retry_after_cap_s ({self.retry.retry_after_cap_s:.0f} s): not retried"
+                )
+                raise error
+            delay = retry_delay(self.retry, attempt, retry_after, self._rng)
             if isinstance(error, RateLimitError):
                 self.pacer.pause_for(delay)  # the budget is shared: hold every thread back
                 stats.rate_wait_seconds += delay
             logger.warning("%s; retry %d/%d in %.2fs", error, attempt, self.retry.max_attempts - 1, delay)
-            self.clock.sleep(delay)
+            self.clock.sleep(delay, stop)
             stats.retries += 1
         raise AssertionError("unreachable")
 

@@ -143,6 +143,9 @@ class ProviderClient(abc.ABC):
         """
         sweeps = sweep_groups(windows, self.settings.sweep_days)
         provider = self.provider
-        for days, result in run_sweeps(self.fetch_sweep, sweeps, self.settings.max_concurrent_sweeps, provider.name):
+        results = run_sweeps(
+            self.fetch_sweep, sweeps, self.settings.max_concurrent_sweeps, provider.name, on_interrupt=self.close
+        )
+        for days, result in results:
             for window, table in zip(days, split_days(result.table, days, provider.event_column, provider.id_column), strict=True):
                 yield DayBatch(window=window, table=table, stats=result.stats)

@@ -32,7 +32,10 @@ class ProviderResource(ConfigurableResource):
     max_attempts: int = Field(default=5, ge=1, description="Attempts per request, the first included.")
     backoff_initial_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles per retry, with jitter.")
     backoff_max_s: float = Field(default=30.0, ge=0, description="Longest backoff delay.")
-    retry_after_cap_s: float = Field(default=60.0, ge=0, description="Longest wait honoured from a Retry-After header.")
+    retry_after_cap_s: float = Field(
+        default=900.0, ge=0,
+        description="Longest wait honoured from a Retry-After header; a provider asking for more fails the request at once.",
+    )
     rate_margin_ms: int = Field(default=1, ge=0, description="Safety margin added to every rate-limit window.")
     sweep_days: int = Field(default=8, ge=1, description="Consecutive days fetched by one request sweep.")
     max_concurrent_sweeps: int = Field(default=4, ge=1, description="Sweeps in flight at once (threads).")

@@ -92,9 +92,19 @@ def sweep_groups(windows: Sequence[DayWindow], sweep_days: int) -> list[list[Day
 
 
 def run_sweeps(
-    fetch_sweep: SweepFn, sweeps: list[list[DayWindow]], max_concurrent: int, provider: str
+    fetch_sweep: SweepFn,
+    sweeps: list[list[DayWindow]],
+    max_concurrent: int,
+    provider: str,
+    *,
+    on_interrupt: Callable[[], None] | None = None,
 ) -> Iterator[tuple[list[DayWindow], SweepResult]]:
-    """Results in sweep order, with at most `max_concurrent` sweeps running or waiting to be consumed."""
+    """Results in sweep order, with at most `max_concurrent` sweeps running or waiting to be consumed.
+
+    When the caller stops (an error, an abandoned generator, or the step being
+    terminated), every sweep stops at its next page or wait; on termination
+    `on_interrupt` also cuts requests in flight, so the step ends within seconds.
+    """
     stop = threading.Event()
     pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix=f"{provider}-sweep")
     pending: deque[tuple[list[DayWindow], Future[SweepResult]]] = deque()
@@ -111,6 +121,11 @@ def run_sweeps(
             if following is not None:
                 pending.append((following, pool.submit(fetch_sweep, following[0].start, following[-1].end, stop)))
             yield days, result
+    except BaseException as exc:
+        stop.set()
+        if on_interrupt is not None and not isinstance(exc, Exception):  # terminated, not failed
+            on_interrupt()
+        raise
     finally:
         stop.set()  # a failure or an abandoned generator ends the other sweeps at their next page
         pool.shutdown(wait=True, cancel_futures=True)
