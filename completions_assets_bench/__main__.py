@@ -35,11 +35,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_same_requests()
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="completions-bench-") as scratch:
-        log(f"starting the sandbox ({workload.MAIN.sandbox_days} days x {workload.MAIN.density:,} records/day per provider)")
+        log(
+            f"starting the sandbox ({workload.MAIN.sandbox_days} days x {workload.MAIN.density:,} records/day per provider)"
+        )
         with serving(workload.MAIN) as sandbox:
             sandbox.wait_idle()
             runner = Runner(sandbox, Path(scratch), workload.THROUGHPUT)
-            log(f"throughput: {workload.THROUGHPUT.days} days, latencies {workload.LATENCIES_MS} ms, {args.repeats} repeats")
+            log(
+                f"throughput: {workload.THROUGHPUT.days} days, latencies {workload.LATENCIES_MS} ms, {args.repeats} repeats"
+            )
             throughput = measure_throughput(runner, repeats=args.repeats, log=log)
             log("memory: 7-, 30- and 90-day ranges")
             memory = measure_memory(sandbox, Path(scratch), repeats=args.repeats, ranges=MEMORY_RANGES)
@@ -47,9 +51,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             experiments = measure_experiments(runner, Path(scratch))
         log("rate limits on: Bindbee 5 days x 5,000, Nexudus 2 days x 2,000 (about 65 s)")
         rates, experiments.nexudus_old_margin = measure_rate_limits()
-    text = report.render(facts=machine_facts(), t=throughput, memory=memory, rates=rates,
-                         experiments=experiments, repeats=args.repeats, duration_s=time.monotonic() - began,
-                         analysis=findings(throughput, memory, rates, experiments))
+    text = report.render(
+        facts=machine_facts(),
+        t=throughput,
+        memory=memory,
+        rates=rates,
+        experiments=experiments,
+        repeats=args.repeats,
+        duration_s=time.monotonic() - began,
+        analysis=findings(throughput, memory, rates, experiments),
+    )
     print(text)
     if not args.no_write:
         args.output.parent.mkdir(parents=True, exist_ok=True)

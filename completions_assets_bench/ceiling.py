@@ -25,8 +25,12 @@ MAX_PAGES = 10_000  # a bound on every walk
 
 def _client(base_url: str, headers: dict[str, str]) -> httpx.Client:
     limits = httpx.Limits(max_connections=CONCURRENT_SWEEPS + 1, max_keepalive_connections=CONCURRENT_SWEEPS + 1)
-    return httpx.Client(base_url=base_url, headers={"Accept": "application/json", **headers},
-                        timeout=httpx.Timeout(60.0, connect=10.0), limits=limits)
+    return httpx.Client(
+        base_url=base_url,
+        headers={"Accept": "application/json", **headers},
+        timeout=httpx.Timeout(60.0, connect=10.0),
+        limits=limits,
+    )
 
 
 def _get(client: httpx.Client, path: str, params: dict[str, str]) -> dict[str, Any]:
@@ -61,7 +65,9 @@ def walk_nexudus(client: httpx.Client, start: dt.datetime, end: dt.datetime) -> 
 
 def _nexudus_token(base_url: str, username: str, password: str) -> str:
     with httpx.Client(base_url=base_url, timeout=30.0) as client:
-        response = client.post("/api/token", data={"grant_type": "password", "username": username, "password": password})
+        response = client.post(
+            "/api/token", data={"grant_type": "password", "username": username, "password": password}
+        )
         response.raise_for_status()
         return response.json()["access_token"]
 
@@ -70,8 +76,10 @@ def fetch(args: dict[str, Any]) -> dict[str, Any]:
     """Every sweep of the range, `CONCURRENT_SWEEPS` at a time; per-sweep records and requests."""
     credentials = args["credentials"]
     if args["provider"] == "bindbee":
-        headers = {"Authorization": f"Bearer {credentials['BINDBEE_API_KEY']}",
-                   "x-connector-token": credentials["BINDBEE_CONNECTOR_TOKEN"]}
+        headers = {
+            "Authorization": f"Bearer {credentials['BINDBEE_API_KEY']}",
+            "x-connector-token": credentials["BINDBEE_CONNECTOR_TOKEN"],
+        }
         walk = walk_bindbee
     else:  # the password grant, as the pipeline authenticates against the sandbox
         token = _nexudus_token(args["base_url"], credentials["NEXUDUS_USERNAME"], credentials["NEXUDUS_PASSWORD"])

@@ -24,21 +24,25 @@ from completions_assets_bench.workload import Range
 
 PACING_OFF_RUN_CONFIG = {
     "resources": {
-        "bindbee": {"config": {
-            "base_url": {"env": "BINDBEE_BASE_URL"},
-            "api_key": {"env": "BINDBEE_API_KEY"},
-            "connector_token": {"env": "BINDBEE_CONNECTOR_TOKEN"},
-            "requests_per_minute": 0,
-        }},
-        "nexudus": {"config": {
-            "base_url": {"env": "NEXUDUS_BASE_URL"},
-            "username": {"env": "NEXUDUS_USERNAME"},
-            "password": {"env": "NEXUDUS_PASSWORD"},
-            "timezone": {"env": "COMPLETIONS_TIMEZONE"},
-            "min_interval_ms": 0,
-            "requests_per_minute": 0,
-            "requests_per_hour": 0,
-        }},
+        "bindbee": {
+            "config": {
+                "base_url": {"env": "BINDBEE_BASE_URL"},
+                "api_key": {"env": "BINDBEE_API_KEY"},
+                "connector_token": {"env": "BINDBEE_CONNECTOR_TOKEN"},
+                "requests_per_minute": 0,
+            }
+        },
+        "nexudus": {
+            "config": {
+                "base_url": {"env": "NEXUDUS_BASE_URL"},
+                "username": {"env": "NEXUDUS_USERNAME"},
+                "password": {"env": "NEXUDUS_PASSWORD"},
+                "timezone": {"env": "COMPLETIONS_TIMEZONE"},
+                "min_interval_ms": 0,
+                "requests_per_minute": 0,
+                "requests_per_hour": 0,
+            }
+        },
     }
 }
 
@@ -60,14 +64,27 @@ def write_run_config(directory: Path) -> Path:
 
 
 def materialize(days: Range, *, env: dict[str, str], run_config: Path, log: Path, timeout_s: float) -> DagsterRun:
-    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "completions_assets.definitions",
-               "--select", "*", "--partition-range", days.cli, "-c", str(run_config)]
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "completions_assets.definitions",
+        "--select",
+        "*",
+        "--partition-range",
+        days.cli,
+        "-c",
+        str(run_config),
+    ]
     done = run_command(command, env=env, cwd=REPO, log=log, timeout_s=timeout_s)
     if done.returncode != 0:
         raise RuntimeError(f"dagster run over {days.cli} failed (exit {done.returncode}); see {log}")
     starts, ends, pids, events = _step_events(env["DAGSTER_HOME"], log)
     peaks = {"cli": done.peak_rss_mb.get(done.pid, 0.0)}
-    peaks |= {step: done.peak_rss_mb.get(pid, 0.0) for step, pid in pids.items()}
+    peaks |= {step: 0.0 if pid is None else done.peak_rss_mb.get(pid, 0.0) for step, pid in pids.items()}
     return DagsterRun(
         wall_s=done.wall_s,
         cpu_s=done.cpu_s,
@@ -78,7 +95,7 @@ def materialize(days: Range, *, env: dict[str, str], run_config: Path, log: Path
     )
 
 
-def _step_events(home: str, log: Path) -> tuple[dict[str, float], dict[str, float], dict[str, int], int]:
+def _step_events(home: str, log: Path) -> tuple[dict[str, float], dict[str, float], dict[str, int | None], int]:
     """Start and success times and the process id of each step of the newest run, and its event count."""
     instance = dg.DagsterInstance.from_config(home)
     try:
@@ -88,7 +105,9 @@ def _step_events(home: str, log: Path) -> tuple[dict[str, float], dict[str, floa
         failed = sorted({f"{e.check_name} {e.partition}" for e in check_results(instance, run.run_id) if not e.passed})
         if failed:  # a fast wrong answer is no benchmark
             raise RuntimeError(f"run {run.run_id}: {len(failed)} check results failed, e.g. {failed[:3]}; see {log}")
-        starts, ends, pids = {}, {}, {}
+        starts: dict[str, float] = {}
+        ends: dict[str, float] = {}
+        pids: dict[str, int | None] = {}  # a step event's pid is optional in Dagster's types
         entries = instance.all_logs(run.run_id)
         for entry in entries:
             event = entry.dagster_event

@@ -35,6 +35,7 @@ class Experiments:
 def measure_experiments(runner: Runner, scratch: Path) -> Experiments:
     runner.sandbox.set_latency(0)
     dagster = runner.c(0, extra_env=OLD_POOL)
-    memory = measure_memory(runner.sandbox, scratch, repeats=1, ranges=(workload.MEMORY_SHORT, workload.MEMORY_LONG),
-                            env=OLD_POOL)
+    memory = measure_memory(
+        runner.sandbox, scratch, repeats=1, ranges=(workload.MEMORY_SHORT, workload.MEMORY_LONG), env=OLD_POOL
+    )
     return Experiments(dagster, memory)

@@ -42,12 +42,16 @@ def _flat_note(middle: MemoryRun, long: MemoryRun) -> str:
 def _noise(ratio: float, a0: float) -> str:
     low, high = min(0.91, a0), max(1.06, a0)  # (a) at 0 ms in earlier invocations and the A/B, PROFILED
     if abs(ratio - 0.7) < 0.05:
-        return (f"On two shared cores the ratio follows the CPU ratio, and (a) itself varies by up to {high / low - 1:.0%} "
-                f"between invocations on this machine ({low:.2f}–{high:.2f} s wall at 0 ms, {PROFILED}), so at {ratio:.2f} the "
-                "target is "
-                "met or missed by noise until the pipeline's CPU per record comes down further. ")
-    return ("On two shared cores the ratio follows the CPU ratio, so reaching 0.7 needs the pipeline's CPU per record "
-            "much closer to a bare `json.loads` than building typed Arrow columns and zstd Parquet in CPython gets. ")
+        return (
+            f"On two shared cores the ratio follows the CPU ratio, and (a) itself varies by up to {high / low - 1:.0%} "
+            f"between invocations on this machine ({low:.2f}–{high:.2f} s wall at 0 ms, {PROFILED}), so at {ratio:.2f} the "
+            "target is "
+            "met or missed by noise until the pipeline's CPU per record comes down further. "
+        )
+    return (
+        "On two shared cores the ratio follows the CPU ratio, so reaching 0.7 needs the pipeline's CPU per record "
+        "much closer to a bare `json.loads` than building typed Arrow columns and zstd Parquet in CPython gets. "
+    )
 
 
 def requests_section(t: Throughput) -> str:
@@ -159,9 +163,10 @@ def rate_section(rates: list[RateResult], e: Experiments) -> str:
     bindbee = next(r for r in rates if r.provider == "bindbee")
     nexudus = next(r for r in rates if r.provider == "nexudus")
     old = e.nexudus_old_margin
+    assert old is not None, "measure_rate_limits() sets it before the report"
     interval_ms = nexudus.span_s / max(1, nexudus.requests - 1) * 1000
     old_interval_ms = old.span_s / max(1, old.requests - 1) * 1000
-    verdict = ("at or above the 95% target" if nexudus.share_of_limit >= 0.95 else "still under the 95% target")
+    verdict = "at or above the 95% target" if nexudus.share_of_limit >= 0.95 else "still under the 95% target"
     return (
         "### Rate limits\n\n"
         f"Bindbee reached {bindbee.share_of_limit:.0%} of 200 requests per minute with {bindbee.throttled} × 429. "
@@ -178,11 +183,13 @@ def rate_section(rates: list[RateResult], e: Experiments) -> str:
 
 
 def findings(t: Throughput, memory: list[MemoryRun], rates: list[RateResult], experiments: Experiments) -> str:
-    return "\n\n".join([
-        "## Findings",
-        requests_section(t),
-        fetch_section(t),
-        dagster_section(t),
-        memory_section(t, memory, experiments),
-        rate_section(rates, experiments),
-    ])
+    return "\n\n".join(
+        [
+            "## Findings",
+            requests_section(t),
+            fetch_section(t),
+            dagster_section(t),
+            memory_section(t, memory, experiments),
+            rate_section(rates, experiments),
+        ]
+    )

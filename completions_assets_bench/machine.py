@@ -13,8 +13,10 @@ PACKAGES = ("dagster", "httpx", "pyarrow", "pandas", "numpy")
 
 
 def machine_facts() -> list[tuple[str, str]]:
-    cpu = next((line.split(":", 1)[1].strip() for line in _lines("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor() or "unknown")
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in _lines("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor() or "unknown",
+    )
     memory_kb = next((int(line.split()[1]) for line in _lines("/proc/meminfo") if line.startswith("MemTotal")), 0)
     versions = ", ".join(f"{name} {importlib.metadata.version(name)}" for name in PACKAGES)
     return [
@@ -42,5 +44,6 @@ def _commit() -> str:
         except (OSError, subprocess.TimeoutExpired):
             return ""
         return done.stdout.strip() if done.returncode == 0 else ""
+
     head = git("rev-parse", "--short", "HEAD") or "unknown"
     return f"{head} (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else head

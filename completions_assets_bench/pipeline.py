@@ -17,31 +17,46 @@ from zoneinfo import ZoneInfo
 import httpx
 import pyarrow as pa
 
-from completions_assets.providers.bindbee import BindbeeResource, format_filter_time, sweep_params
+from completions_assets.partitions import day_windows
+from completions_assets.providers.bindbee import BINDBEE_SCHEMA, BindbeeResource, format_filter_time, sweep_params
+from completions_assets.providers.nexudus.client import (
+    DEFAULT_MARGIN_MINUTES,
+    NEXUDUS_SCHEMA,
+    NexudusResource,
+    request_window,
+)
 from completions_assets.providers.resource import ProviderResource
 from completions_assets.providers.sweeps import DayBatch
-from completions_assets.providers.nexudus.client import DEFAULT_MARGIN_MINUTES, NexudusResource, request_window
-from completions_assets.providers.bindbee import BINDBEE_SCHEMA
-from completions_assets.providers.nexudus.client import NEXUDUS_SCHEMA
 from completions_assets.storage import ParquetStorage
-from completions_assets.partitions import day_windows
 from completions_assets_bench import workload
 from completions_assets_bench.procs import child_main
 
 ASSETS = {"bindbee": ("bindbee_completions", BINDBEE_SCHEMA), "nexudus": ("nexudus_completions", NEXUDUS_SCHEMA)}
-PACING_OFF = {"bindbee": {"requests_per_minute": 0},
-              "nexudus": {"min_interval_ms": 0, "requests_per_minute": 0, "requests_per_hour": 0}}
+PACING_OFF = {
+    "bindbee": {"requests_per_minute": 0},
+    "nexudus": {"min_interval_ms": 0, "requests_per_minute": 0, "requests_per_hour": 0},
+}
 
 
-def make_resource(provider: str, base_url: str, credentials: dict[str, str], *, pacing: bool,
-                  settings: dict[str, Any] | None = None) -> ProviderResource:
+def make_resource(
+    provider: str, base_url: str, credentials: dict[str, str], *, pacing: bool, settings: dict[str, Any] | None = None
+) -> ProviderResource:
     """The resource as definitions.py builds it against the sandbox; pacing off unless asked."""
     overrides = ({} if pacing else PACING_OFF[provider]) | (settings or {})
     if provider == "bindbee":
-        return BindbeeResource(base_url=base_url, api_key=credentials["BINDBEE_API_KEY"],
-                               connector_token=credentials["BINDBEE_CONNECTOR_TOKEN"], **overrides)
-    return NexudusResource(base_url=base_url, username=credentials["NEXUDUS_USERNAME"],
-                           password=credentials["NEXUDUS_PASSWORD"], timezone="UTC", **overrides)
+        return BindbeeResource(
+            base_url=base_url,
+            api_key=credentials["BINDBEE_API_KEY"],
+            connector_token=credentials["BINDBEE_CONNECTOR_TOKEN"],
+            **overrides,
+        )
+    return NexudusResource(
+        base_url=base_url,
+        username=credentials["NEXUDUS_USERNAME"],
+        password=credentials["NEXUDUS_PASSWORD"],
+        timezone="UTC",
+        **overrides,
+    )
 
 
 class TimedTransport(httpx.HTTPTransport):
@@ -60,8 +75,9 @@ class TimedTransport(httpx.HTTPTransport):
 
 def fetch_to_parquet(args: dict[str, Any]) -> dict[str, Any]:
     provider = args["provider"]
-    resource = make_resource(provider, args["base_url"], args["credentials"], pacing=args["pacing"],
-                             settings=args.get("settings"))
+    resource = make_resource(
+        provider, args["base_url"], args["credentials"], pacing=args["pacing"], settings=args.get("settings")
+    )
     first = dt.date.fromisoformat(args["first"])
     windows = day_windows(first, first + dt.timedelta(days=args["days"] - 1), ZoneInfo("UTC"))
     storage, (asset, schema) = ParquetStorage(root=args["root"]), ASSETS[provider]
@@ -96,7 +112,10 @@ def _batches(resource: ProviderResource, windows, transport: httpx.BaseTransport
 def check_same_requests() -> None:
     """The ceiling must walk exactly the pipeline's sweeps and windows; fail loudly if they drifted."""
     defaults = {name: field.default for name, field in BindbeeResource.model_fields.items()}
-    assert (defaults["sweep_days"], defaults["max_concurrent_sweeps"]) == (workload.SWEEP_DAYS, workload.CONCURRENT_SWEEPS)
+    assert (defaults["sweep_days"], defaults["max_concurrent_sweeps"]) == (
+        workload.SWEEP_DAYS,
+        workload.CONCURRENT_SWEEPS,
+    )
     assert defaults["page_size"] == workload.PAGE_SIZE
     assert DEFAULT_MARGIN_MINUTES * 60 == workload.NEXUDUS_MARGIN.total_seconds()
     for start, end in workload.THROUGHPUT.sweeps():

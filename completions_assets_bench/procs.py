@@ -20,13 +20,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 READY_TIMEOUT_S = 120.0
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # ----- the child side -----
+
 
 def child_main(work: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
     """Run `work(args)` between `go` and the result line; args are JSON in argv[1]."""
@@ -49,6 +50,7 @@ def child_main(work: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
 
 # ----- the parent side -----
 
+
 @dataclass
 class Measured:
     wall_s: float
@@ -57,23 +59,29 @@ class Measured:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)  # each role's JSON line
 
 
-def _spawn(module: str, args: Mapping[str, Any], env: Mapping[str, str] | None) -> subprocess.Popen:
+def _spawn(module: str, args: Mapping[str, Any], env: Mapping[str, str] | None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", f"completions_assets_bench.{module}", json.dumps(dict(args))],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=None if env is None else dict(env),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=None if env is None else dict(env),
     )
 
 
-def _read_line(process: subprocess.Popen, timeout_s: float) -> str:
+def _read_line(process: subprocess.Popen[str], timeout_s: float) -> str:
+    assert process.stdout is not None  # _spawn pipes it
     ready, _, _ = select.select([process.stdout], [], [], timeout_s)
     line = process.stdout.readline() if ready else ""
     if not line:
-        raise RuntimeError(f"benchmark child {process.args[2]} gave no output (exit {process.poll()})")
+        module = cast(list[str], process.args)[2]  # _spawn's argv: python -m <module> <args>
+        raise RuntimeError(f"benchmark child {module} gave no output (exit {process.poll()})")
     return line
 
 
-def run_workers(module: str, roles: Mapping[str, Mapping[str, Any]], *, timeout_s: float,
-                env: Mapping[str, str] | None = None) -> Measured:
+def run_workers(
+    module: str, roles: Mapping[str, Mapping[str, Any]], *, timeout_s: float, env: Mapping[str, str] | None = None
+) -> Measured:
     """One worker per role, started together; wall spans the first `go` to the last result."""
     children = {role: _spawn(module, args, env) for role, args in roles.items()}
     try:
@@ -81,6 +89,7 @@ def run_workers(module: str, roles: Mapping[str, Mapping[str, Any]], *, timeout_
             if _read_line(process, READY_TIMEOUT_S).strip() != "ready":
                 raise RuntimeError(f"benchmark child {module} did not get ready")
         for process in children.values():
+            assert process.stdin is not None  # _spawn pipes it
             process.stdin.write("go\n")
             process.stdin.flush()
         results = {role: json.loads(_read_line(p, timeout_s)) for role, p in children.items()}
@@ -112,7 +121,7 @@ def _children_map() -> dict[int, list[int]]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        parent = int(stat[stat.rindex(")") + 2:].split()[1])
+        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
         children.setdefault(parent, []).append(int(entry))
     return children
 
@@ -142,7 +151,7 @@ def cpu_seconds(pid: int) -> float | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
@@ -156,14 +165,16 @@ class CommandRun:
     peak_rss_mb: dict[int, float]  # per pid: the command and each descendant, sampled
 
 
-def run_command(command: Sequence[str], *, env: Mapping[str, str], cwd: Path, log: Path,
-                timeout_s: float, poll_s: float = 0.1) -> CommandRun:
+def run_command(
+    command: Sequence[str], *, env: Mapping[str, str], cwd: Path, log: Path, timeout_s: float, poll_s: float = 0.1
+) -> CommandRun:
     """Run a command to its end, sampling its process tree's peak RSS every `poll_s`."""
     peaks: dict[int, float] = {}
     with log.open("w") as handle:
         epoch, began = time.time(), time.perf_counter()
-        process = subprocess.Popen(list(command), env=dict(env), cwd=cwd, stdout=handle, stderr=handle,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            list(command), env=dict(env), cwd=cwd, stdout=handle, stderr=handle, start_new_session=True
+        )
         deadline = began + timeout_s
         try:
             while True:  # bounded by the deadline

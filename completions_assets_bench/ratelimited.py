@@ -88,8 +88,10 @@ def analyse(provider: str, sends: list[float]) -> tuple[LimitUse, list[LimitUse]
 
 def measure_rate_limits() -> tuple[list[RateResult], RateResult]:
     """Both providers at once with the shipped pacing; then Nexudus again with the old 10 ms margin (for comparison)."""
-    runs = {"bindbee": (workload.RATE_BINDBEE, workload.RATE_BINDBEE_RANGE),
-            "nexudus": (workload.RATE_NEXUDUS, workload.RATE_NEXUDUS_RANGE)}
+    runs = {
+        "bindbee": (workload.RATE_BINDBEE, workload.RATE_BINDBEE_RANGE),
+        "nexudus": (workload.RATE_NEXUDUS, workload.RATE_NEXUDUS_RANGE),
+    }
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="bench-rate-") as scratch:
         sandboxes = {p: stack.enter_context(serving(w, rate_limits=True)) for p, (w, _) in runs.items()}
         for sandbox in sandboxes.values():
@@ -98,8 +100,13 @@ def measure_rate_limits() -> tuple[list[RateResult], RateResult]:
         done = run_workers("pipeline", roles, timeout_s=TIMEOUT_S).results
         stats = {p: sandboxes[p].stats()[p] for p in runs}
         # 40 more requests stay within Nexudus's 120 per minute.
-        nexudus = _role("nexudus", sandboxes["nexudus"].base_url, runs["nexudus"][1], Path(scratch) / "old-margin",
-                        settings={"rate_margin_ms": OLD_MARGIN_MS})
+        nexudus = _role(
+            "nexudus",
+            sandboxes["nexudus"].base_url,
+            runs["nexudus"][1],
+            Path(scratch) / "old-margin",
+            settings={"rate_margin_ms": OLD_MARGIN_MS},
+        )
         old = run_workers("pipeline", {"nexudus": nexudus}, timeout_s=TIMEOUT_S).results["nexudus"]
         old_stats = _minus(sandboxes["nexudus"].stats()["nexudus"], stats["nexudus"])
     shipped = [_result(p, *runs[p], done[p], stats[p]) for p in runs]
@@ -107,8 +114,17 @@ def measure_rate_limits() -> tuple[list[RateResult], RateResult]:
 
 
 def _role(provider: str, base_url: str, days: workload.Range, root: Path, **extra: object) -> dict:
-    return {"provider": provider, "base_url": base_url, "credentials": CREDENTIALS, "first": days.first.isoformat(),
-            "days": days.days, "root": str(root), "pacing": True, "timed": True, **extra}
+    return {
+        "provider": provider,
+        "base_url": base_url,
+        "credentials": CREDENTIALS,
+        "first": days.first.isoformat(),
+        "days": days.days,
+        "root": str(root),
+        "pacing": True,
+        "timed": True,
+        **extra,
+    }
 
 
 def _minus(after: dict, before: dict) -> dict:
@@ -117,11 +133,21 @@ def _minus(after: dict, before: dict) -> dict:
 
 
 def _result(provider: str, work: workload.Workload, days: workload.Range, result: dict, stats: dict) -> RateResult:
-    sends = [sent for sent, _, _, method, path in result["exchanges"] if method == "GET" and path == DATA_PATHS[provider]]
+    sends = [
+        sent for sent, _, _, method, path in result["exchanges"] if method == "GET" and path == DATA_PATHS[provider]
+    ]
     binding, uses, minimum = analyse(provider, sends)
     return RateResult(
-        provider=provider, days=days.days, density=work.density, rows=result["rows"], requests=stats["requests"],
-        throttled=stats["statuses"].get(THROTTLE_STATUS[provider], 0), span_s=max(sends) - min(sends),
-        wall_s=result["ended"] - result["began"], binding=binding, limits=uses, minimum_span_s=minimum,
+        provider=provider,
+        days=days.days,
+        density=work.density,
+        rows=result["rows"],
+        requests=stats["requests"],
+        throttled=stats["statuses"].get(THROTTLE_STATUS[provider], 0),
+        span_s=max(sends) - min(sends),
+        wall_s=result["ended"] - result["began"],
+        binding=binding,
+        limits=uses,
+        minimum_span_s=minimum,
         rate_wait_s=result["rate_wait_s"],
     )

@@ -28,7 +28,9 @@ class Sandbox:
 
     def set_latency(self, milliseconds: float) -> None:
         knobs = {"latency_ms": milliseconds}
-        response = httpx.post(f"{self.base_url}/_sandbox/control", json={"bindbee": knobs, "nexudus": knobs}, timeout=30)
+        response = httpx.post(
+            f"{self.base_url}/_sandbox/control", json={"bindbee": knobs, "nexudus": knobs}, timeout=30
+        )
         response.raise_for_status()
 
     def count(self, provider: str, start: str, end: str) -> int:

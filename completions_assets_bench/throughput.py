@@ -20,8 +20,11 @@ from completions_assets_bench.procs import Measured, run_workers
 from completions_assets_bench.sandbox import CREDENTIALS, Sandbox
 from completions_assets_bench.workload import PROVIDERS, Range
 
-VARIANTS = {"a": "bare httpx fetch (ceiling)", "b": "fetch to Parquet (provider resources)",
-            "c": "Dagster range run, three assets"}
+VARIANTS = {
+    "a": "bare httpx fetch (ceiling)",
+    "b": "fetch to Parquet (provider resources)",
+    "c": "Dagster range run, three assets",
+}
 WORKER_TIMEOUT_S = 300.0
 DAGSTER_TIMEOUT_S = 420.0
 
@@ -69,22 +72,37 @@ def _measure(sandbox: Sandbox, variant: str, latency_ms: int, run: Callable[[], 
     wall, cpu, rss, detail = run()
     after, cpu_after = sandbox.stats(), sandbox.cpu_s()
     requests = {p: after[p]["requests"] - before[p]["requests"] for p in PROVIDERS}
-    failed = {p: sum(n - before[p]["statuses"].get(status, 0) for status, n in after[p]["statuses"].items()
-                     if status != "200") for p in PROVIDERS}
+    failed = {
+        p: sum(
+            n - before[p]["statuses"].get(status, 0) for status, n in after[p]["statuses"].items() if status != "200"
+        )
+        for p in PROVIDERS
+    }
     return Sample(variant, latency_ms, wall, cpu, rss, requests, failed, cpu_after - cpu_before, detail)
 
 
 def ceiling(sandbox: Sandbox, days: Range) -> Measured:
     sweeps = [(start.isoformat(), end.isoformat()) for start, end in days.sweeps()]
-    roles = {p: {"provider": p, "base_url": sandbox.base_url, "credentials": CREDENTIALS, "sweeps": sweeps}
-             for p in PROVIDERS}
+    roles = {
+        p: {"provider": p, "base_url": sandbox.base_url, "credentials": CREDENTIALS, "sweeps": sweeps}
+        for p in PROVIDERS
+    }
     return run_workers("ceiling", roles, timeout_s=WORKER_TIMEOUT_S)
 
 
 def fetch_to_parquet(sandbox: Sandbox, days: Range, root: Path, *, env: dict[str, str] | None = None) -> Measured:
-    roles = {p: {"provider": p, "base_url": sandbox.base_url, "credentials": CREDENTIALS,
-                 "first": days.first.isoformat(), "days": days.days, "root": str(root), "pacing": False}
-             for p in PROVIDERS}
+    roles = {
+        p: {
+            "provider": p,
+            "base_url": sandbox.base_url,
+            "credentials": CREDENTIALS,
+            "first": days.first.isoformat(),
+            "days": days.days,
+            "root": str(root),
+            "pacing": False,
+        }
+        for p in PROVIDERS
+    }
     return run_workers("pipeline", roles, timeout_s=WORKER_TIMEOUT_S, env=None if env is None else os.environ | env)
 
 
@@ -106,6 +124,7 @@ class Runner:
             done = ceiling(self.sandbox, self.days)
             sweeps = {p: r["sweep_records"] for p, r in done.results.items()}
             return done.wall_s, done.cpu_s, done.peak_rss_mb, {"sweep_records": sweeps}
+
         return _measure(self.sandbox, "a", latency_ms, run)
 
     def b(self, latency_ms: int) -> Sample:
@@ -113,19 +132,28 @@ class Runner:
             done = fetch_to_parquet(self.sandbox, self.days, self._fresh("b"))
             rows = {p: r["rows"] for p, r in done.results.items()}
             return done.wall_s, done.cpu_s, done.peak_rss_mb, {"rows": rows}
+
         return _measure(self.sandbox, "b", latency_ms, run)
 
     def c(self, latency_ms: int, *, extra_env: dict[str, str] | None = None) -> Sample:
         def run() -> tuple:
             root = self._fresh("c")
-            env = sandbox_environment(self.sandbox.base_url) | (extra_env or {}) | {
-                "DAGSTER_HOME": str(self.home), "COMPLETIONS_DATA_ROOT": str(root / "data"),
-                "COMPLETIONS_START_DATE": workload.MAIN.sandbox_first.isoformat(), "COMPLETIONS_TIMEZONE": "UTC",
-            }
-            done = dagster_run.materialize(self.days, env=env, run_config=self.run_config,
-                                           log=root / "run.log", timeout_s=DAGSTER_TIMEOUT_S)
+            env = (
+                sandbox_environment(self.sandbox.base_url)
+                | (extra_env or {})
+                | {
+                    "DAGSTER_HOME": str(self.home),
+                    "COMPLETIONS_DATA_ROOT": str(root / "data"),
+                    "COMPLETIONS_START_DATE": workload.MAIN.sandbox_first.isoformat(),
+                    "COMPLETIONS_TIMEZONE": "UTC",
+                }
+            )
+            done = dagster_run.materialize(
+                self.days, env=env, run_config=self.run_config, log=root / "run.log", timeout_s=DAGSTER_TIMEOUT_S
+            )
             detail = {"step_s": done.step_s, "startup_s": done.startup_s, "events": done.events}
             return done.wall_s, done.cpu_s, done.peak_rss_mb, detail
+
         return _measure(self.sandbox, "c", latency_ms, run)
 
 
@@ -145,8 +173,10 @@ def measure_throughput(runner: Runner, *, repeats: int, log: Callable[[str], Non
                 sample = getattr(runner, variant)(latency)
                 _check(sample, records)
                 samples.append(sample)
-                log(f"  repeat {repeat}/{repeats}, {latency:>2} ms, ({variant}) {sample.wall_s:6.2f} s wall, "
-                    f"{sample.cpu_s:6.2f} s CPU, requests {sum(sample.requests.values())}")
+                log(
+                    f"  repeat {repeat}/{repeats}, {latency:>2} ms, ({variant}) {sample.wall_s:6.2f} s wall, "
+                    f"{sample.cpu_s:6.2f} s CPU, requests {sum(sample.requests.values())}"
+                )
     sandbox.set_latency(0)
     return Throughput(days, records, minimum, sweep_records, samples)
 
@@ -168,8 +198,9 @@ class MemoryRun:
     rows: dict[str, int]
 
 
-def measure_memory(sandbox: Sandbox, scratch: Path, *, repeats: int, ranges: tuple[Range, ...],
-                   env: dict[str, str] | None = None) -> list[MemoryRun]:
+def measure_memory(
+    sandbox: Sandbox, scratch: Path, *, repeats: int, ranges: tuple[Range, ...], env: dict[str, str] | None = None
+) -> list[MemoryRun]:
     """(b) at the same density and no added latency: peak RSS per provider process, per range."""
     sandbox.set_latency(0)
     out = []

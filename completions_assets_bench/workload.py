@@ -73,15 +73,25 @@ LATENCIES_MS = (0, 20)
 
 
 def sandbox_args(workload: Workload, *, rate_limits: bool = False) -> list[str]:
-    args = ["--seed", str(SEED), "--start-date", workload.sandbox_first.isoformat(),
-            "--days", str(workload.sandbox_days), "--records-per-day", str(workload.density)]
+    args = [
+        "--seed",
+        str(SEED),
+        "--start-date",
+        workload.sandbox_first.isoformat(),
+        "--days",
+        str(workload.sandbox_days),
+        "--records-per-day",
+        str(workload.density),
+    ]
     return args + ["--rate-limits"] if rate_limits else args
 
 
 def bindbee_params(start: dt.datetime, end: dt.datetime) -> dict[str, str]:
     """The pipeline's sweep query: inclusive bounds, so the end is minus 1 µs."""
+
     def fmt(moment: dt.datetime) -> str:
         return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
     return {"page_size": str(PAGE_SIZE), "completed_at_from": fmt(start), "completed_at_to": fmt(end - _MICROSECOND)}
 
 
@@ -91,9 +101,14 @@ def nexudus_params(start: dt.datetime, end: dt.datetime) -> dict[str, str]:
     high = end + NEXUDUS_MARGIN
     if high.second or high.microsecond:
         high = high.replace(second=0, microsecond=0) + _MINUTE
-    return {"page": "1", "size": str(PAGE_SIZE), "orderBy": "CreatedOn", "dir": "1",
-            "from_CourseCompletedLesson_CreatedOn": low.strftime("%Y-%m-%dT%H:%M"),
-            "to_CourseCompletedLesson_CreatedOn": high.strftime("%Y-%m-%dT%H:%M")}
+    return {
+        "page": "1",
+        "size": str(PAGE_SIZE),
+        "orderBy": "CreatedOn",
+        "dir": "1",
+        "from_CourseCompletedLesson_CreatedOn": low.strftime("%Y-%m-%dT%H:%M"),
+        "to_CourseCompletedLesson_CreatedOn": high.strftime("%Y-%m-%dT%H:%M"),
+    }
 
 
 def minimum_requests(records_per_sweep: list[int]) -> int:

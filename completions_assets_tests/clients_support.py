@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import random
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -14,14 +14,14 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from completions_assets.providers.bindbee import BindbeeClient, BindbeeResource
-from completions_assets.http.session import HttpSession
-from completions_assets.providers.nexudus.client import NexudusClient, NexudusResource
 from completions_assets.http.pacing import Clock, ManualClock, Pacer, RateLimit
-from completions_assets.providers.resource import ProviderResource
 from completions_assets.http.redaction import Redactor
-from completions_assets.sandbox import Sandbox, SandboxConfig, start_sandbox
+from completions_assets.http.session import HttpSession
 from completions_assets.partitions import DayWindow, day_windows
+from completions_assets.providers.bindbee import BindbeeClient, BindbeeResource
+from completions_assets.providers.nexudus.client import NexudusClient, NexudusResource
+from completions_assets.providers.resource import ProviderResource
+from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, start_sandbox
 
 Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
 
@@ -49,10 +49,14 @@ class Script:
 
 
 def json_reply(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(status, content=json.dumps(body).encode(), headers={"Content-Type": "application/json", **(headers or {})})
+    return httpx.Response(
+        status, content=json.dumps(body).encode(), headers={"Content-Type": "application/json", **(headers or {})}
+    )
 
 
-def session(script: Script, *, max_attempts: int = 4, limits: tuple[RateLimit, ...] = (), **kwargs: Any) -> tuple[HttpSession, ManualClock]:
+def session(
+    script: Script, *, max_attempts: int = 4, limits: tuple[RateLimit, ...] = (), **kwargs: Any
+) -> tuple[HttpSession, ManualClock]:
     clock = ManualClock()
     client = httpx.Client(base_url="https://api.example.test", transport=script.transport())
     http = HttpSession(
@@ -83,7 +87,14 @@ UNPACED = {
 
 def fast_settings(provider: str, **overrides: Any) -> dict[str, Any]:
     """Resource settings for tests: no pacing, quick retries (slept on a ManualClock anyway)."""
-    return {"max_attempts": 4, "backoff_initial_s": 0.5, "backoff_max_s": 4.0, "read_timeout_s": 5.0, **UNPACED[provider], **overrides}
+    return {
+        "max_attempts": 4,
+        "backoff_initial_s": 0.5,
+        "backoff_max_s": 4.0,
+        "read_timeout_s": 5.0,
+        **UNPACED[provider],
+        **overrides,
+    }
 
 
 # --- the sandbox's records as expected rows, built per record with plain Python ---
@@ -158,13 +169,27 @@ class Oracle:
 
 @contextlib.contextmanager
 def running_sandbox(**config: Any) -> Iterator[Sandbox]:
-    settings = {"seed": 7, "start_date": dt.date(2024, 1, 1), "days": 40, "records_per_day": 200, "now": SANDBOX_NOW}
+    settings: dict[str, Any] = {
+        "seed": 7,
+        "start_date": dt.date(2024, 1, 1),
+        "days": 40,
+        "records_per_day": 200,
+        "now": SANDBOX_NOW,
+    }
     settings.update(config)
     with start_sandbox(SandboxConfig(**settings)) as sandbox:
         yield sandbox
 
 
 SANDBOX_NOW = dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
+
+
+def update_faults(sandbox: Sandbox, faults: Mapping[str, ProviderFaults]) -> None:
+    """`sandbox.update(**faults)` for providers named at run time, e.g. `{provider: ProviderFaults(...)}`."""
+    unknown = sorted(set(faults) - {"bindbee", "nexudus"})
+    if unknown:
+        raise TypeError(f"no sandbox provider named {unknown}")
+    sandbox.update(bindbee=faults.get("bindbee"), nexudus=faults.get("nexudus"))
 
 
 def bindbee_client(sandbox: Sandbox, *, clock: Clock | None = None, **options: Any) -> BindbeeClient:
@@ -177,13 +202,18 @@ def bindbee_client(sandbox: Sandbox, *, clock: Clock | None = None, **options: A
     return resource.create_client(clock=clock or ManualClock())
 
 
-def nexudus_client(sandbox: Sandbox, *, clock: Clock | None = None, timezone: str = "UTC", static: bool = False, **options: Any) -> NexudusClient:
+def nexudus_client(
+    sandbox: Sandbox, *, clock: Clock | None = None, timezone: str = "UTC", static: bool = False, **options: Any
+) -> NexudusClient:
     credentials = sandbox.credentials
+    auth: dict[str, Any]  # unpacked into NexudusResource next to its int and float fields
     if static:
         auth = {"access_token": credentials["NEXUDUS_ACCESS_TOKEN"]}
     else:
         auth = {"username": credentials["NEXUDUS_USERNAME"], "password": credentials["NEXUDUS_PASSWORD"]}
-    resource = NexudusResource(base_url=sandbox.base_url, timezone=timezone, **fast_settings("nexudus", **options), **auth)
+    resource = NexudusResource(
+        base_url=sandbox.base_url, timezone=timezone, **fast_settings("nexudus", **options), **auth
+    )
     return resource.create_client(clock=clock or ManualClock())
 
 

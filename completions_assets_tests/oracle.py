@@ -2,14 +2,15 @@
 of the clients' parsing, so end-to-end tests compare record by record."""
 
 import datetime as dt
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from completions_assets.sandbox import Sandbox
 from completions_assets.lms.schema import LMS_SCHEMA
 from completions_assets.providers.bindbee import BINDBEE_SCHEMA
 from completions_assets.providers.nexudus.client import NEXUDUS_SCHEMA
+from completions_assets.sandbox import Sandbox
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.support import source_dir
 
@@ -21,7 +22,7 @@ def _utc(text: str | None) -> dt.datetime | None:
     return value.astimezone(dt.timezone.utc)
 
 
-def _ref(value: object) -> str | None:
+def _ref(value: dict[str, Any] | str | None) -> str | None:
     return value.get("id") if isinstance(value, dict) else value
 
 
@@ -29,13 +30,20 @@ def expected_bindbee(sandbox: Sandbox, start: dt.datetime, end: dt.datetime) -> 
     ids = set(sandbox.dataset.ground_truth("bindbee", start, end))
     rows = [
         {
-            "id": r["id"], "user": _ref(r["user"]), "course": _ref(r["course"]),
-            "content": _ref(r["content"]), "score": None if r["score"] is None else float(r["score"]),
-            "grade": r["grade"], "completed_at": _utc(r["completed_at"]),
-            "started_at": _utc(r["started_at"]), "modified_at": _utc(r["modified_at"]),
-            "time_duration": r["time_duration"], "remote_id": r["remote_id"],
+            "id": r["id"],
+            "user": _ref(r["user"]),
+            "course": _ref(r["course"]),
+            "content": _ref(r["content"]),
+            "score": None if r["score"] is None else float(r["score"]),
+            "grade": r["grade"],
+            "completed_at": _utc(r["completed_at"]),
+            "started_at": _utc(r["started_at"]),
+            "modified_at": _utc(r["modified_at"]),
+            "time_duration": r["time_duration"],
+            "remote_id": r["remote_id"],
         }
-        for r in sandbox.dataset.records("bindbee") if r["id"] in ids
+        for r in sandbox.dataset.records("bindbee")
+        if r["id"] in ids
     ]
     assert len(rows) == len(ids)
     return sorted(rows, key=lambda row: (row["completed_at"], row["id"]))
@@ -45,12 +53,17 @@ def expected_nexudus(sandbox: Sandbox, start: dt.datetime, end: dt.datetime) -> 
     ids = set(sandbox.dataset.ground_truth("nexudus", start, end))
     rows = [
         {
-            "id": r["Id"], "unique_id": r["UniqueId"], "course_lesson_id": r["CourseLessonId"],
-            "course_lesson_title": r["CourseLessonTitle"], "course_member_id": r["CourseMemberId"],
+            "id": r["Id"],
+            "unique_id": r["UniqueId"],
+            "course_lesson_id": r["CourseLessonId"],
+            "course_lesson_title": r["CourseLessonTitle"],
+            "course_member_id": r["CourseMemberId"],
             "course_member_coworker_full_name": r["CourseMemberCoworkerFullName"],
-            "created_on": _utc(r["CreatedOn"]), "updated_on": _utc(r["UpdatedOn"]),
+            "created_on": _utc(r["CreatedOn"]),
+            "updated_on": _utc(r["UpdatedOn"]),
         }
-        for r in sandbox.dataset.records("nexudus") if str(r["Id"]) in ids
+        for r in sandbox.dataset.records("nexudus")
+        if str(r["Id"]) in ids
     ]
     assert len(rows) == len(ids)
     return sorted(rows, key=lambda row: (row["created_on"], row["id"]))
@@ -74,6 +87,7 @@ def assert_day_matches_ground_truth(sandbox, storage: ParquetStorage, day: str, 
     bindbee = storage.read(source_dir("bindbee"), date)
     nexudus = storage.read(source_dir("nexudus"), date)
     merged = storage.read("lms_completions", date)
+    assert bindbee is not None and nexudus is not None and merged is not None
     assert bindbee.schema.equals(BINDBEE_SCHEMA) and nexudus.schema.equals(NEXUDUS_SCHEMA)
     assert merged.schema.equals(LMS_SCHEMA)
     want_b = expected_bindbee(sandbox, start, end)
@@ -81,7 +95,6 @@ def assert_day_matches_ground_truth(sandbox, storage: ParquetStorage, day: str, 
     assert file_rows(bindbee, list(want_b[0]) if want_b else ["id"]) == want_b
     assert file_rows(nexudus, list(want_n[0]) if want_n else ["id"]) == want_n
     assert set(merged["connection"].to_pylist()) <= {"default"}
-    merged_keys = sorted(zip(merged["provider"].to_pylist(), merged["completion_id"].to_pylist()))
-    assert merged_keys == sorted([("bindbee", r["id"]) for r in want_b]
-                                 + [("nexudus", str(r["id"])) for r in want_n])
+    merged_keys = sorted(zip(merged["provider"].to_pylist(), merged["completion_id"].to_pylist(), strict=True))
+    assert merged_keys == sorted([("bindbee", r["id"]) for r in want_b] + [("nexudus", str(r["id"])) for r in want_n])
     return len(want_b), len(want_n)

@@ -76,8 +76,12 @@ class S3Server:
 
     def environment(self) -> dict[str, str]:
         """The standard AWS variables, the only way the project is told about S3."""
-        return {"AWS_ENDPOINT_URL": self.endpoint_url, "AWS_ACCESS_KEY_ID": self.access_key_id,
-                "AWS_SECRET_ACCESS_KEY": self.secret_access_key, "AWS_REGION": self.region}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+            "AWS_REGION": self.region,
+        }
 
     def reset_requests(self) -> None:
         httpx.post(f"{self.endpoint_url}/moto-api/recorder/reset-recording", timeout=10).raise_for_status()
@@ -110,7 +114,9 @@ def s3_server(tmp_path_factory) -> Iterator[S3Server]:
     env = os.environ | {"MOTO_ENABLE_RECORDING": "1", "MOTO_RECORDER_FILEPATH": str(recording)}
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     server = S3Server(f"http://127.0.0.1:{port}", recording)
 
@@ -140,13 +146,23 @@ class PostgresServer:
 
     def environment(self) -> dict[str, str]:
         """The DAGSTER_PG_* variables that deploy/dagster.yaml reads."""
-        return {"DAGSTER_PG_HOST": self.host, "DAGSTER_PG_PORT": str(self.port),
-                "DAGSTER_PG_USER": self.user, "DAGSTER_PG_PASSWORD": self.password,
-                "DAGSTER_PG_DB": self.db}
+        return {
+            "DAGSTER_PG_HOST": self.host,
+            "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_USER": self.user,
+            "DAGSTER_PG_PASSWORD": self.password,
+            "DAGSTER_PG_DB": self.db,
+        }
 
     def connect(self, db: str | None = None):
-        return psycopg2.connect(host=self.host, port=self.port, user=self.user,
-                                password=self.password, dbname=db or self.db, connect_timeout=5)
+        return psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=db or self.db,
+            connect_timeout=5,
+        )
 
 
 def postgres_bin(workdir: Path) -> Path:
@@ -163,8 +179,9 @@ def postgres_bin(workdir: Path) -> Path:
     # `nobody` may not be able to enter the venv's directory: run a copy, keeping the
     # layout that the binaries' RPATH ($ORIGIN/../../../pgserver.libs) expects.
     copy = workdir / "site"
-    shutil.copytree(site / "pgserver" / "pginstall", copy / "pgserver" / "pginstall",
-                    ignore=shutil.ignore_patterns("include"))
+    shutil.copytree(
+        site / "pgserver" / "pginstall", copy / "pgserver" / "pginstall", ignore=shutil.ignore_patterns("include")
+    )
     shutil.copytree(site / "pgserver.libs", copy / "pgserver.libs")
     return copy / "pgserver" / "pginstall" / "bin"
 
@@ -189,16 +206,48 @@ def postgres_server() -> Iterator[PostgresServer]:
     try:
         bin_dir, account = postgres_bin(workdir), server_account(workdir)
         initdb = subprocess.run(
-            [bin_dir / "initdb", "-D", workdir / "data", "-U", server.user, "--pwfile", workdir / "pwfile",
-             "--auth", "scram-sha-256", "-E", "UTF8", "--no-sync"],
-            capture_output=True, text=True, timeout=120, **account,
+            [
+                bin_dir / "initdb",
+                "-D",
+                workdir / "data",
+                "-U",
+                server.user,
+                "--pwfile",
+                workdir / "pwfile",
+                "--auth",
+                "scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            **account,
         )
         if initdb.returncode != 0:
             raise RuntimeError(f"initdb failed ({initdb.returncode}): {initdb.stderr[-2000:]}")
         process = subprocess.Popen(
-            [bin_dir / "postgres", "-D", workdir / "data", "-h", server.host, "-p", str(server.port),
-             "-k", workdir, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **account,
+            [
+                bin_dir / "postgres",
+                "-D",
+                workdir / "data",
+                "-h",
+                server.host,
+                "-p",
+                str(server.port),
+                "-k",
+                workdir,
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            **account,
         )
         wait_until(lambda: _accepts(server), process, "postgres")
         connection = server.connect("postgres")

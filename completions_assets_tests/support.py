@@ -2,30 +2,31 @@
 and Dagster runs into `tmp_path` with a real (ephemeral or on-disk) instance."""
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
-from completions_assets.defs.assets import build_assets
-from completions_assets.providers.bindbee import BindbeeResource
-from completions_assets.settings import Settings
 from completions_assets.connections import default_connection
-from completions_assets.providers import PROVIDERS
-from completions_assets.providers.declaration import Provider
+from completions_assets.defs.assets import build_assets
 from completions_assets.local.launch import INSTANCE_CONFIG, prepare_dagster_home, sandbox_environment
-from completions_assets.providers.nexudus.client import NexudusResource
 from completions_assets.partitions import daily_partitions
+from completions_assets.providers import PROVIDERS
+from completions_assets.providers.bindbee import BindbeeResource
+from completions_assets.providers.declaration import Provider
+from completions_assets.providers.nexudus.client import NexudusResource
 from completions_assets.sandbox import SandboxConfig
 from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
+from completions_assets.settings import Settings
 from completions_assets.storage import ParquetStorage
 
 SANDBOX_START = dt.date(2024, 3, 1)
 SANDBOX = SandboxConfig(seed=11, start_date=SANDBOX_START, days=20, records_per_day=60)
 
 
-def resources(base_url: str, root: str, zone: str = "UTC", **overrides: object) -> dict[str, object]:
+def resources(base_url: str, root: str, zone: str = "UTC", **overrides: Mapping[str, Any]) -> dict[str, object]:
     return {
         "bindbee": BindbeeResource(
             base_url=base_url,
@@ -52,15 +53,24 @@ def definitions_for(zone: str = "UTC", providers: Sequence[Provider] = PROVIDERS
 
 
 def materialize_range(
-    first: str, last: str, resources_: dict[str, object], instance: dg.DagsterInstance,
-    zone: str = "UTC", selection: dg.AssetSelection | None = None, providers: Sequence[Provider] = PROVIDERS,
+    first: str,
+    last: str,
+    resources_: dict[str, object],
+    instance: dg.DagsterInstance,
+    zone: str = "UTC",
+    selection: dg.AssetSelection | None = None,
+    providers: Sequence[Provider] = PROVIDERS,
 ) -> dg.ExecuteInProcessResult:
     """One run over `first`...`last`, as a UI backfill or the schedule launches it."""
     assets = definitions_for(zone, providers)
     tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
     return dg.materialize(
-        assets, resources=resources_, instance=instance, tags=tags,
-        selection=selection, raise_on_error=False,
+        assets,
+        resources=resources_,
+        instance=instance,
+        tags=tags,
+        selection=selection,
+        raise_on_error=False,
     )
 
 

@@ -10,9 +10,16 @@ from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
 from completions_assets_tests.support import materialize_range, resources, source_dir, source_key
 
-LMS_CHECKS = {"unique_completion_ids", "required_fields_present", "completed_within_partition",
-              "reconciles_with_sources", "started_before_completed", "score_in_range",
-              "grade_in_allowed_set", "all_connections_present"}
+LMS_CHECKS = {
+    "unique_completion_ids",
+    "required_fields_present",
+    "completed_within_partition",
+    "reconciles_with_sources",
+    "started_before_completed",
+    "score_in_range",
+    "grade_in_allowed_set",
+    "all_connections_present",
+}
 
 
 def days(first: str, count: int) -> list[str]:
@@ -53,15 +60,23 @@ def test_ten_day_range_is_one_run_with_a_check_result_per_day(sandbox, tmp_path)
     ).records[0]
     metadata = record.asset_materialization.metadata
     assert metadata["dagster/row_count"].value == storage.read(source_dir("nexudus"), dt.date(2024, 3, 7)).num_rows
-    assert {"path", "requests", "pages", "retries", "rate_limit_wait_seconds", "total_items_reported",
-            "dagster/column_schema"} <= set(metadata)
+    assert {
+        "path",
+        "requests",
+        "pages",
+        "retries",
+        "rate_limit_wait_seconds",
+        "total_items_reported",
+        "dagster/column_schema",
+    } <= set(metadata)
 
 
 def test_non_utc_zone_cuts_days_at_local_midnight(sandbox, tmp_path):
     zone = "America/New_York"
     instance = dg.DagsterInstance.ephemeral()
-    result = materialize_range("2024-03-09", "2024-03-11", resources(sandbox.base_url, str(tmp_path), zone),
-                               instance, zone=zone)
+    result = materialize_range(
+        "2024-03-09", "2024-03-11", resources(sandbox.base_url, str(tmp_path), zone), instance, zone=zone
+    )
     assert result.success
     storage = ParquetStorage(root=str(tmp_path))
     for day in days("2024-03-09", 3):  # 2024-03-10 is 23 hours long in New York

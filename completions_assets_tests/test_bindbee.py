@@ -8,10 +8,16 @@ from typing import Any
 import httpx
 import pytest
 
-from completions_assets.providers.bindbee import BINDBEE_SCHEMA, BindbeeClient, BindbeeResource, parse_completions, sweep_params
 from completions_assets.http.errors import PaginationLoopError, PayloadError
-from completions_assets.providers.records import RecordLocator
 from completions_assets.http.pacing import ManualClock
+from completions_assets.providers.bindbee import (
+    BINDBEE_SCHEMA,
+    BindbeeClient,
+    BindbeeResource,
+    parse_completions,
+    sweep_params,
+)
+from completions_assets.providers.records import RecordLocator
 from completions_assets.sandbox import Sandbox
 from completions_assets_tests.clients_support import (
     Oracle,
@@ -84,7 +90,12 @@ def test_parse_maps_every_field(include: bool) -> None:
 
 
 def test_parse_reads_naive_timestamps_as_utc() -> None:
-    record = {**RECORD, "completed_at": "2025-08-01T11:15:00.5", "started_at": None, "modified_at": "2025-08-01T11:15:00.1234567Z"}
+    record = {
+        **RECORD,
+        "completed_at": "2025-08-01T11:15:00.5",
+        "started_at": None,
+        "modified_at": "2025-08-01T11:15:00.1234567Z",
+    }
     row = parse_completions([record], RecordLocator("bindbee")).to_pylist()[0]
     assert row["completed_at"] == dt.datetime(2025, 8, 1, 11, 15, 0, 500000, tzinfo=UTC)
     assert row["modified_at"] == dt.datetime(2025, 8, 1, 11, 15, 0, 123456, tzinfo=UTC)
@@ -133,9 +144,18 @@ def _without(key: str) -> Callable[[dict[str, Any]], Any]:
         (lambda r: _page([_without("id")(r)], None), r"page 2 .*record 0: field 'id' is missing"),
         (lambda r: _page([r | {"id": None}], None), r"page 2 .*record 0: field 'id' is missing"),
         (lambda r: _page([_without("completed_at")(r)], None), r"page 2 .*field 'completed_at' is missing"),
-        (lambda r: _page([r, r | {"completed_at": "yesterday"}], None), r"page 2 .*record 1: field 'completed_at' is not an ISO 8601 timestamp: 'yesterday'"),
-        (lambda r: _page([r | {"started_at": "2024-13-01T00:00:00Z"}], None), r"page 2 .*field 'started_at' is not an ISO 8601 timestamp"),
-        (lambda r: _page([r | {"time_duration": "75 minutes"}], None), r"page 2 .*field 'time_duration' is not an ISO 8601 duration"),
+        (
+            lambda r: _page([r, r | {"completed_at": "yesterday"}], None),
+            r"page 2 .*record 1: field 'completed_at' is not an ISO 8601 timestamp: 'yesterday'",
+        ),
+        (
+            lambda r: _page([r | {"started_at": "2024-13-01T00:00:00Z"}], None),
+            r"page 2 .*field 'started_at' is not an ISO 8601 timestamp",
+        ),
+        (
+            lambda r: _page([r | {"time_duration": "75 minutes"}], None),
+            r"page 2 .*field 'time_duration' is not an ISO 8601 duration",
+        ),
         (lambda r: _page([r | {"score": "high"}], None), r"page 2 .*field 'score' is not double"),
         (lambda r: _page(["not-a-record"], None), r"page 2 .*record 0: expected an object"),  # type: ignore[list-item]
         (lambda r: {"cursor": None, "page_size": 0}, r"page 2 .*field 'items' is missing"),
@@ -153,7 +173,10 @@ def test_a_bad_payload_names_provider_page_and_field(bad_page: Callable[[dict[st
 def test_a_non_json_page_is_a_payload_error_naming_the_page() -> None:
     html = httpx.Response(200, text="<html>Service Unavailable</html>", headers={"Content-Type": "text/html"})
     script = Script([json_reply(200, _page([RECORD], "bmV4dA==")), html])
-    with pytest.raises(PayloadError, match=r"^bindbee: page 2 \(GET https://api.bindbee.dev/.*cursor=bmV4dA.*not JSON.*text/html.*Service Unavailable"):
+    with pytest.raises(
+        PayloadError,
+        match=r"^bindbee: page 2 \(GET https://api.bindbee.dev/.*cursor=bmV4dA.*not JSON.*text/html.*Service Unavailable",
+    ):
         _fetch(_mock_client(script))
 
 
@@ -162,7 +185,9 @@ def test_rate_limit_headers_pause_the_client_until_reset() -> None:
     reset = str(int(clock.time()) + 30)
     exhausted = json_reply(200, _page([RECORD], "bmV4dA=="), {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset})
     script = Script([exhausted, json_reply(200, _page([RECORD | {"id": "b"}], None))])
-    resource = BindbeeResource(api_key="k" * 8, connector_token="t" * 8, **fast_settings("bindbee", requests_per_minute=200))
+    resource = BindbeeResource(
+        api_key="k" * 8, connector_token="t" * 8, **fast_settings("bindbee", requests_per_minute=200)
+    )
     client = BindbeeClient(resource, clock=clock, transport=script.transport())
     batch = _fetch(client)[0]
     assert clock.sleeps == [pytest.approx(30.0, abs=1.0)]
@@ -218,7 +243,9 @@ def test_a_range_costs_one_request_per_page_of_each_sweep(sandbox: Sandbox) -> N
     with bindbee_client(sandbox, sweep_days=8, max_concurrent_sweeps=4) as client:
         batches = list(client.fetch_days(days))
     sweeps = [days[i : i + 8] for i in range(0, len(days), 8)]
-    expected = sum(max(1, math.ceil(len(sandbox.dataset.ground_truth("bindbee", s[0].start, s[-1].end)) / 100)) for s in sweeps)
+    expected = sum(
+        max(1, math.ceil(len(sandbox.dataset.ground_truth("bindbee", s[0].start, s[-1].end)) / 100)) for s in sweeps
+    )
     made = sum({id(b.stats): b.stats.requests for b in batches}.values())
     assert made == expected == sandbox.stats()["bindbee"]["requests"] - before
 

@@ -17,9 +17,16 @@ from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
 from completions_assets_tests.support import location_env
 
-LMS_CHECK_NAMES = {"unique_completion_ids", "required_fields_present", "completed_within_partition",
-                   "reconciles_with_sources", "started_before_completed", "score_in_range",
-                   "grade_in_allowed_set", "all_connections_present"}
+LMS_CHECK_NAMES = {
+    "unique_completion_ids",
+    "required_fields_present",
+    "completed_within_partition",
+    "reconciles_with_sources",
+    "started_before_completed",
+    "score_in_range",
+    "grade_in_allowed_set",
+    "all_connections_present",
+}
 
 
 @pytest.fixture(name="location_env")
@@ -28,8 +35,19 @@ def location_env_fixture(sandbox, tmp_path) -> dict[str, str]:
 
 
 def test_cli_range_command_is_one_run_with_results_per_day(sandbox, location_env):
-    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "completions_assets.definitions",
-               "--select", "*", "--partition-range", "2024-03-02...2024-03-04"]
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "completions_assets.definitions",
+        "--select",
+        "*",
+        "--partition-range",
+        "2024-03-02...2024-03-04",
+    ]
     done = subprocess.run(command, env=location_env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     instance = dg.DagsterInstance.from_config(location_env["DAGSTER_HOME"])
@@ -83,7 +101,10 @@ def test_dagster_dev_serves_assets_checks_job_and_schedule(location_env):
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        env=location_env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=location_env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
@@ -99,12 +120,15 @@ def test_dagster_dev_serves_assets_checks_job_and_schedule(location_env):
     nodes = {tuple(n["assetKey"]["path"]): n for n in data["assetNodes"]}
     assert set(nodes) == {("bindbee_completions", "default"), ("nexudus_completions", "default"), ("lms_completions",)}
     assert all(node["isPartitioned"] for node in nodes.values())
-    checks = {(path[0], c["name"], c["blocking"]) for path, n in nodes.items()
-              for c in n["assetChecksOrError"]["checks"]}
-    assert checks == ({("lms_completions", name, name == "unique_completion_ids") for name in LMS_CHECK_NAMES}
-                      | {("bindbee_completions", "no_duplicate_ids", True),
-                         ("nexudus_completions", "matches_reported_total", False)})
+    checks = {
+        (path[0], c["name"], c["blocking"]) for path, n in nodes.items() for c in n["assetChecksOrError"]["checks"]
+    }
+    assert checks == (
+        {("lms_completions", name, name == "unique_completion_ids") for name in LMS_CHECK_NAMES}
+        | {("bindbee_completions", "no_duplicate_ids", True), ("nexudus_completions", "matches_reported_total", False)}
+    )
     repository = data["repositoriesOrError"]["nodes"][0]
     assert "completions_job" in {job["name"] for job in repository["jobs"]}
     assert repository["schedules"] == [
-        {"name": "completions_daily_schedule", "cronSchedule": "5 0 * * *", "executionTimezone": "UTC"}]
+        {"name": "completions_daily_schedule", "cronSchedule": "5 0 * * *", "executionTimezone": "UTC"}
+    ]

@@ -14,11 +14,18 @@ from completions_assets.http.errors import (
     RequestTimeoutError,
     ServerError,
 )
-from completions_assets.providers.client import ProviderClient
 from completions_assets.http.pacing import ManualClock
+from completions_assets.providers.client import ProviderClient
 from completions_assets.sandbox import Sandbox
 from completions_assets.sandbox.config import ProviderFaults as F
-from completions_assets_tests.clients_support import Oracle, bindbee_client, nexudus_client, running_sandbox, windows
+from completions_assets_tests.clients_support import (
+    Oracle,
+    bindbee_client,
+    nexudus_client,
+    running_sandbox,
+    update_faults,
+    windows,
+)
 
 DAYS = windows("2024-01-10", "2024-01-12")  # one sweep: Bindbee 6 pages, Nexudus 8 (widened)
 SECRETS = ("sandbox-bindbee-key", "sandbox-connector-token", "sandbox-password", "sandbox-nexudus-token")
@@ -55,7 +62,12 @@ FAILED: list[tuple[str, F, type[Exception], str]] = [  # provider, knobs, error,
     ("nexudus", F(fail_status=500), ServerError, r"HTTP 500 .*An error has occurred"),
     ("nexudus", F(fail_status=409), RateLimitError, r"HTTP 409 Conflict"),
     ("nexudus", F(fail_status=403, fail_on=1), AuthenticationError, r"HTTP 403 Forbidden"),
-    ("nexudus", F(unsuccessful_on=2), PayloadError, r"page 2 .*WasSuccessful is false: The request could not be completed"),
+    (
+        "nexudus",
+        F(unsuccessful_on=2),
+        PayloadError,
+        r"page 2 .*WasSuccessful is false: The request could not be completed",
+    ),
     ("nexudus", F(html_on=1), PayloadError, r"page 1 .*is not JSON"),
     ("nexudus", F(truncate_on=2), PayloadError, r"page 2 .*is not JSON"),
     ("nexudus", F(repeat_cursor=True), PaginationLoopError, r"page 2 .*asked for page 2, got CurrentPage 1"),
@@ -79,7 +91,7 @@ def _client(sandbox: Sandbox, provider: str, clock: ManualClock, **options: Any)
 
 
 def _with_faults(sandbox: Sandbox, provider: str, faults: F) -> None:
-    sandbox.update(**{provider: faults})
+    update_faults(sandbox, {provider: faults})
 
 
 def _ids(case: tuple[Any, ...]) -> str:
@@ -88,7 +100,9 @@ def _ids(case: tuple[Any, ...]) -> str:
 
 
 @pytest.mark.parametrize(("provider", "faults", "retried"), RECOVERED, ids=[_ids(c) for c in RECOVERED])
-def test_recovered_with_exact_data(sandbox: Sandbox, oracles: dict[str, Oracle], provider: str, faults: F, retried: bool) -> None:
+def test_recovered_with_exact_data(
+    sandbox: Sandbox, oracles: dict[str, Oracle], provider: str, faults: F, retried: bool
+) -> None:
     _with_faults(sandbox, provider, faults)
     clock = ManualClock()
     try:
@@ -105,10 +119,15 @@ def test_recovered_with_exact_data(sandbox: Sandbox, oracles: dict[str, Oracle],
 
 
 @pytest.mark.parametrize(("provider", "faults", "error", "message"), FAILED, ids=[_ids(c) for c in FAILED])
-def test_fails_with_a_clear_error(sandbox: Sandbox, provider: str, faults: F, error: type[Exception], message: str) -> None:
+def test_fails_with_a_clear_error(
+    sandbox: Sandbox, provider: str, faults: F, error: type[Exception], message: str
+) -> None:
     _with_faults(sandbox, provider, faults)
     try:
-        with _client(sandbox, provider, ManualClock()) as client, pytest.raises(error, match=f"^{provider}: {message}") as caught:
+        with (
+            _client(sandbox, provider, ManualClock()) as client,
+            pytest.raises(error, match=f"^{provider}: {message}") as caught,
+        ):
             list(client.fetch_days(DAYS))
     finally:
         _with_faults(sandbox, provider, F())

@@ -8,7 +8,11 @@ from completions_assets.settings import ConfigurationError, load_settings
 def test_defaults():
     settings = load_settings({})
     assert (settings.start_date, settings.timezone, settings.lookback_days, settings.data_root) == (
-        dt.date(2024, 1, 1), "UTC", 3, "./data")
+        dt.date(2024, 1, 1),
+        "UTC",
+        3,
+        "./data",
+    )
 
 
 @pytest.mark.parametrize(

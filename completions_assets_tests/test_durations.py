@@ -9,8 +9,18 @@ from completions_assets.providers.durations import DurationError, parse_duration
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [
-        ("PT1H15M", 4500), ("PT45M", 2700), ("PT30S", 30), ("P1DT2H", 93600), ("PT1.9S", 1), ("P1W", 604800),
-        ("PT0S", 0), (None, None), ("PT1.5H", 5400), ("P0.5D", 43200), ("PT0,5M", 30), ("P0M", 0),
+        ("PT1H15M", 4500),
+        ("PT45M", 2700),
+        ("PT30S", 30),
+        ("P1DT2H", 93600),
+        ("PT1.9S", 1),
+        ("P1W", 604800),
+        ("PT0S", 0),
+        (None, None),
+        ("PT1.5H", 5400),
+        ("P0.5D", 43200),
+        ("PT0,5M", 30),
+        ("P0M", 0),
     ],
 )
 def test_fixed_length_durations_become_whole_seconds(text, seconds):

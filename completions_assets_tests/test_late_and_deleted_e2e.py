@@ -6,9 +6,9 @@ import datetime as dt
 
 import dagster as dg
 
-from completions_assets.settings import Settings
-from completions_assets.sandbox import SandboxConfig, start_sandbox
 from completions_assets.defs.schedules import build_job, build_schedule
+from completions_assets.sandbox import SandboxConfig, start_sandbox
+from completions_assets.settings import Settings
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.support import materialize_range, resources, source_dir
 
@@ -18,14 +18,20 @@ SETTINGS = Settings(start_date=dt.date(2024, 1, 1), timezone="UTC", lookback_day
 
 def scheduled_range(tick: dt.datetime) -> tuple[str, str]:
     schedule = build_schedule(build_job(), SETTINGS)
-    request = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick)).run_requests[0]
-    return request.partition_key_range.start, request.partition_key_range.end
+    requests = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick)).run_requests
+    assert requests
+    range_ = requests[0].partition_key_range
+    assert range_ is not None
+    return range_.start, range_.end
 
 
 def latest_metadata(instance: dg.DagsterInstance, asset: str, day: str) -> dict:
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey.from_user_string(asset), asset_partitions=[day]), limit=1).records
-    return {key: value.value for key, value in records[0].asset_materialization.metadata.items()}
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey.from_user_string(asset), asset_partitions=[day]), limit=1
+    ).records
+    materialization = records[0].asset_materialization
+    assert materialization is not None
+    return {key: value.value for key, value in materialization.metadata.items()}
 
 
 def ground_truth(sb, day: str) -> set[str]:
@@ -36,19 +42,24 @@ def ground_truth(sb, day: str) -> set[str]:
 
 def lms_ids(storage: ParquetStorage, day: str) -> set[str]:
     table = storage.read("lms_completions", dt.date.fromisoformat(day))
+    assert table is not None
     return set(table["completion_id"].to_pylist())
 
 
 def test_late_record_reaches_lms_through_the_next_scheduled_lookback(tmp_path):
     first_tick = dt.datetime(2024, 3, 6, 0, 5, tzinfo=UTC)
-    config = SandboxConfig(seed=21, start_date=dt.date(2024, 3, 1), days=8, records_per_day=40,
-                           late_fraction=0.2, now=first_tick)
+    config = SandboxConfig(
+        seed=21, start_date=dt.date(2024, 3, 1), days=8, records_per_day=40, late_fraction=0.2, now=first_tick
+    )
     with start_sandbox(config) as sb:
         table = sb.dataset.tables["bindbee"]
         start_ms = int(dt.datetime(2024, 3, 3, tzinfo=UTC).timestamp() * 1000)
-        late = next(r for r in table.records
-                    if start_ms <= r.event_ms < first_tick.timestamp() * 1000
-                    and first_tick.timestamp() * 1000 < r.visible_ms <= start_ms + 5 * 86_400_000)
+        late = next(
+            r
+            for r in table.records
+            if start_ms <= r.event_ms < first_tick.timestamp() * 1000
+            and first_tick.timestamp() * 1000 < r.visible_ms <= start_ms + 5 * 86_400_000
+        )
         day = dt.datetime.fromtimestamp(late.event_ms / 1000, UTC).date().isoformat()
         instance = dg.DagsterInstance.ephemeral()
         res = resources(sb.base_url, str(tmp_path))
@@ -58,8 +69,9 @@ def test_late_record_reaches_lms_through_the_next_scheduled_lookback(tmp_path):
         assert late.id not in lms_ids(storage, day)
         visible_before = ground_truth(sb, day)
 
-        next_tick = dt.datetime.fromtimestamp(late.visible_ms / 1000, UTC).replace(hour=0, minute=5) \
-            + dt.timedelta(days=1)
+        next_tick = dt.datetime.fromtimestamp(late.visible_ms / 1000, UTC).replace(hour=0, minute=5) + dt.timedelta(
+            days=1
+        )
         sb.update(now=next_tick)
         first, last = scheduled_range(next_tick)
         assert first <= day <= last

@@ -14,8 +14,13 @@ WINDOW = day_window(dt.date(2024, 3, 1), ZoneInfo("UTC"))
 
 
 def lms(*rows: dict) -> pa.Table:
-    base = {"provider": "bindbee", "connection": "acme", "user_id": "u", "completed_at": WINDOW.start,
-            "completion_date": WINDOW.day}
+    base = {
+        "provider": "bindbee",
+        "connection": "acme",
+        "user_id": "u",
+        "completed_at": WINDOW.start,
+        "completion_date": WINDOW.day,
+    }
     full = [{name: {**base, **row}.get(name) for name in LMS_SCHEMA.names} for row in rows]
     return pa.Table.from_pylist(full, schema=LMS_SCHEMA)
 
@@ -24,13 +29,19 @@ def day(table: pa.Table, sources: dict[str, pa.Array] | None = None) -> Day:
     return Day(WINDOW, table, sources or {})
 
 
-GOOD = lms({"completion_id": "1"}, {"completion_id": "2", "provider": "nexudus"},
-           {"completion_id": "1", "provider": "nexudus"})
+GOOD = lms(
+    {"completion_id": "1"}, {"completion_id": "2", "provider": "nexudus"}, {"completion_id": "1", "provider": "nexudus"}
+)
 
 
 def test_good_day_passes_every_rule():
-    for rule in (rules.unique_completion_ids, rules.required_fields_present,
-                 rules.started_before_completed, rules.score_in_range, rules.grade_in_allowed_set):
+    for rule in (
+        rules.unique_completion_ids,
+        rules.required_fields_present,
+        rules.started_before_completed,
+        rules.score_in_range,
+        rules.grade_in_allowed_set,
+    ):
         assert rule(day(GOOD)).passed, rule.__name__
     assert rules.completed_within_partition(day(GOOD)).passed
 
@@ -48,8 +59,12 @@ def test_missing_user_id_fails_required_fields():
 
 @pytest.mark.parametrize(
     ("at", "inside"),
-    [(WINDOW.start, True), (WINDOW.end - dt.timedelta(microseconds=1), True),
-     (WINDOW.end, False), (WINDOW.start - dt.timedelta(microseconds=1), False)],
+    [
+        (WINDOW.start, True),
+        (WINDOW.end - dt.timedelta(microseconds=1), True),
+        (WINDOW.end, False),
+        (WINDOW.start - dt.timedelta(microseconds=1), False),
+    ],
 )
 def test_window_is_half_open(at, inside):
     result = rules.completed_within_partition(day(lms({"completion_id": "x", "completed_at": at})))
@@ -61,8 +76,9 @@ def test_a_source_row_lost_in_the_merge_is_reported():
     result = rules.reconciles_with_sources(day(GOOD, sources))
     assert (result.passed, result.examples) == (False, ("bindbee:acme:lost",))
     assert result.details["source_rows"].value == {"bindbee:acme": 2, "nexudus:acme": 2}
-    assert rules.reconciles_with_sources(day(GOOD, {"bindbee:acme": pa.array(["1"]),
-                                                    "nexudus:acme": pa.array(["2", "1"])})).passed
+    assert rules.reconciles_with_sources(
+        day(GOOD, {"bindbee:acme": pa.array(["1"]), "nexudus:acme": pa.array(["2", "1"])})
+    ).passed
 
 
 def test_reconciliation_is_per_connection():

@@ -1,14 +1,13 @@
 import datetime as dt
 
 import pyarrow as pa
-import pytest
 
+from completions_assets.connections import Connection, default_connection
 from completions_assets.lms.dedupe import keep_latest
 from completions_assets.lms.merge import merge_day
 from completions_assets.lms.schema import LMS_SCHEMA
 from completions_assets.providers.bindbee import BINDBEE, BINDBEE_SCHEMA
 from completions_assets.providers.nexudus import NEXUDUS
-from completions_assets.connections import Connection, default_connection
 from completions_assets.providers.nexudus.client import NEXUDUS_SCHEMA
 
 UTC = dt.timezone.utc
@@ -32,24 +31,66 @@ def nexudus_rows(*rows: dict) -> pa.Table:
 
 def test_merge_maps_both_providers_to_the_unified_schema():
     bindbee = bindbee_rows(
-        {"id": "b-1", "user": "u-1", "course": "c-1", "score": 95.0, "grade": "PASS",
-         "started_at": ts(9), "completed_at": ts(10), "time_duration": "PT1H", "modified_at": ts(11)}
+        {
+            "id": "b-1",
+            "user": "u-1",
+            "course": "c-1",
+            "score": 95.0,
+            "grade": "PASS",
+            "started_at": ts(9),
+            "completed_at": ts(10),
+            "time_duration": "PT1H",
+            "modified_at": ts(11),
+        }
     )
     nexudus = nexudus_rows(
-        {"id": 42, "course_member_id": 7, "course_member_coworker_full_name": "Zoë Ångström",
-         "course_lesson_id": 3, "course_lesson_title": "Intro", "created_on": ts(8), "updated_on": ts(12)}
+        {
+            "id": 42,
+            "course_member_id": 7,
+            "course_member_coworker_full_name": "Zoë Ångström",
+            "course_lesson_id": 3,
+            "course_lesson_title": "Intro",
+            "created_on": ts(8),
+            "updated_on": ts(12),
+        }
     )
     merged = merge_day({BB: bindbee, NX: nexudus}, DAY).table
     assert merged.schema.equals(LMS_SCHEMA)
     assert merged.to_pylist() == [
-        {"provider": "nexudus", "connection": "default", "completion_id": "42", "user_id": "7", "user_name": "Zoë Ångström",
-         "course_id": None, "content_id": "3", "content_title": "Intro", "started_at": None,
-         "completed_at": ts(8), "duration_seconds": None, "score": None, "grade": None,
-         "modified_at": ts(12), "completion_date": DAY},
-        {"provider": "bindbee", "connection": "default", "completion_id": "b-1", "user_id": "u-1", "user_name": None,
-         "course_id": "c-1", "content_id": None, "content_title": None, "started_at": ts(9),
-         "completed_at": ts(10), "duration_seconds": 3600, "score": 95.0, "grade": "PASS",
-         "modified_at": ts(11), "completion_date": DAY},
+        {
+            "provider": "nexudus",
+            "connection": "default",
+            "completion_id": "42",
+            "user_id": "7",
+            "user_name": "Zoë Ångström",
+            "course_id": None,
+            "content_id": "3",
+            "content_title": "Intro",
+            "started_at": None,
+            "completed_at": ts(8),
+            "duration_seconds": None,
+            "score": None,
+            "grade": None,
+            "modified_at": ts(12),
+            "completion_date": DAY,
+        },
+        {
+            "provider": "bindbee",
+            "connection": "default",
+            "completion_id": "b-1",
+            "user_id": "u-1",
+            "user_name": None,
+            "course_id": "c-1",
+            "content_id": None,
+            "content_title": None,
+            "started_at": ts(9),
+            "completed_at": ts(10),
+            "duration_seconds": 3600,
+            "score": 95.0,
+            "grade": "PASS",
+            "modified_at": ts(11),
+            "completion_date": DAY,
+        },
     ]
 
 
@@ -77,7 +118,8 @@ def test_same_id_from_two_connections_of_a_provider_is_two_completions():
     row = {"id": "b-1", "user": "u", "completed_at": ts(10), "modified_at": ts(11)}
     merged = merge_day({BB: bindbee_rows(row), globex: bindbee_rows(row)}, DAY).table
     assert merged.select(["connection", "completion_id"]).to_pylist() == [
-        {"connection": "default", "completion_id": "b-1"}, {"connection": "globex", "completion_id": "b-1"}
+        {"connection": "default", "completion_id": "b-1"},
+        {"connection": "globex", "completion_id": "b-1"},
     ]
 
 
@@ -94,10 +136,13 @@ def test_durations_without_fixed_length_merge_as_null_and_are_counted():
 
 def test_the_merge_collects_each_sources_distinct_ids():
     bindbee = bindbee_rows(
-        {"id": "b-1", "completed_at": ts(10)}, {"id": "b-1", "completed_at": ts(10)}, {"id": "b-2", "completed_at": ts(10)}
+        {"id": "b-1", "completed_at": ts(10)},
+        {"id": "b-1", "completed_at": ts(10)},
+        {"id": "b-2", "completed_at": ts(10)},
     )
     nexudus = nexudus_rows({"id": 42, "created_on": ts(8)})
     merged = merge_day({BB: bindbee, NX: nexudus}, DAY)
     assert {name: sorted(ids.to_pylist()) for name, ids in merged.source_ids.items()} == {
-        "bindbee:default": ["b-1", "b-2"], "nexudus:default": ["42"]
+        "bindbee:default": ["b-1", "b-2"],
+        "nexudus:default": ["42"],
     }

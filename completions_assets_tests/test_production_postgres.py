@@ -21,9 +21,16 @@ from completions_assets_tests.support import materialize_range, resources
 PRODUCTION_CONFIG = REPO / "deploy" / "dagster.yaml"
 DAYS = ["2024-03-06", "2024-03-07", "2024-03-08"]
 CLI_DAYS = ["2024-03-10", "2024-03-11"]
-LMS_CHECKS = {"unique_completion_ids", "required_fields_present", "completed_within_partition",
-              "reconciles_with_sources", "started_before_completed", "score_in_range",
-              "grade_in_allowed_set", "all_connections_present"}
+LMS_CHECKS = {
+    "unique_completion_ids",
+    "required_fields_present",
+    "completed_within_partition",
+    "reconciles_with_sources",
+    "started_before_completed",
+    "score_in_range",
+    "grade_in_allowed_set",
+    "all_connections_present",
+}
 
 
 @pytest.fixture
@@ -70,13 +77,17 @@ def test_range_run_and_per_day_check_results_are_recorded_in_postgres(
     with closing(postgres_server.connect()) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT status FROM runs WHERE run_id = %s", (result.run_id,))
         assert cursor.fetchall() == [("SUCCESS",)]
-        cursor.execute("SELECT check_name, partition, execution_status FROM asset_check_executions"
-                       " WHERE run_id = %s", (result.run_id,))
+        cursor.execute(
+            "SELECT check_name, partition, execution_status FROM asset_check_executions WHERE run_id = %s",
+            (result.run_id,),
+        )
         rows = set(cursor.fetchall())
         assert {(name, day, "SUCCEEDED") for name in LMS_CHECKS for day in DAYS} <= rows
         assert {day for _, day, _ in rows} == set(DAYS)
-        cursor.execute("SELECT count(*) FROM event_logs WHERE run_id = %s AND event LIKE %s",
-                       (result.run_id, f"%{postgres_server.password}%"))
+        cursor.execute(
+            "SELECT count(*) FROM event_logs WHERE run_id = %s AND event LIKE %s",
+            (result.run_id, f"%{postgres_server.password}%"),
+        )
         assert cursor.fetchone() == (0,)  # the database password is in no event
 
 
@@ -84,13 +95,33 @@ def test_cli_range_run_with_the_whole_production_profile(sandbox, s3_environment
     """`dagster asset materialize` as an operator runs it: instance on PostgreSQL, data in S3."""
     s3fs.S3FileSystem().mkdir("completions-cli", region_name=s3_environment.region)
     root = "s3://completions-cli/data"
-    env = sandbox_environment(sandbox.base_url) | postgres_server.environment() | s3_environment.environment() | {
-        "DAGSTER_HOME": production_home, "COMPLETIONS_DATA_ROOT": root,
-        "COMPLETIONS_START_DATE": "2024-01-01", "COMPLETIONS_TIMEZONE": "UTC"}
-    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "completions_assets.definitions",
-               "--select", "*", "--partition-range", f"{CLI_DAYS[0]}...{CLI_DAYS[-1]}",
-               # One process: each extra step process would add seconds, not coverage.
-               "--config-json", json.dumps({"execution": {"config": {"in_process": {}}}})]
+    env = (
+        sandbox_environment(sandbox.base_url)
+        | postgres_server.environment()
+        | s3_environment.environment()
+        | {
+            "DAGSTER_HOME": production_home,
+            "COMPLETIONS_DATA_ROOT": root,
+            "COMPLETIONS_START_DATE": "2024-01-01",
+            "COMPLETIONS_TIMEZONE": "UTC",
+        }
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "completions_assets.definitions",
+        "--select",
+        "*",
+        "--partition-range",
+        f"{CLI_DAYS[0]}...{CLI_DAYS[-1]}",
+        # One process: each extra step process would add seconds, not coverage.
+        "--config-json",
+        json.dumps({"execution": {"config": {"in_process": {}}}}),
+    ]
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 

@@ -65,7 +65,8 @@ def test_range_run_rerun_and_a_dataset_read_straight_from_the_bucket(sandbox, bu
     assert all(f"/{s3_server.region}/s3/aws4_request" in s for s in signatures)  # AWS_REGION is honoured
 
     record = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("lms_completions"), asset_partitions=[DAYS[1]]), limit=1,
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("lms_completions"), asset_partitions=[DAYS[1]]),
+        limit=1,
     ).records[0]
     assert record.asset_materialization.metadata["path"].value == f"{root}/lms_completions/date={DAYS[1]}/data.parquet"
     logged = serialize_value(list(instance.all_logs(result.run_id)))
@@ -88,7 +89,9 @@ def test_range_run_rerun_and_a_dataset_read_straight_from_the_bucket(sandbox, bu
 
 def _table(rows: int) -> pa.Table:
     ids = [f"{rows}-{i:06d}" for i in range(rows)]
-    columns = {name: pa.nulls(rows, field.type) for name, field in zip(BINDBEE_SCHEMA.names, BINDBEE_SCHEMA)}
+    columns = {
+        name: pa.nulls(rows, field.type) for name, field in zip(BINDBEE_SCHEMA.names, BINDBEE_SCHEMA, strict=True)
+    }
     return pa.table(columns | {"id": pa.array(ids, pa.string())}, schema=BINDBEE_SCHEMA)
 
 

@@ -1,5 +1,6 @@
 """The pacer: sliding windows over several limits, pauses, provider budgets, threads."""
 
+import itertools
 import threading
 
 import pytest
@@ -40,7 +41,7 @@ def test_margin_widens_every_window() -> None:
     clock = ManualClock()
     pacer = Pacer([RateLimit(1, 0.1)], clock=clock, margin_s=0.02)
     times = request_times(pacer, clock, 3)
-    assert [round(b - a, 6) for a, b in zip(times, times[1:])] == [0.12, 0.12]
+    assert [round(b - a, 6) for a, b in itertools.pairwise(times)] == [0.12, 0.12]
 
 
 def test_a_request_counts_from_its_completion() -> None:

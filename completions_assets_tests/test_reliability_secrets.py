@@ -17,8 +17,8 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from completions_assets.local import demo
 from completions_assets.connections import FILE_VARIABLE
+from completions_assets.local import demo
 from completions_assets.local.launch import example_connections, prepare_dagster_home, sandbox_environment
 from completions_assets.local.run_report import day_reports, format_table
 from completions_assets.providers import PROVIDERS
@@ -38,9 +38,15 @@ SECRETS = {
 
 def encodings(secret: str) -> set[bytes]:
     raw = secret.encode()
-    forms = {raw, urllib.parse.quote(secret, safe="").encode(), urllib.parse.quote_plus(secret).encode(),
-             json.dumps(secret)[1:-1].encode(), base64.b64encode(raw), base64.urlsafe_b64encode(raw),
-             base64.b64encode(raw).rstrip(b"=")}
+    forms = {
+        raw,
+        urllib.parse.quote(secret, safe="").encode(),
+        urllib.parse.quote_plus(secret).encode(),
+        json.dumps(secret)[1:-1].encode(),
+        base64.b64encode(raw),
+        base64.urlsafe_b64encode(raw),
+        base64.b64encode(raw).rstrip(b"="),
+    }
     return {form for form in forms if len(form) >= 8}
 
 
@@ -78,13 +84,17 @@ def test_no_credential_reaches_dagster_home_the_data_or_the_output(tmp_path, mon
     last = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
     first = last - dt.timedelta(days=demo.DAYS - 1)
     served = {p.name: tuple(c.name for c in connections if c.provider is p) for p in PROVIDERS}
-    config = SandboxConfig(start_date=first - dt.timedelta(days=2), days=demo.DAYS + 4, records_per_day=40,
-                           connections=served)
+    config = SandboxConfig(
+        start_date=first - dt.timedelta(days=2), days=demo.DAYS + 4, records_per_day=40, connections=served
+    )
     home = prepare_dagster_home(tmp_path / "home", environ={FILE_VARIABLE: path})
     data = tmp_path / "data"
     with start_sandbox(config) as sb:
         env = sandbox_environment(sb.base_url, connections=connections) | {
-            "DAGSTER_HOME": str(home), "COMPLETIONS_DATA_ROOT": str(data), FILE_VARIABLE: path}
+            "DAGSTER_HOME": str(home),
+            "COMPLETIONS_DATA_ROOT": str(data),
+            FILE_VARIABLE: path,
+        }
         assert all(env[name] == value for name, value in SECRETS.items())  # the run uses the fakes
         log = home / "demo-run.log"
         assert demo.materialize_range(first, last, env, log) == 0, log.read_text()[-3000:]
@@ -93,8 +103,13 @@ def test_no_credential_reaches_dagster_home_the_data_or_the_output(tmp_path, mon
 
     instance = dg.DagsterInstance.from_config(str(home))
     run = instance.get_runs(limit=1)[0]
-    reports = day_reports(instance, run.run_id, [first + dt.timedelta(days=i) for i in range(demo.DAYS)],
-                          ParquetStorage(root=str(data)), connections)
+    reports = day_reports(
+        instance,
+        run.run_id,
+        [first + dt.timedelta(days=i) for i in range(demo.DAYS)],
+        ParquetStorage(root=str(data)),
+        connections,
+    )
     printed = io.StringIO()
     with redirect_stdout(printed):
         print(format_table(reports))
@@ -108,16 +123,19 @@ def test_no_credential_reaches_dagster_home_the_data_or_the_output(tmp_path, mon
             haystacks[where] = haystacks.get(where, b"") + b"\n" + value
     for parquet in data.rglob("*.parquet"):  # zstd pages: search the decoded rows and metadata too
         table = pq.read_table(parquet)
-        haystacks[f"{parquet} (decoded)"] = (json.dumps(table.to_pylist(), default=str, ensure_ascii=False).encode()
-                                            + str(table.schema.metadata).encode())
+        haystacks[f"{parquet} (decoded)"] = (
+            json.dumps(table.to_pylist(), default=str, ensure_ascii=False).encode()
+            + str(table.schema.metadata).encode()
+        )
     haystacks["printed report"] = printed.getvalue().encode()
     assert len(list(home.rglob("*.db"))) >= 3 and list(home.rglob("compute_logs/*"))
     # The search does see the databases: the run config names the variables (never their values).
     assert any(b"BINDBEE_CONNECTOR_TOKEN_GLOBEX" in content for content in haystacks.values())
     needles = {form: name for name, secret in SECRETS.items() for form in encodings(secret)}
     needles |= {token.encode(): "an issued Nexudus token" for token in issued}
-    hits = sorted({(where, needles[needle]) for where, content in haystacks.items()
-                   for needle in needles if needle in content})
+    hits = sorted(
+        {(where, needles[needle]) for where, content in haystacks.items() for needle in needles if needle in content}
+    )
     assert not hits, hits
 
 

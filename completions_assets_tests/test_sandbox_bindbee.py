@@ -13,8 +13,9 @@ from completions_assets.sandbox import Sandbox, SandboxConfig, start_sandbox
 UTC = dt.timezone.utc
 PATH = "/api/lms/v1/completions"
 DAY = dt.date(2024, 3, 4)
-CONFIG = SandboxConfig(seed=11, start_date=dt.date(2024, 3, 1), days=12, records_per_day=60,
-                       now=dt.datetime(2024, 4, 1, tzinfo=UTC))
+CONFIG = SandboxConfig(
+    seed=11, start_date=dt.date(2024, 3, 1), days=12, records_per_day=60, now=dt.datetime(2024, 4, 1, tzinfo=UTC)
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +25,10 @@ def sb() -> Iterator[Sandbox]:
 
 
 def _headers(sb: Sandbox) -> dict[str, str]:
-    return {"Authorization": f"Bearer {sb.credentials['BINDBEE_API_KEY']}",
-            "x-connector-token": sb.credentials["BINDBEE_CONNECTOR_TOKEN"]}
+    return {
+        "Authorization": f"Bearer {sb.credentials['BINDBEE_API_KEY']}",
+        "x-connector-token": sb.credentials["BINDBEE_CONNECTOR_TOKEN"],
+    }
 
 
 @pytest.fixture
@@ -76,7 +79,9 @@ def test_connector_token_wrong_is_403_missing_is_422(sb: Sandbox) -> None:
     assert missing.json()["detail"][0]["loc"] == ["header", "x-connector-token"]
 
 
-@pytest.mark.parametrize(("value", "kind"), [("0", "greater_than_equal"), ("101", "less_than_equal"), ("ten", "int_parsing")])
+@pytest.mark.parametrize(
+    ("value", "kind"), [("0", "greater_than_equal"), ("101", "less_than_equal"), ("ten", "int_parsing")]
+)
 def test_page_size_out_of_range_is_422_fastapi_style(client: httpx.Client, value: str, kind: str) -> None:
     response = client.get(PATH, params={"page_size": value})
     assert response.status_code == 422
@@ -106,23 +111,29 @@ def test_cursor_is_base64_of_the_next_pages_first_id(client: httpx.Client) -> No
 
 def test_completed_at_range_of_a_day_equals_ground_truth(client: httpx.Client, sb: Sandbox) -> None:
     start, end = _day(DAY)
-    items = walk(client, page_size=100, completed_at_from="2024-03-04T00:00:00Z",
-                 completed_at_to="2024-03-04T23:59:59.999999Z")
+    items = walk(
+        client, page_size=100, completed_at_from="2024-03-04T00:00:00Z", completed_at_to="2024-03-04T23:59:59.999999Z"
+    )
     assert [i["id"] for i in items] == sb.dataset.ground_truth("bindbee", start, end)
     stamps = {i["completed_at"] for i in items}
     assert {"2024-03-04T00:00:00Z", "2024-03-04T23:59:59.999Z"} <= stamps
 
 
-@pytest.mark.parametrize(("bounds", "included"), [
-    ({"completed_at_from": "2024-03-04T23:59:59.999Z"}, True),
-    ({"completed_at_from": "2024-03-04T23:59:59.999001Z"}, False),
-    ({"completed_at_to": "2024-03-04T23:59:59.999Z"}, True),
-    ({"completed_at_to": "2024-03-04T23:59:59.998999Z"}, False),
-    ({"completed_at_to": "2024-03-04T23:59:59.999"}, True),  # no offset: read as UTC
-    ({"completed_at_to": "2024-03-05T00:59:59.999+01:00"}, True),
-    ({"completed_at_to": "2024-03-05T00:59:59.998+01:00"}, False),
-])
-def test_completed_at_bounds_are_inclusive_to_the_microsecond(client: httpx.Client, bounds: dict[str, str], included: bool) -> None:
+@pytest.mark.parametrize(
+    ("bounds", "included"),
+    [
+        ({"completed_at_from": "2024-03-04T23:59:59.999Z"}, True),
+        ({"completed_at_from": "2024-03-04T23:59:59.999001Z"}, False),
+        ({"completed_at_to": "2024-03-04T23:59:59.999Z"}, True),
+        ({"completed_at_to": "2024-03-04T23:59:59.998999Z"}, False),
+        ({"completed_at_to": "2024-03-04T23:59:59.999"}, True),  # no offset: read as UTC
+        ({"completed_at_to": "2024-03-05T00:59:59.999+01:00"}, True),
+        ({"completed_at_to": "2024-03-05T00:59:59.998+01:00"}, False),
+    ],
+)
+def test_completed_at_bounds_are_inclusive_to_the_microsecond(
+    client: httpx.Client, bounds: dict[str, str], included: bool
+) -> None:
     window = {"completed_at_from": "2024-03-04T23:59:59Z", "completed_at_to": "2024-03-05T00:00:00.5Z", **bounds}
     stamps = [i["completed_at"] for i in walk(client, page_size=100, **window)]
     assert ("2024-03-04T23:59:59.999Z" in stamps) is included
@@ -163,7 +174,9 @@ def test_field_filters_match_the_data_set(client: httpx.Client, sb: Sandbox) -> 
 def test_raw_data_and_custom_fields_only_when_asked(client: httpx.Client) -> None:
     plain = client.get(PATH, params={"page_size": 20}).json()["items"]
     assert all(i["raw_data"] is None and i["custom_fields"] is None for i in plain)
-    rich = client.get(PATH, params={"page_size": 20, "include_raw_data": "true", "include_custom_fields": "true"}).json()["items"]
+    rich = client.get(
+        PATH, params={"page_size": 20, "include_raw_data": "true", "include_custom_fields": "true"}
+    ).json()["items"]
     assert all(isinstance(i["raw_data"], dict) and isinstance(i["custom_fields"], dict) for i in rich)
     assert [i["id"] for i in rich] == [i["id"] for i in plain]
     assert client.get(PATH, params={"include_raw_data": "maybe"}).status_code == 422

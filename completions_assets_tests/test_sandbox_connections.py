@@ -40,8 +40,10 @@ def cred(sb: Sandbox, provider: str, connection: str, base: str) -> str:
 
 
 def bindbee_headers(sb: Sandbox, connection: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {cred(sb, 'bindbee', connection, 'BINDBEE_API_KEY')}",
-            "x-connector-token": cred(sb, "bindbee", connection, "BINDBEE_CONNECTOR_TOKEN")}
+    return {
+        "Authorization": f"Bearer {cred(sb, 'bindbee', connection, 'BINDBEE_API_KEY')}",
+        "x-connector-token": cred(sb, "bindbee", connection, "BINDBEE_CONNECTOR_TOKEN"),
+    }
 
 
 def nexudus_headers(sb: Sandbox, connection: str) -> dict[str, str]:
@@ -70,21 +72,31 @@ def walk(client: httpx.Client, provider: str, headers: dict[str, str], **params:
 def day_filter(provider: str, day: dt.date) -> dict[str, str]:
     if provider == "bindbee":
         return {"completed_at_from": f"{day}T00:00:00Z", "completed_at_to": f"{day}T23:59:59.999Z"}
-    return {"from_CourseCompletedLesson_CreatedOn": f"{day}T00:00", "to_CourseCompletedLesson_CreatedOn": f"{day}T23:59"}
+    return {
+        "from_CourseCompletedLesson_CreatedOn": f"{day}T00:00",
+        "to_CourseCompletedLesson_CreatedOn": f"{day}T23:59",
+    }
 
 
 def grant(client: httpx.Client, sb: Sandbox, connection: str, password: str | None = None) -> httpx.Response:
-    form = {"grant_type": "password", "username": cred(sb, "nexudus", connection, "NEXUDUS_USERNAME"),
-            "password": password or cred(sb, "nexudus", connection, "NEXUDUS_PASSWORD")}
+    form = {
+        "grant_type": "password",
+        "username": cred(sb, "nexudus", connection, "NEXUDUS_USERNAME"),
+        "password": password or cred(sb, "nexudus", connection, "NEXUDUS_PASSWORD"),
+    }
     return client.post("/api/token", data=form)
 
 
 def test_credentials_follow_the_naming_convention(sb: Sandbox) -> None:
     assert connection_credentials("bindbee", "acme", {}) == {
-        "BINDBEE_API_KEY": "sandbox-bindbee-key", "BINDBEE_CONNECTOR_TOKEN_ACME": "sandbox-connector-token-acme"}
+        "BINDBEE_API_KEY": "sandbox-bindbee-key",
+        "BINDBEE_CONNECTOR_TOKEN_ACME": "sandbox-connector-token-acme",
+    }
     assert connection_credentials("nexudus", "paris", {"NEXUDUS_PASSWORD_PARIS": "from-env"}) == {
-        "NEXUDUS_USERNAME_PARIS": "sandbox-paris@example.com", "NEXUDUS_PASSWORD_PARIS": "from-env",
-        "NEXUDUS_ACCESS_TOKEN_PARIS": "sandbox-nexudus-token-paris"}
+        "NEXUDUS_USERNAME_PARIS": "sandbox-paris@example.com",
+        "NEXUDUS_PASSWORD_PARIS": "from-env",
+        "NEXUDUS_ACCESS_TOKEN_PARIS": "sandbox-nexudus-token-paris",
+    }
     assert connection_credentials("nexudus", "default") == {k: v for k, v in sb.credentials.items() if "NEXUDUS" in k}
     for provider, name in [(p, n) for p, names in CONNECTIONS.items() for n in names]:
         assert sb.connection_credentials(provider, name) == connection_credentials(provider, name)
@@ -93,8 +105,9 @@ def test_credentials_follow_the_naming_convention(sb: Sandbox) -> None:
 
 
 @pytest.mark.parametrize(("provider", "key"), [("bindbee", "id"), ("nexudus", "Id")])
-def test_each_connection_serves_its_own_data_matching_ground_truth(client: httpx.Client, sb: Sandbox, provider: str,
-                                                                   key: str) -> None:
+def test_each_connection_serves_its_own_data_matching_ground_truth(
+    client: httpx.Client, sb: Sandbox, provider: str, key: str
+) -> None:
     served = {}
     for name in CONNECTIONS[provider]:
         headers = bindbee_headers(sb, name) if provider == "bindbee" else nexudus_headers(sb, name)
@@ -144,8 +157,11 @@ def test_credentials_only_read_their_own_connection(client: httpx.Client, sb: Sa
     token = grant(client, sb, "paris").json()
     refreshed = client.post("/api/token", data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]})
     basic = (cred(sb, "nexudus", "paris", "NEXUDUS_USERNAME"), cred(sb, "nexudus", "paris", "NEXUDUS_PASSWORD"))
-    for auth in (nexudus_headers(sb, "paris"), {"Authorization": f"Bearer {token['access_token']}"},
-                 {"Authorization": f"Bearer {refreshed.json()['access_token']}"}):
+    for auth in (
+        nexudus_headers(sb, "paris"),
+        {"Authorization": f"Bearer {token['access_token']}"},
+        {"Authorization": f"Bearer {refreshed.json()['access_token']}"},
+    ):
         assert client.get(NEXUDUS, params={"size": 5}, headers=auth).json()["Records"] == paris[:5]
     assert client.get(NEXUDUS, params={"size": 5}, auth=basic).json()["Records"] == paris[:5]
     assert sb.dataset.records("nexudus", "london")[:5] != paris[:5]
@@ -178,8 +194,10 @@ def test_revoke_refuses_exactly_that_connection_and_can_be_lifted(client: httpx.
     assert get(client, sb, "bindbee", "globex").status_code == 200
     assert get(client, sb, "nexudus", "london").status_code == 401
     assert client.get(NEXUDUS, headers={"Authorization": f"Bearer {token['access_token']}"}).status_code == 401
-    denied = [grant(client, sb, "london"),
-              client.post("/api/token", data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]})]
+    denied = [
+        grant(client, sb, "london"),
+        client.post("/api/token", data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]}),
+    ]
     assert [(r.status_code, r.json()["error"]) for r in denied] == [(400, "invalid_grant")] * 2
     assert get(client, sb, "nexudus", "paris").status_code == 200 and grant(client, sb, "paris").status_code == 200
     assert client.post("/_sandbox/control", json={"revoke": {"bindbee": [], "nexudus": []}}).json() == {"ok": True}
@@ -222,22 +240,41 @@ def test_deletion_and_ground_truth_are_per_connection(client: httpx.Client, sb: 
     victim = sb.dataset.ground_truth("nexudus", NOW - dt.timedelta(days=9999), NOW, "london")[0]
     assert victim in sb.dataset.ground_truth("nexudus", NOW - dt.timedelta(days=9999), NOW, "paris")  # same id, both
     assert client.post("/_sandbox/control", json={"delete": {"nexudus": {"london": [victim]}}}).json() == {"ok": True}
-    london, paris, acme = (client.get("/_sandbox/ground_truth", params={"provider": "nexudus", "connection": n, **EVER})
-                           for n in ("london", "paris", "acme"))
+    london, paris, acme = (
+        client.get("/_sandbox/ground_truth", params={"provider": "nexudus", "connection": n, **EVER})
+        for n in ("london", "paris", "acme")
+    )
     assert victim not in london.json()["ids"] and victim in paris.json()["ids"] and acme.status_code == 400
     assert victim not in {str(r["Id"]) for r in walk(client, "nexudus", nexudus_headers(sb, "london"))}
 
 
 def test_cli_serves_named_connections_and_revokes_one() -> None:
-    command = [sys.executable, "-m", "completions_assets.sandbox", "--days", "2", "--records-per-day", "5",
-               "--bindbee-connections", "acme,globex", "--nexudus-connections", "london", "--revoke", "bindbee:acme"]
+    command = [
+        sys.executable,
+        "-m",
+        "completions_assets.sandbox",
+        "--days",
+        "2",
+        "--records-per-day",
+        "5",
+        "--bindbee-connections",
+        "acme,globex",
+        "--nexudus-connections",
+        "london",
+        "--revoke",
+        "bindbee:acme",
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BINDBEE_", "NEXUDUS_"))}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         base_url = process.stdout.readline().strip()  # type: ignore[union-attr]
         tokens = [{"x-connector-token": f"sandbox-connector-token-{n}"} for n in ("acme", "globex")]
-        statuses = [httpx.get(base_url + BINDBEE, headers={"Authorization": "Bearer sandbox-bindbee-key", **token},
-                              timeout=10).status_code for token in tokens]
+        statuses = [
+            httpx.get(
+                base_url + BINDBEE, headers={"Authorization": "Bearer sandbox-bindbee-key", **token}, timeout=10
+            ).status_code
+            for token in tokens
+        ]
         london = {"Authorization": "Bearer sandbox-nexudus-token-london"}
         assert (statuses, httpx.get(base_url + NEXUDUS, headers=london, timeout=10).status_code) == ([401, 200], 200)
         process.send_signal(signal.SIGTERM)

@@ -12,8 +12,9 @@ import pytest
 from completions_assets.sandbox import Dataset, Sandbox, SandboxConfig, start_sandbox
 
 UTC = dt.timezone.utc
-CONFIG = SandboxConfig(seed=3, start_date=dt.date(2024, 5, 1), days=20, records_per_day=50,
-                       now=dt.datetime(2024, 6, 1, tzinfo=UTC))
+CONFIG = SandboxConfig(
+    seed=3, start_date=dt.date(2024, 5, 1), days=20, records_per_day=50, now=dt.datetime(2024, 6, 1, tzinfo=UTC)
+)
 DURATION = re.compile(r"^P(\d+D)?(T(\d+H)?(\d+M)?(\d+S)?)?$")
 
 
@@ -52,7 +53,9 @@ def test_every_non_empty_day_has_boundary_stamps_and_some_days_are_empty(data: D
 def test_bindbee_values_are_realistic(data: Dataset) -> None:
     records = data.records("bindbee")
     assert {r["grade"] for r in records} >= {None, "-", "PASS", "FAIL", "A", "F"}
-    assert None in {r["score"] for r in records} and all(0 <= r["score"] <= 100 for r in records if r["score"] is not None)
+    assert None in {r["score"] for r in records} and all(
+        0 <= r["score"] <= 100 for r in records if r["score"] is not None
+    )
     durations = {r["time_duration"] for r in records} - {None}
     assert durations >= {"PT1H15M", "PT45M", "PT30S"} and all(DURATION.match(d) for d in durations)
     assert all(r["course"] or r["content"] for r in records)
@@ -101,11 +104,20 @@ def _late(sb: Sandbox, provider: str, day: dt.date) -> list[str]:
 def _served_bindbee(client: httpx.Client, sb: Sandbox, day: dt.date) -> list[str]:
     ids, cursor = [], None
     while True:
-        params = {"page_size": 100, "completed_at_from": f"{day}T00:00:00Z", "completed_at_to": f"{day}T23:59:59.999Z",
-                  **({"cursor": cursor} if cursor else {})}
-        body = client.get("/api/lms/v1/completions", params=params, headers={
-            "Authorization": f"Bearer {sb.credentials['BINDBEE_API_KEY']}",
-            "x-connector-token": sb.credentials["BINDBEE_CONNECTOR_TOKEN"]}).json()
+        params: dict[str, str | int] = {
+            "page_size": 100,
+            "completed_at_from": f"{day}T00:00:00Z",
+            "completed_at_to": f"{day}T23:59:59.999Z",
+            **({"cursor": cursor} if cursor else {}),
+        }
+        body = client.get(
+            "/api/lms/v1/completions",
+            params=params,
+            headers={
+                "Authorization": f"Bearer {sb.credentials['BINDBEE_API_KEY']}",
+                "x-connector-token": sb.credentials["BINDBEE_CONNECTOR_TOKEN"],
+            },
+        ).json()
         ids += [item["id"] for item in body["items"]]
         cursor = body["cursor"]
         if cursor is None:
@@ -129,14 +141,21 @@ def test_late_records_appear_only_once_now_passes_their_time(sb: Sandbox) -> Non
 def test_ground_truth_endpoint_and_deletions(sb: Sandbox) -> None:
     start, end = "2024-05-03T00:00:00Z", "2024-05-05T00:00:00Z"
     with httpx.Client(base_url=sb.base_url) as client:
-        served = client.get("/_sandbox/ground_truth", params={"provider": "nexudus", "start": start, "end": end}).json()["ids"]
+        served = client.get(
+            "/_sandbox/ground_truth", params={"provider": "nexudus", "start": start, "end": end}
+        ).json()["ids"]
         assert served == sb.dataset.ground_truth("nexudus", _at(start), _at(end)) and served
         sb.update(delete={"nexudus": served[:2]})
-        after = client.get("/_sandbox/ground_truth", params={"provider": "nexudus", "start": start, "end": end}).json()["ids"]
+        after = client.get("/_sandbox/ground_truth", params={"provider": "nexudus", "start": start, "end": end}).json()[
+            "ids"
+        ]
         assert after == served[2:]
         auth = {"Authorization": f"Bearer {sb.credentials['NEXUDUS_ACCESS_TOKEN']}"}
         body = client.get("/api/content/coursecompletedlessons", headers=auth, params={"size": 1000}).json()
         assert not {str(r["Id"]) for r in body["Records"]} & set(served[:2])
-        assert client.get("/_sandbox/ground_truth", params={"provider": "x", "start": start, "end": end}).status_code == 400
+        assert (
+            client.get("/_sandbox/ground_truth", params={"provider": "x", "start": start, "end": end}).status_code
+            == 400
+        )
     with pytest.raises(ValueError):
         sb.update(delete={"bindbee": ["not-an-id"]})

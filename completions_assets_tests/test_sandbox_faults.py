@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, start_sandbox
+from completions_assets_tests.clients_support import update_faults
 
 BINDBEE = "/api/lms/v1/completions"
 NEXUDUS = "/api/content/coursecompletedlessons"
@@ -31,14 +32,14 @@ def client(sb: Sandbox) -> Iterator[httpx.Client]:
     sb.update(bindbee=ProviderFaults(), nexudus=ProviderFaults())
 
 
-def get(client: httpx.Client, sb: Sandbox, provider: str, **params: object) -> httpx.Response:
+def get(client: httpx.Client, sb: Sandbox, provider: str, **params: str | int) -> httpx.Response:
     token = sb.credentials["BINDBEE_API_KEY" if provider == "bindbee" else "NEXUDUS_ACCESS_TOKEN"]
     return client.get(PATHS[provider], params=params, headers={"Authorization": f"Bearer {token}"})
 
 
 @pytest.mark.parametrize("provider", ["bindbee", "nexudus"])
 def test_latency_is_added_to_every_data_request(client: httpx.Client, sb: Sandbox, provider: str) -> None:
-    sb.update(**{provider: ProviderFaults(latency_ms=120)})
+    update_faults(sb, {provider: ProviderFaults(latency_ms=120)})
     started = time.perf_counter()
     assert get(client, sb, provider).status_code == 200
     assert time.perf_counter() - started >= 0.12
@@ -46,7 +47,7 @@ def test_latency_is_added_to_every_data_request(client: httpx.Client, sb: Sandbo
 
 @pytest.mark.parametrize("provider", ["bindbee", "nexudus"])
 def test_fail_on_kth_request_with_retry_after(client: httpx.Client, sb: Sandbox, provider: str) -> None:
-    sb.update(**{provider: ProviderFaults(fail_status=503, fail_on=2, retry_after="7")})
+    update_faults(sb, {provider: ProviderFaults(fail_status=503, fail_on=2, retry_after="7")})
     first, second, third = (get(client, sb, provider) for _ in range(3))
     assert (first.status_code, second.status_code, third.status_code) == (200, 503, 200)
     assert second.headers["Retry-After"] == "7"
@@ -67,7 +68,11 @@ def test_status_without_position_fails_every_request(client: httpx.Client, sb: S
 def test_throttle_statuses_look_like_each_provider(client: httpx.Client, sb: Sandbox) -> None:
     sb.update(bindbee=ProviderFaults(fail_status=429, fail_on=1), nexudus=ProviderFaults(fail_status=409, fail_on=1))
     bindbee, nexudus = get(client, sb, "bindbee"), get(client, sb, "nexudus")
-    assert bindbee.status_code == 429 and isinstance(bindbee.json()["detail"], str) and bindbee.headers["Retry-After"] == "1"
+    assert (
+        bindbee.status_code == 429
+        and isinstance(bindbee.json()["detail"], str)
+        and bindbee.headers["Retry-After"] == "1"
+    )
     assert nexudus.status_code == 409 and nexudus.content == b"" and nexudus.headers["Retry-After"] == "1"
 
 
@@ -79,7 +84,7 @@ def test_retry_after_can_be_left_out(client: httpx.Client, sb: Sandbox) -> None:
 
 @pytest.mark.parametrize("provider", ["bindbee", "nexudus"])
 def test_truncated_body_is_complete_http_but_broken_json(client: httpx.Client, sb: Sandbox, provider: str) -> None:
-    sb.update(**{provider: ProviderFaults(truncate_on=1)})
+    update_faults(sb, {provider: ProviderFaults(truncate_on=1)})
     response = get(client, sb, provider)
     assert response.status_code == 200 and len(response.content) == int(response.headers["Content-Length"])
     with pytest.raises(json.JSONDecodeError):
@@ -89,7 +94,9 @@ def test_truncated_body_is_complete_http_but_broken_json(client: httpx.Client, s
 
 @pytest.mark.parametrize("status", [200, 502])
 def test_html_error_page(client: httpx.Client, sb: Sandbox, status: int) -> None:
-    sb.update(nexudus=ProviderFaults(html_on=1, html_status=status), bindbee=ProviderFaults(html_on=1, html_status=status))
+    sb.update(
+        nexudus=ProviderFaults(html_on=1, html_status=status), bindbee=ProviderFaults(html_on=1, html_status=status)
+    )
     for provider in ("bindbee", "nexudus"):
         response = get(client, sb, provider)
         assert response.status_code == status and response.headers["Content-Type"] == "text/html"
@@ -98,7 +105,7 @@ def test_html_error_page(client: httpx.Client, sb: Sandbox, status: int) -> None
 
 @pytest.mark.parametrize("provider", ["bindbee", "nexudus"])
 def test_connection_closed_mid_body(client: httpx.Client, sb: Sandbox, provider: str) -> None:
-    sb.update(**{provider: ProviderFaults(disconnect_on=1)})
+    update_faults(sb, {provider: ProviderFaults(disconnect_on=1)})
     with pytest.raises(httpx.RemoteProtocolError):
         get(client, sb, provider)
     assert get(client, sb, provider).status_code == 200
@@ -130,8 +137,11 @@ def test_nexudus_unsuccessful_200(client: httpx.Client, sb: Sandbox) -> None:
 
 def test_only_data_requests_count_and_update_restarts_the_count(client: httpx.Client, sb: Sandbox) -> None:
     sb.update(nexudus=ProviderFaults(fail_status=503, fail_on=1))
-    form = {"grant_type": "password", "username": sb.credentials["NEXUDUS_USERNAME"],
-            "password": sb.credentials["NEXUDUS_PASSWORD"]}
+    form = {
+        "grant_type": "password",
+        "username": sb.credentials["NEXUDUS_USERNAME"],
+        "password": sb.credentials["NEXUDUS_PASSWORD"],
+    }
     assert client.post("/api/token", data=form).status_code == 200
     assert get(client, sb, "bindbee").status_code == 200  # counted for bindbee only
     assert get(client, sb, "nexudus").status_code == 503
@@ -152,26 +162,34 @@ def test_control_endpoint_and_stats(client: httpx.Client, sb: Sandbox) -> None:
 
 
 @pytest.mark.parametrize(("provider", "key"), [("bindbee", "items"), ("nexudus", "Records")])
-def test_duplicate_on_kth_request_repeats_the_first_record(client: httpx.Client, sb: Sandbox, provider: str,
-                                                           key: str) -> None:
-    sb.update(**{provider: ProviderFaults(duplicate_on=2)})
+def test_duplicate_on_kth_request_repeats_the_first_record(
+    client: httpx.Client, sb: Sandbox, provider: str, key: str
+) -> None:
+    update_faults(sb, {provider: ProviderFaults(duplicate_on=2)})
     clean, doubled = (get(client, sb, provider).json()[key] for _ in range(2))
     assert doubled == [*clean, clean[0]]
 
 
 @pytest.mark.parametrize(("provider", "key"), [("bindbee", "items"), ("nexudus", "Records")])
-def test_drift_changes_every_record_but_not_the_page(client: httpx.Client, sb: Sandbox, provider: str, key: str) -> None:
+def test_drift_changes_every_record_but_not_the_page(
+    client: httpx.Client, sb: Sandbox, provider: str, key: str
+) -> None:
     clean = get(client, sb, provider).json()
     served = {}
     for mode in ("unknown_fields", "omit_optional", "number_as_string", "bad_type"):
-        sb.update(**{provider: ProviderFaults(drift=mode)})
+        update_faults(sb, {provider: ProviderFaults(drift=mode)})
         served[mode] = get(client, sb, provider).json()
         assert {k: v for k, v in served[mode].items() if k != key} == {k: v for k, v in clean.items() if k != key}
     records, first = clean[key], clean[key][0]
-    extra = {"bindbee": {"completion_source", "attempt_count"}, "nexudus": {"CourseLessonDurationMinutes", "CertificateUrl"}}
+    extra = {
+        "bindbee": {"completion_source", "attempt_count"},
+        "nexudus": {"CourseLessonDurationMinutes", "CertificateUrl"},
+    }
     assert all(set(r) == set(first) | extra[provider] for r in served["unknown_fields"][key])
-    kept = {"bindbee": {"id", "user", "course", "content", "completed_at"},
-            "nexudus": {"Id", "CourseLessonId", "CourseMemberId", "CreatedOn"}}
+    kept = {
+        "bindbee": {"id", "user", "course", "content", "completed_at"},
+        "nexudus": {"Id", "CourseLessonId", "CourseMemberId", "CreatedOn"},
+    }
     assert all(set(r) == kept[provider] for r in served["omit_optional"][key])
     numbers = {"bindbee": ["score"], "nexudus": ["Id", "CourseLessonId", "CourseMemberId"]}
     as_text = [{name: r[name] for name in numbers[provider]} for r in served["number_as_string"][key]]

@@ -4,8 +4,8 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from completions_assets.settings import Settings
 from completions_assets.defs.schedules import build_job, build_schedule
+from completions_assets.settings import Settings
 
 
 def run_range(settings: Settings, tick: dt.datetime) -> tuple[str, str] | None:
@@ -16,6 +16,7 @@ def run_range(settings: Settings, tick: dt.datetime) -> tuple[str, str] | None:
     if not requests:
         return None
     range_ = requests[0].partition_key_range
+    assert range_ is not None
     return range_.start, range_.end
 
 

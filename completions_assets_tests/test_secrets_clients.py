@@ -3,14 +3,15 @@
 import logging
 import traceback
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 import pytest
 
-from completions_assets.providers.bindbee import BindbeeClient, BindbeeResource
 from completions_assets.http.errors import ProviderError
-from completions_assets.providers.nexudus.client import NexudusClient, NexudusResource
 from completions_assets.http.pacing import ManualClock
+from completions_assets.providers.bindbee import BindbeeClient, BindbeeResource
+from completions_assets.providers.nexudus.client import NexudusClient, NexudusResource
 from completions_assets.sandbox import Sandbox
 from completions_assets.sandbox.config import ProviderFaults
 from completions_assets_tests.clients_support import fast_settings, running_sandbox, windows
@@ -22,7 +23,11 @@ SECRETS = {
     "NEXUDUS_PASSWORD": "SECRET-nexudus-password-9012",
     "NEXUDUS_ACCESS_TOKEN": "SECRET-nexudus-token-3456",
 }
-WRONG = {"api_key": "SECRET-wrong-key-0000", "connector_token": "SECRET-wrong-connector-0000", "password": "SECRET-wrong-password-0000"}
+WRONG = {
+    "api_key": "SECRET-wrong-key-0000",
+    "connector_token": "SECRET-wrong-connector-0000",
+    "password": "SECRET-wrong-password-0000",
+}
 DAY = windows("2024-01-05", "2024-01-05")
 
 
@@ -35,25 +40,42 @@ def sandbox() -> Iterator[Sandbox]:
             yield running
 
 
-def _bindbee(sandbox: Sandbox, api_key: str = SECRETS["BINDBEE_API_KEY"], connector_token: str = SECRETS["BINDBEE_CONNECTOR_TOKEN"]) -> BindbeeClient:
-    resource = BindbeeResource(base_url=sandbox.base_url, api_key=api_key, connector_token=connector_token, **fast_settings("bindbee"))
+def _bindbee(
+    sandbox: Sandbox,
+    api_key: str = SECRETS["BINDBEE_API_KEY"],
+    connector_token: str = SECRETS["BINDBEE_CONNECTOR_TOKEN"],
+) -> BindbeeClient:
+    resource = BindbeeResource(
+        base_url=sandbox.base_url, api_key=api_key, connector_token=connector_token, **fast_settings("bindbee")
+    )
     return BindbeeClient(resource, clock=ManualClock())
 
 
 def _nexudus(sandbox: Sandbox, **auth: str) -> NexudusClient:
-    auth = auth or {"username": SECRETS["NEXUDUS_USERNAME"], "password": SECRETS["NEXUDUS_PASSWORD"]}
-    return NexudusClient(NexudusResource(base_url=sandbox.base_url, **fast_settings("nexudus"), **auth), clock=ManualClock())
+    # Any: unpacked into NexudusResource next to its int and float fields.
+    credentials: dict[str, Any] = auth or {
+        "username": SECRETS["NEXUDUS_USERNAME"],
+        "password": SECRETS["NEXUDUS_PASSWORD"],
+    }
+    return NexudusClient(
+        NexudusResource(base_url=sandbox.base_url, **fast_settings("nexudus"), **credentials), clock=ManualClock()
+    )
 
 
 def _exception_text(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc))
 
 
-def test_no_secret_in_logs_errors_or_output(sandbox: Sandbox, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_secret_in_logs_errors_or_output(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
     caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
     texts: list[str] = []
     issued: list[str] = []
-    sandbox.update(bindbee=ProviderFaults(fail_status=503, fail_on=1), nexudus=ProviderFaults(fail_status=409, fail_on=1, latency_ms=120))
+    sandbox.update(
+        bindbee=ProviderFaults(fail_status=503, fail_on=1),
+        nexudus=ProviderFaults(fail_status=409, fail_on=1, latency_ms=120),
+    )
     try:
         with _bindbee(sandbox) as client:
             assert list(client.fetch_days(DAY))[0].table.num_rows > 0
@@ -96,10 +118,18 @@ def test_no_secret_in_a_dagster_run(sandbox: Sandbox, monkeypatch: pytest.Monkey
 
     def run(api_key_var: str) -> dg.ExecuteInProcessResult:
         resources = {
-            "bindbee": BindbeeResource(base_url=sandbox.base_url, api_key=dg.EnvVar(api_key_var),
-                                       connector_token=dg.EnvVar("BINDBEE_CONNECTOR_TOKEN"), requests_per_minute=0),
-            "nexudus": NexudusResource(base_url=sandbox.base_url, username=dg.EnvVar("NEXUDUS_USERNAME"),
-                                       password=dg.EnvVar("NEXUDUS_PASSWORD"), min_interval_ms=0),
+            "bindbee": BindbeeResource(
+                base_url=sandbox.base_url,
+                api_key=dg.EnvVar(api_key_var),
+                connector_token=dg.EnvVar("BINDBEE_CONNECTOR_TOKEN"),
+                requests_per_minute=0,
+            ),
+            "nexudus": NexudusResource(
+                base_url=sandbox.base_url,
+                username=dg.EnvVar("NEXUDUS_USERNAME"),
+                password=dg.EnvVar("NEXUDUS_PASSWORD"),
+                min_interval_ms=0,
+            ),
         }
         return dg.materialize([fetched], resources=resources, raise_on_error=False)
 

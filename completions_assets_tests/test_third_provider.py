@@ -40,13 +40,17 @@ def served_records() -> list[dict[str, Any]]:
     records = []
     for offset in range(3):
         midnight = dt.datetime.combine(FIRST + dt.timedelta(days=offset), dt.time(), tzinfo=UTC)
-        for n, at in enumerate([midnight, midnight + dt.timedelta(hours=9 + offset), midnight + dt.timedelta(days=1, microseconds=-1)]):
-            records.append({
-                "ref": f"toy-{offset}-{n}",
-                "learner": None if (offset, n) == (1, 1) else f"learner-{n}",
-                "finished": at.isoformat().replace("+00:00", "Z"),
-                "changed": (at + dt.timedelta(hours=1)).isoformat().replace("+00:00", "Z"),
-            })
+        for n, at in enumerate(
+            [midnight, midnight + dt.timedelta(hours=9 + offset), midnight + dt.timedelta(days=1, microseconds=-1)]
+        ):
+            records.append(
+                {
+                    "ref": f"toy-{offset}-{n}",
+                    "learner": None if (offset, n) == (1, 1) else f"learner-{n}",
+                    "finished": at.isoformat().replace("+00:00", "Z"),
+                    "changed": (at + dt.timedelta(hours=1)).isoformat().replace("+00:00", "Z"),
+                }
+            )
     return records
 
 
@@ -66,7 +70,9 @@ class ToyHandler(BaseHTTPRequestHandler):
         rows = [r for r in RECORDS if low <= dt.datetime.fromisoformat(r["finished"].replace("Z", "+00:00")) <= high]
         start, limit = int(query.get("cursor", "0")), int(query["limit"])
         following = start + limit if start + limit < len(rows) else None
-        body = json.dumps({"items": rows[start : start + limit], "cursor": None if following is None else str(following)})
+        body = json.dumps(
+            {"items": rows[start : start + limit], "cursor": None if following is None else str(following)}
+        )
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -76,7 +82,9 @@ class ToyHandler(BaseHTTPRequestHandler):
         pass
 
 
-TOY_SCHEMA = pa.schema([("ref", pa.string()), ("learner", pa.string()), ("finished", UTC_TIMESTAMP), ("changed", UTC_TIMESTAMP)])
+TOY_SCHEMA = pa.schema(
+    [("ref", pa.string()), ("learner", pa.string()), ("finished", UTC_TIMESTAMP), ("changed", UTC_TIMESTAMP)]
+)
 
 
 class ToyClient(ProviderClient):

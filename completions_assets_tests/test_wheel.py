@@ -39,9 +39,23 @@ def test_the_wheel_holds_the_product_and_not_the_tests_or_the_benchmark(tmp_path
     shutil.copytree(REPO, source, ignore=_skip)
     wheels = tmp_path / "wheels"
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-cache-dir",
-         "--disable-pip-version-check", "--quiet", "--wheel-dir", str(wheels), str(source)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--wheel-dir",
+            str(wheels),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     [wheel] = wheels.glob("completions_assets-*.whl")
