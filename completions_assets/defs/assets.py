@@ -16,6 +16,7 @@ from completions_assets.defs.metadata import fetch_metadata, row_changes, table_
 from completions_assets.lms.merge import distinct_ids, merge_day
 from completions_assets.lms.schema import LMS_KEY, LMS_SCHEMA
 from completions_assets.partitions import DayWindow, windows_for
+from completions_assets.connection_lock import connection_turn
 from completions_assets.connections import Connection
 from completions_assets.providers.declaration import Provider
 from completions_assets.providers.resource import ProviderResource
@@ -110,7 +111,8 @@ def connection_asset(connection: Connection, partitions_def: dg.PartitionsDefini
                 evaluations.extend(_provider_checks(provider, key, batch, selected))
                 yield batch.window, batch.table, facts
 
-        yield from write_days(context, key, connection.storage_dir, days(), provider.schema, storage, [provider.id_column])
+        with connection_turn(connection.pool):  # also on SQLite, where pools can double-grant a slot
+            yield from write_days(context, key, connection.storage_dir, days(), provider.schema, storage, [provider.id_column])
         yield from evaluations
 
     return fetch

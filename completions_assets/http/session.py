@@ -8,6 +8,7 @@ jitter, honouring `Retry-After` (seconds or HTTP-date) up to a cap.
 
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -29,6 +30,11 @@ from completions_assets.http.redaction import Redactor
 from completions_assets.http.retry import RetrySettings, parse_retry_after, retry_delay
 
 logger = logging.getLogger(__name__)
+
+
+def user_agent() -> str:
+    """Names this process, so a provider (and the sandbox's request log) can tell concurrent clients apart."""
+    return f"completions_assets (pid {os.getpid()})"
 
 @dataclass
 class RequestStats:
@@ -53,7 +59,7 @@ def build_client(
     """The one httpx.Client of a provider client; redirects are not followed so a token never leaves."""
     return httpx.Client(
         base_url=base_url,
-        headers={"Accept": "application/json", **headers},
+        headers={"Accept": "application/json", "User-Agent": user_agent(), **headers},
         auth=auth,
         timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),

@@ -111,14 +111,17 @@ def local_dagster_home() -> Path:
 def prepare_dagster_home(
     path: Path, config: Traversable = INSTANCE_CONFIG, environ: Mapping[str, str] = os.environ
 ) -> Path:
-    """A DAGSTER_HOME holding `config` (by default the shipped local instance configuration),
-    with a pool of one slot for each connection `environ` configures."""
+    """A DAGSTER_HOME holding `config` (by default the shipped local instance configuration);
+    when `config` limits pools (the PostgreSQL one does), a pool of one slot for each
+    connection `environ` configures."""
     path.mkdir(parents=True, exist_ok=True)
     (path / "dagster.yaml").write_bytes(config.read_bytes())
     # Create the storage and the provider pools now. Two runs starting at once on
     # a new home would otherwise race to create the schema ("table alembic_version
     # already exists") and, worse, each create a pool and both take its one slot.
     with DagsterInstance.from_config(str(path)) as instance:
+        if instance.get_concurrency_config().pool_config.default_pool_limit is None:
+            return path  # no pool limits: connections take turns through their file locks
         for pool in (connection.pool for connection in load_connections(PROVIDERS, environ)):
             if pool not in instance.event_log_storage.get_concurrency_keys():
                 instance.event_log_storage.set_concurrency_slots(pool, 1)

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from . import bindbee_api, drift, faults, nexudus_api, nexudus_auth
@@ -18,6 +19,22 @@ from .timeutil import parse_iso
 UNSET: Any = object()  # "leave unchanged" for update(now=...), where None means the real clock
 _CONTROL_KEYS = ("delete", "rate_limits", "expire_tokens", "revoke", "revoke_after")
 Deletions = Mapping[str, Iterable[str] | Mapping[str, Iterable[str]]]
+
+
+REQUEST_LOG_LIMIT = 200_000  # entries kept (oldest dropped): bounded memory on long runs
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One data or token request as the sandbox saw it: when it arrived and was answered (epoch
+    seconds), for whom, and the client's User-Agent (the project's names its process)."""
+
+    arrived: float
+    answered: float
+    bucket: str
+    connection: str | None
+    status: int
+    user_agent: str
 
 
 def _counts(counter: collections.Counter[str]) -> dict[str, Any]:
@@ -43,6 +60,7 @@ class SandboxApp:
         self._by_connection = {p: {name: collections.Counter[str]() for name in names}
                                for p, names in config.connections.items()}
         self._lock = threading.Lock()
+        self.request_log: collections.deque[LoggedRequest] = collections.deque(maxlen=REQUEST_LOG_LIMIT)
 
     def handle(self, method: str, path: str, params: Mapping[str, str], headers: Mapping[str, str],
                body: bytes) -> tuple[str | None, Reply]:
@@ -92,8 +110,12 @@ class SandboxApp:
             reply.body = drift.apply(reply.body, provider, knobs.drift)
         return faults.damage(reply, fault)
 
-    def record(self, bucket: str, status: int, connection: str | None = None) -> None:
+    def record(self, bucket: str, status: int, connection: str | None = None,
+               timing: tuple[float, float, str] | None = None) -> None:
+        """Counts one answered request; `timing` is (arrived, answered, user agent) for the log."""
         with self._lock:
+            if timing is not None:
+                self.request_log.append(LoggedRequest(timing[0], timing[1], bucket, connection, status, timing[2]))
             self._stats[bucket][str(status)] += 1
             if connection is not None and bucket in self._by_connection:
                 self._by_connection[bucket][connection][str(status)] += 1

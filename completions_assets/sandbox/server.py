@@ -5,6 +5,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,7 +13,7 @@ from types import TracebackType
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-from .app import UNSET, Deletions, SandboxApp
+from .app import UNSET, Deletions, LoggedRequest, SandboxApp
 from .config import ProviderFaults, SandboxConfig
 from .data import Dataset
 from .reply import Reply, json_reply
@@ -82,6 +83,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
 
     def _dispatch(self) -> None:
+        arrived = time.time()
         split = urlsplit(self.path)
         params = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         length = int(self.headers.get("Content-Length") or 0)
@@ -91,8 +93,9 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # a sandbox bug must surface, not hang the client
             traceback.print_exc(file=sys.stderr)
             bucket, reply = None, json_reply(500, {"detail": "sandbox error"})
-        if bucket is not None:
-            self.server.app.record(bucket, reply.status, reply.connection)
+        if bucket is not None:  # counted before the reply leaves, so a client reading stats sees it
+            timing = (arrived, time.time(), self.headers.get("User-Agent", ""))
+            self.server.app.record(bucket, reply.status, reply.connection, timing)
         self._send(reply)
 
     def _send(self, reply: Reply) -> None:
@@ -157,6 +160,11 @@ class Sandbox:
 
     def stats(self) -> dict[str, dict[str, Any]]:
         return self.app.stats()
+
+    def request_log(self) -> list[LoggedRequest]:
+        """Every answered request so far (the newest 200,000), in answer order."""
+        with self.app._lock:
+            return list(self.app.request_log)
 
     def update(self, *, now: dt.datetime | None = UNSET, bindbee: ProviderFaults | None = None,
                nexudus: ProviderFaults | None = None, delete: Deletions | None = None,

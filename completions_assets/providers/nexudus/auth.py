@@ -14,6 +14,7 @@ import httpx
 
 from completions_assets.http.errors import AuthenticationError, PayloadError, status_error
 from completions_assets.http.retry import parse_retry_after
+from completions_assets.http.session import user_agent
 from completions_assets.http.pacing import Clock, Pacer
 from completions_assets.http.redaction import Redactor
 
@@ -94,7 +95,8 @@ class NexudusAuth(httpx.Auth):
         slot = self._pacer.acquire()  # the token endpoint shares the rate limits
         self.grants += 1
         try:
-            return (yield httpx.Request("POST", self._token_url, data=form, headers={"Accept": "application/json"}))
+            headers = {"Accept": "application/json", "User-Agent": user_agent()}
+            return (yield httpx.Request("POST", self._token_url, data=form, headers=headers))
         finally:
             slot.release()
 
