@@ -3,9 +3,11 @@
 import warnings
 
 import dagster as dg
+from dagster._utils.warnings import SupersessionWarning
 
 from completions_assets.connections import load_connections
 from completions_assets.defs.assets import build_assets
+from completions_assets.defs.freshness import build_freshness_checks, build_freshness_sensors
 from completions_assets.defs.resources import build_resources
 from completions_assets.defs.schedules import build_job, build_rebuild_sensor, build_schedule
 from completions_assets.partitions import daily_partitions
@@ -17,17 +19,22 @@ partitions_def = daily_partitions(settings)
 connections = load_connections(PROVIDERS)
 completions_job = build_job()
 
-# Partitioned check specs (preview) and single-run backfill policies (beta) are
-# what record one check result per day in range runs; say so once, here.
+# Partitioned check specs (preview), single-run backfill policies (beta) and the
+# partition-aware freshness checks (superseded by the partition-blind
+# FreshnessPolicy) are what this needs; say so once, here.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.PreviewWarning)
     warnings.simplefilter("ignore", dg.BetaWarning)
+    warnings.simplefilter("ignore", SupersessionWarning)
     assets = build_assets(partitions_def, connections)
+    freshness_checks = build_freshness_checks(assets, settings)
+    sensors = [build_rebuild_sensor(), *build_freshness_sensors(freshness_checks)]
 
 defs = dg.Definitions(
     assets=assets,
+    asset_checks=freshness_checks,
     jobs=[completions_job],
     schedules=[build_schedule(completions_job, settings)],
-    sensors=[build_rebuild_sensor()],
+    sensors=sensors,
     resources=build_resources(connections, settings),
 )

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import fsspec
 import httpx
 
-
 LOOPBACK_NAMES = frozenset({"localhost"})
 
 
@@ -29,6 +28,7 @@ class Settings:
     timezone: str
     lookback_days: int
     data_root: str
+    freshness_hour: int | None = 6  # a day is overdue this many hours after it closes; None: no freshness checks
 
     @property
     def zone(self) -> ZoneInfo:
@@ -40,6 +40,7 @@ DEFAULTS = {
     "COMPLETIONS_TIMEZONE": "UTC",
     "COMPLETIONS_LOOKBACK_DAYS": "3",
     "COMPLETIONS_DATA_ROOT": "./data",
+    "COMPLETIONS_FRESHNESS_HOUR": "6",
 }
 
 
@@ -52,6 +53,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         timezone=timezone,
         lookback_days=_lookback(value["COMPLETIONS_LOOKBACK_DAYS"]),
         data_root=_data_root(value["COMPLETIONS_DATA_ROOT"]),
+        freshness_hour=_freshness_hour(value["COMPLETIONS_FRESHNESS_HOUR"]),
     )
 
 
@@ -72,15 +74,21 @@ def _start_date(raw: str, zone: ZoneInfo) -> dt.date:
         raise ConfigurationError(f"COMPLETIONS_START_DATE={raw!r} is not a date (YYYY-MM-DD)") from None
     today = dt.datetime.now(zone).date()
     if start >= today:
-        raise ConfigurationError(
-            f"COMPLETIONS_START_DATE={raw} is not in the past: only complete days are partitions"
-        )
+        raise ConfigurationError(f"COMPLETIONS_START_DATE={raw} is not in the past: only complete days are partitions")
     return start
 
 
 def _lookback(raw: str) -> int:
     if not raw.isdigit():
         raise ConfigurationError(f"COMPLETIONS_LOOKBACK_DAYS={raw!r} is not a whole number of days >= 0")
+    return int(raw)
+
+
+def _freshness_hour(raw: str) -> int | None:
+    if raw == "off":
+        return None
+    if not raw.isdigit() or not 0 <= int(raw) <= 23:
+        raise ConfigurationError(f"COMPLETIONS_FRESHNESS_HOUR={raw!r} is not an hour of the day (0-23) or 'off'")
     return int(raw)
 
 

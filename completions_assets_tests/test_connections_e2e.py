@@ -4,9 +4,11 @@ each connection's files equal to its own ground truth, connections fetched in pa
 connection revoked mid-run failing alone."""
 
 import datetime as dt
+import itertools
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -24,12 +26,23 @@ FIRST, LAST = "2024-03-02", "2024-03-05"
 DAYS = [(dt.date(2024, 3, 2) + dt.timedelta(days=i)) for i in range(4)]
 PATH, CONNECTIONS = example_connections({})
 SERVED = {p.name: tuple(c.name for c in CONNECTIONS if c.provider is p) for p in PROVIDERS}
-COMMAND = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "completions_assets.definitions",
-           "--select", "*", "--partition-range", f"{FIRST}...{LAST}"]
+COMMAND = [
+    sys.executable,
+    "-m",
+    "dagster",
+    "asset",
+    "materialize",
+    "-m",
+    "completions_assets.definitions",
+    "--select",
+    "*",
+    "--partition-range",
+    f"{FIRST}...{LAST}",
+]
 
 
 @pytest.fixture(scope="module")
-def tenants() -> Sandbox:
+def tenants() -> Iterator[Sandbox]:
     config = SandboxConfig(seed=31, start_date=dt.date(2024, 3, 1), days=6, records_per_day=50, connections=SERVED)
     with start_sandbox(config) as sandbox:
         yield sandbox
@@ -38,8 +51,13 @@ def tenants() -> Sandbox:
 def environment(sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
     home = prepare_dagster_home(tmp_path / "home", environ={FILE_VARIABLE: PATH})
     return sandbox_environment(sandbox.base_url, {"PATH": "/usr/bin:/bin"}, CONNECTIONS) | {
-        FILE_VARIABLE: PATH, "DAGSTER_HOME": str(home), "COMPLETIONS_DATA_ROOT": str(tmp_path / "data"),
-        "COMPLETIONS_START_DATE": "2024-01-01", "COMPLETIONS_TIMEZONE": "UTC"}
+        FILE_VARIABLE: PATH,
+        "DAGSTER_HOME": str(home),
+        "COMPLETIONS_DATA_ROOT": str(tmp_path / "data"),
+        "COMPLETIONS_START_DATE": "2024-01-01",
+        "COMPLETIONS_TIMEZONE": "UTC",
+        "COMPLETIONS_FRESHNESS_HOUR": "off",
+    }
 
 
 def window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -74,16 +92,21 @@ def test_one_run_serves_every_connection_exactly_and_in_parallel(tenants, tmp_pa
             mine = pc.and_(pc.equal(merged["provider"], provider.name), pc.equal(merged["connection"], connection.name))
             assert sorted(merged.filter(mine)["completion_id"].to_pylist()) == sorted(truth)
         assert merged.num_rows == sum(
-            len(tenants.dataset.ground_truth(c.provider.name, *window(day), connection=c.name)) for c in CONNECTIONS)
+            len(tenants.dataset.ground_truth(c.provider.name, *window(day), connection=c.name)) for c in CONNECTIONS
+        )
     assert all(e.passed for e in check_results(instance, run.run_id))
     # The connections' data differ (their own seeds), and the steps ran side by side.
-    acme, globex = (storage.read(f"bindbee_completions/connection={n}", DAYS[0])["id"].to_pylist() for n in ("acme", "globex"))
+    acme, globex = (
+        storage.read(f"bindbee_completions/connection={n}", DAYS[0])["id"].to_pylist() for n in ("acme", "globex")
+    )
     assert not set(acme) & set(globex)
     spans = step_spans(instance, run.run_id)
     assert len(spans) == len(CONNECTIONS) + 1
     bindbee = sorted(span for step, span in spans.items() if step.startswith("bindbee_completions__"))
     # One pool per connection: connections of the same provider fetch side by side.
-    assert any(later[0] < earlier[1] for earlier, later in zip(bindbee, bindbee[1:])), "Bindbee connections took turns"
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(bindbee)), (
+        "Bindbee connections took turns"
+    )
     by_connection = tenants.stats()["connections"]
     assert all(by_connection[c.provider.name][c.name]["requests"] > 0 for c in CONNECTIONS)
 
@@ -99,8 +122,11 @@ def test_a_connection_revoked_mid_run_fails_alone(tenants, tmp_path):
     assert "bindbee: HTTP 401" in done.stderr
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
     (run,) = instance.get_runs()
-    failed = {entry.step_key for entry in instance.all_logs(run.run_id)
-              if entry.dagster_event and entry.dagster_event.event_type_value == "STEP_FAILURE"}
+    failed = {
+        entry.step_key
+        for entry in instance.all_logs(run.run_id)
+        if entry.dagster_event and entry.dagster_event.event_type_value == "STEP_FAILURE"
+    }
     assert failed == {"bindbee_completions__globex"}
     storage = ParquetStorage(root=env["COMPLETIONS_DATA_ROOT"])
     for connection in CONNECTIONS:

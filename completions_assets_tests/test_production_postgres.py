@@ -104,6 +104,7 @@ def test_cli_range_run_with_the_whole_production_profile(sandbox, s3_environment
             "COMPLETIONS_DATA_ROOT": root,
             "COMPLETIONS_START_DATE": "2024-01-01",
             "COMPLETIONS_TIMEZONE": "UTC",
+            "COMPLETIONS_FRESHNESS_HOUR": "off",
         }
     )
     command = [

@@ -1,0 +1,43 @@
+"""Knowing that data is late: partition-aware freshness checks on every asset.
+
+Each check passes when the newest complete day has been materialized by
+`COMPLETIONS_FRESHNESS_HOUR` o'clock (in `COMPLETIONS_TIMEZONE`) on the day after
+it; from then on a missing day turns it red in the UI ("overdue"), whether the
+schedule did not run, a provider was down all night, or a run failed. A sensor
+(on by default; it needs the daemon, as `dagster dev` runs it) evaluates them.
+They also run with their assets: a range run of old days records them failed
+(WARN), since the newest day is then indeed missing.
+"""
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+from completions_assets.settings import Settings
+
+SENSOR_NAME = "completions_freshness_sensor"
+
+
+def build_freshness_checks(assets: Sequence[dg.AssetsDefinition], settings: Settings) -> list[dg.AssetChecksDefinition]:
+    """One check per asset; none when `COMPLETIONS_FRESHNESS_HOUR=off`."""
+    if settings.freshness_hour is None:
+        return []
+    return list(
+        dg.build_time_partition_freshness_checks(
+            assets=list(assets),
+            deadline_cron=f"0 {settings.freshness_hour} * * *",
+            timezone=settings.timezone,
+            severity=dg.AssetCheckSeverity.WARN,
+        )
+    )
+
+
+def build_freshness_sensors(checks: Sequence[dg.AssetChecksDefinition]) -> list[dg.SensorDefinition]:
+    if not checks:
+        return []
+    return [dg.build_sensor_for_freshness_checks(
+        freshness_checks=list(checks),
+        name=SENSOR_NAME,
+        minimum_interval_seconds=300,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )]
