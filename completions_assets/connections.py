@@ -57,9 +57,7 @@ class Connection:
         return f"{self.provider.asset_name}/connection={self.name}"
 
 
-def load_connections(
-    providers: Sequence[Provider], environ: Mapping[str, str] = os.environ
-) -> tuple[Connection, ...]:
+def load_connections(providers: Sequence[Provider], environ: Mapping[str, str] = os.environ) -> tuple[Connection, ...]:
     """The configured connections of `providers`, in file order (provider by provider)."""
     path = environ.get(FILE_VARIABLE)
     if not path:
@@ -123,7 +121,9 @@ def _connection(provider: Provider, entry: Any, where: str) -> Connection:
     for key in entry:
         if key not in allowed:
             raise ConfigurationError(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
-    secrets = {secret: _env_name(entry[key], f"{where}: key {key!r}") for key, secret in env_keys.items() if key in entry}
+    secrets = {
+        secret: _env_name(entry[key], f"{where}: key {key!r}") for key, secret in env_keys.items() if key in entry
+    }
     if not any(set(credentials) <= set(secrets) for credentials in provider.credential_sets):
         sets = " or ".join(" and ".join(f"{name}_env" for name in c) for c in provider.credential_sets)
         raise ConfigurationError(f"{where}: set {sets}")

@@ -11,13 +11,12 @@ file restates every field definitions.py sets, with the same `env` sources.
 """
 
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 
-from completions_assets.local.launch import REPO
+from completions_assets.local.launch import REPO, materialize_command
 from completions_assets.local.run_report import check_results
 from completions_assets_bench.procs import run_command
 from completions_assets_bench.workload import Range
@@ -64,21 +63,7 @@ def write_run_config(directory: Path) -> Path:
 
 
 def materialize(days: Range, *, env: dict[str, str], run_config: Path, log: Path, timeout_s: float) -> DagsterRun:
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "asset",
-        "materialize",
-        "-m",
-        "completions_assets.definitions",
-        "--select",
-        "*",
-        "--partition-range",
-        days.cli,
-        "-c",
-        str(run_config),
-    ]
+    command = materialize_command(days.first.isoformat(), days.last.isoformat(), "-c", str(run_config))
     done = run_command(command, env=env, cwd=REPO, log=log, timeout_s=timeout_s)
     if done.returncode != 0:
         raise RuntimeError(f"dagster run over {days.cli} failed (exit {done.returncode}); see {log}")

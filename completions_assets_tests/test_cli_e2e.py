@@ -11,7 +11,7 @@ import dagster as dg
 import httpx
 import pytest
 
-from completions_assets.local.launch import REPO
+from completions_assets.local.launch import REPO, materialize_command
 from completions_assets.local.run_report import check_results
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
@@ -35,19 +35,7 @@ def location_env_fixture(sandbox, tmp_path) -> dict[str, str]:
 
 
 def test_cli_range_command_is_one_run_with_results_per_day(sandbox, location_env):
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "asset",
-        "materialize",
-        "-m",
-        "completions_assets.definitions",
-        "--select",
-        "*",
-        "--partition-range",
-        "2024-03-02...2024-03-04",
-    ]
+    command = materialize_command("2024-03-02", "2024-03-04")
     done = subprocess.run(command, env=location_env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     instance = dg.DagsterInstance.from_config(location_env["DAGSTER_HOME"])

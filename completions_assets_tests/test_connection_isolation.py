@@ -5,6 +5,7 @@ recorded, the failed one keeps its files, and the merge those days missed is req
 import datetime as dt
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -32,16 +33,18 @@ FILE = {
 }
 CONNECTIONS = parse_connections(FILE, PROVIDERS, source="test")
 SETTINGS = Settings(start_date=dt.date(2024, 1, 1), timezone="UTC", lookback_days=3, data_root="")
-FAST = {"max_attempts": 2, "backoff_initial_s": 0.0}
+FAST: dict[str, Any] = {"max_attempts": 2, "backoff_initial_s": 0.0}
 
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {"BINDBEE_API_KEY": DEFAULT_CREDENTIALS["BINDBEE_API_KEY"],
-                        "TOKEN_ACME": DEFAULT_CREDENTIALS["BINDBEE_CONNECTOR_TOKEN"],
-                        "TOKEN_GLOBEX": DEFAULT_CREDENTIALS["BINDBEE_CONNECTOR_TOKEN"],
-                        "USER_LONDON": DEFAULT_CREDENTIALS["NEXUDUS_USERNAME"],
-                        "PASSWORD_LONDON": DEFAULT_CREDENTIALS["NEXUDUS_PASSWORD"]}.items():
+    for name, value in {
+        "BINDBEE_API_KEY": DEFAULT_CREDENTIALS["BINDBEE_API_KEY"],
+        "TOKEN_ACME": DEFAULT_CREDENTIALS["BINDBEE_CONNECTOR_TOKEN"],
+        "TOKEN_GLOBEX": DEFAULT_CREDENTIALS["BINDBEE_CONNECTOR_TOKEN"],
+        "USER_LONDON": DEFAULT_CREDENTIALS["NEXUDUS_USERNAME"],
+        "PASSWORD_LONDON": DEFAULT_CREDENTIALS["NEXUDUS_PASSWORD"],
+    }.items():
         monkeypatch.setenv(name, value)
 
 
@@ -59,10 +62,12 @@ def run(sandbox: Sandbox, root: Path, instance: dg.DagsterInstance, selection=No
     resources: dict[str, object] = {"storage": ParquetStorage(root=str(root))}
     for c in CONNECTIONS:  # as build_resources makes them, pointed at the sandbox
         resources[c.resource_key] = c.provider.resource_type(
-            base_url=sandbox.base_url, secret_env=dict(c.secrets), **c.options, **FAST)
+            base_url=sandbox.base_url, secret_env=dict(c.secrets), **c.options, **FAST
+        )
     tags = {"dagster/asset_partition_range_start": FIRST, "dagster/asset_partition_range_end": LAST}
-    return dg.materialize(assets(), resources=resources, instance=instance, tags=tags, selection=selection,
-                          raise_on_error=False)
+    return dg.materialize(
+        assets(), resources=resources, instance=instance, tags=tags, selection=selection, raise_on_error=False
+    )
 
 
 def digests(root: Path, directory: str) -> dict[str, str]:
@@ -84,8 +89,11 @@ def test_a_revoked_connection_fails_alone_and_the_merge_follows_by_automation(sa
     failed = run(sandbox, root, instance)
     assert not failed.success
     steps = {e.step_key: e.event_type_value for e in failed.all_events if e.is_step_failure or e.is_step_success}
-    assert steps == {"bindbee_completions__acme": "STEP_SUCCESS", "bindbee_completions__globex": "STEP_FAILURE",
-                     "nexudus_completions__london": "STEP_SUCCESS"}
+    assert steps == {
+        "bindbee_completions__acme": "STEP_SUCCESS",
+        "bindbee_completions__globex": "STEP_FAILURE",
+        "nexudus_completions__london": "STEP_SUCCESS",
+    }
     assert digests(root, source_dir("bindbee", "globex")) == globex_before  # kept byte for byte
     for key in (source_key("bindbee", "acme"), source_key("nexudus", "london")):
         assert {r.partition_key for r in _materializations(instance, key, failed.run_id)} == set(DAYS)
@@ -94,30 +102,39 @@ def test_a_revoked_connection_fails_alone_and_the_merge_follows_by_automation(sa
     assert requested == set(DAYS)  # the days the failed run could not merge, and only them
     rebuilt = run(sandbox, root, instance, selection=dg.AssetSelection.assets(LMS))
     assert rebuilt.success  # what the sensor launches: the merge and its checks
-    present = {e.partition: e for e in check_results(instance, rebuilt.run_id) if e.check_name == "all_connections_present"}
+    present = {
+        e.partition: e for e in check_results(instance, rebuilt.run_id) if e.check_name == "all_connections_present"
+    }
     # globex starts on the 5th: its 4th is empty by declaration, written without a request.
     assert {day: e.passed for day, e in present.items()} == {DAYS[0]: True, DAYS[1]: False, DAYS[2]: False}
     assert present[DAYS[1]].metadata["connections_failed"].value == ["bindbee:globex"]
     reconciled = [e for e in check_results(instance, rebuilt.run_id) if e.check_name == "reconciles_with_sources"]
     assert len(reconciled) == 3 and all(e.passed for e in reconciled)
     merged = storage.read("lms_completions", dt.date(2024, 3, 5))
-    labels = set(zip(merged["provider"].to_pylist(), merged["connection"].to_pylist()))
+    labels = set(zip(merged["provider"].to_pylist(), merged["connection"].to_pylist(), strict=True))
     assert labels == {("bindbee", "acme"), ("bindbee", "globex"), ("nexudus", "london")}
 
 
 def test_an_unset_variable_fails_only_its_connection_naming_the_variable(sandbox, tmp_path, env, monkeypatch):
     monkeypatch.delenv("TOKEN_GLOBEX")
     requests_before = sandbox.stats()["bindbee"]["requests"]
-    alone = run(sandbox, tmp_path / "alone", dg.DagsterInstance.ephemeral(),
-                selection=dg.AssetSelection.assets(source_key("bindbee", "globex")))
+    alone = run(
+        sandbox,
+        tmp_path / "alone",
+        dg.DagsterInstance.ephemeral(),
+        selection=dg.AssetSelection.assets(source_key("bindbee", "globex")),
+    )
     assert not alone.success
     failure = next(e for e in alone.all_events if e.is_step_failure)
     assert "environment variable TOKEN_GLOBEX is not set" in failure.event_specific_data.error.to_string()
     assert sandbox.stats()["bindbee"]["requests"] == requests_before  # refused before any request
     everything = run(sandbox, tmp_path / "data", dg.DagsterInstance.ephemeral())
     steps = {e.step_key: e.event_type_value for e in everything.all_events if e.is_step_failure or e.is_step_success}
-    assert steps == {"bindbee_completions__acme": "STEP_SUCCESS", "bindbee_completions__globex": "STEP_FAILURE",
-                     "nexudus_completions__london": "STEP_SUCCESS"}
+    assert steps == {
+        "bindbee_completions__acme": "STEP_SUCCESS",
+        "bindbee_completions__globex": "STEP_FAILURE",
+        "nexudus_completions__london": "STEP_SUCCESS",
+    }
 
 
 def _materializations(instance: dg.DagsterInstance, key: dg.AssetKey, run_id: str) -> list:

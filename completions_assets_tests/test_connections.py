@@ -43,13 +43,26 @@ def load(tmp_path: Path, text: str, **environ: str):
 def test_the_example_declares_four_connections_with_their_settings(tmp_path):
     acme, globex, london, paris = load(tmp_path, EXAMPLE)
     assert [c.label for c in (acme, globex, london, paris)] == [
-        "bindbee:acme", "bindbee:globex", "nexudus:london", "nexudus:paris"]
+        "bindbee:acme",
+        "bindbee:globex",
+        "nexudus:london",
+        "nexudus:paris",
+    ]
     assert acme.secrets == {"connector_token": "BINDBEE_CONNECTOR_TOKEN_ACME", "api_key": "BINDBEE_API_KEY"}
     assert globex.secrets["api_key"] == "BINDBEE_API_KEY"  # the organisation's key, by default
-    assert (acme.start_date, acme.base_url, globex.start_date) == (dt.date(2025, 3, 1), "https://api-eu.bindbee.dev", None)
-    assert london.options == {"timezone": "Europe/London"} and paris.secrets == {"access_token": "NEXUDUS_ACCESS_TOKEN_PARIS"}
+    assert (acme.start_date, acme.base_url, globex.start_date) == (
+        dt.date(2025, 3, 1),
+        "https://api-eu.bindbee.dev",
+        None,
+    )
+    assert london.options == {"timezone": "Europe/London"} and paris.secrets == {
+        "access_token": "NEXUDUS_ACCESS_TOKEN_PARIS"
+    }
     assert (acme.resource_key, acme.pool, acme.storage_dir) == (
-        "bindbee_acme", "bindbee-acme", "bindbee_completions/connection=acme")
+        "bindbee_acme",
+        "bindbee-acme",
+        "bindbee_completions/connection=acme",
+    )
 
 
 def test_resources_hold_variable_names_only_and_the_connection_settings(tmp_path):
@@ -67,7 +80,9 @@ def test_without_a_file_each_provider_has_a_default_connection():
     bindbee, nexudus = load_connections(PROVIDERS, {})
     assert (bindbee.label, nexudus.label) == ("bindbee:default", "nexudus:default")
     assert bindbee.resource_key == "bindbee" and bindbee.secrets == {
-        "api_key": "BINDBEE_API_KEY", "connector_token": "BINDBEE_CONNECTOR_TOKEN"}
+        "api_key": "BINDBEE_API_KEY",
+        "connector_token": "BINDBEE_CONNECTOR_TOKEN",
+    }
     assert nexudus.secrets == {"password": "NEXUDUS_PASSWORD", "username": "NEXUDUS_USERNAME"}
     _, static = load_connections(PROVIDERS, {"NEXUDUS_ACCESS_TOKEN": "x"})
     assert static.secrets == {"access_token": "NEXUDUS_ACCESS_TOKEN"}
@@ -76,22 +91,36 @@ def test_without_a_file_each_provider_has_a_default_connection():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("bindbee:\n  - name: acme\n    connector_token_env: T\n    colour: red\n",
-         r"bindbee:acme: unknown key 'colour'"),
+        (
+            "bindbee:\n  - name: acme\n    connector_token_env: T\n    colour: red\n",
+            r"bindbee:acme: unknown key 'colour'",
+        ),
         ("bindbee:\n  - name: Acme\n    connector_token_env: T\n", r"bindbee\[0\]: key 'name': 'Acme' must match"),
-        ("bindbee:\n  - name: acme\n    connector_token_env: T\n  - name: acme\n    connector_token_env: U\n",
-         r"bindbee:acme: key 'name': duplicate connection name"),
-        ("nexudus:\n  - name: london\n    access_token_env: T\n    timezone: Mars/Olympus\n",
-         r"nexudus:london: key 'timezone': 'Mars/Olympus' is not an IANA time zone"),
-        ("bindbee:\n  - name: acme\n    connector_token_env: T\n    base_url: http://api.bindbee.dev\n",
-         r"bindbee:acme: key 'base_url': base URL must be https://"),
-        ("bindbee:\n  - name: acme\n    connector_token_env: ct_live_8f3a9b2c\n",
-         r"bindbee:acme: key 'connector_token_env': must name an environment variable"),
+        (
+            "bindbee:\n  - name: acme\n    connector_token_env: T\n  - name: acme\n    connector_token_env: U\n",
+            r"bindbee:acme: key 'name': duplicate connection name",
+        ),
+        (
+            "nexudus:\n  - name: london\n    access_token_env: T\n    timezone: Mars/Olympus\n",
+            r"nexudus:london: key 'timezone': 'Mars/Olympus' is not an IANA time zone",
+        ),
+        (
+            "bindbee:\n  - name: acme\n    connector_token_env: T\n    base_url: http://api.bindbee.dev\n",
+            r"bindbee:acme: key 'base_url': base URL must be https://",
+        ),
+        (
+            "bindbee:\n  - name: acme\n    connector_token_env: ct_live_8f3a9b2c\n",
+            r"bindbee:acme: key 'connector_token_env': must name an environment variable",
+        ),
         ("bindbee:\n  - name: acme\n", r"bindbee:acme: set connector_token_env"),
-        ("nexudus:\n  - name: london\n    username_env: U\n",
-         r"nexudus:london: set access_token_env or username_env and password_env"),
-        ("bindbee:\n  - name: acme\n    connector_token_env: T\n    start_date: soon\n",
-         r"bindbee:acme: key 'start_date': 'soon' is not a date"),
+        (
+            "nexudus:\n  - name: london\n    username_env: U\n",
+            r"nexudus:london: set access_token_env or username_env and password_env",
+        ),
+        (
+            "bindbee:\n  - name: acme\n    connector_token_env: T\n    start_date: soon\n",
+            r"bindbee:acme: key 'start_date': 'soon' is not a date",
+        ),
         ("moodle:\n  - name: x\n", r"unknown provider 'moodle'"),
         ("bindbee: [\n", r"not valid YAML"),
     ],
@@ -107,7 +136,12 @@ def test_a_malformed_file_stops_the_code_location_from_loading(tmp_path):
     path = tmp_path / "connections.yaml"
     path.write_text("bindbee:\n  - name: acme\n    connector_token_env: T\n    colour: red\n")
     env = {"PATH": "/usr/bin:/bin", FILE_VARIABLE: str(path), "COMPLETIONS_DATA_ROOT": str(tmp_path / "data")}
-    done = subprocess.run([sys.executable, "-c", "import completions_assets.definitions"], env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", "import completions_assets.definitions"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0
     assert f"{path}: bindbee:acme: unknown key 'colour'" in done.stderr

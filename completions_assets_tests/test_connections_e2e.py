@@ -7,7 +7,6 @@ import datetime as dt
 import itertools
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,13 @@ import pyarrow.compute as pc
 import pytest
 
 from completions_assets.connections import FILE_VARIABLE
-from completions_assets.local.launch import REPO, example_connections, prepare_dagster_home, sandbox_environment
+from completions_assets.local.launch import (
+    REPO,
+    example_connections,
+    materialize_command,
+    prepare_dagster_home,
+    sandbox_environment,
+)
 from completions_assets.local.run_report import check_results
 from completions_assets.providers import PROVIDERS
 from completions_assets.sandbox import Sandbox, SandboxConfig, start_sandbox
@@ -26,19 +31,7 @@ FIRST, LAST = "2024-03-02", "2024-03-05"
 DAYS = [(dt.date(2024, 3, 2) + dt.timedelta(days=i)) for i in range(4)]
 PATH, CONNECTIONS = example_connections({})
 SERVED = {p.name: tuple(c.name for c in CONNECTIONS if c.provider is p) for p in PROVIDERS}
-COMMAND = [
-    sys.executable,
-    "-m",
-    "dagster",
-    "asset",
-    "materialize",
-    "-m",
-    "completions_assets.definitions",
-    "--select",
-    "*",
-    "--partition-range",
-    f"{FIRST}...{LAST}",
-]
+COMMAND = materialize_command(FIRST, LAST)
 
 
 @pytest.fixture(scope="module")

@@ -6,17 +6,15 @@ import threading
 import time
 from collections.abc import Iterator
 
-import dagster as dg
 import pyarrow as pa
 import pytest
 
-from completions_assets.providers.bindbee import BindbeeResource
-from completions_assets.providers.sweeps import FetchStats, SweepResult, run_sweeps, split_days, sweep_groups
+from completions_assets.partitions import DayWindow
+from completions_assets.providers.bindbee import BINDBEE_SCHEMA, BindbeeResource
 from completions_assets.providers.nexudus.client import NexudusResource
+from completions_assets.providers.sweeps import FetchStats, SweepResult, run_sweeps, split_days, sweep_groups
 from completions_assets.sandbox import Sandbox
 from completions_assets.settings import ConfigurationError
-from completions_assets.providers.bindbee import BINDBEE_SCHEMA
-from completions_assets.partitions import DayWindow
 from completions_assets_tests.clients_support import Oracle, bindbee_client, nexudus_client, running_sandbox, windows
 
 UTC = dt.timezone.utc
@@ -25,7 +23,9 @@ MICRO = dt.timedelta(microseconds=1)
 
 
 def _table(rows: list[tuple[str, dt.datetime]]) -> pa.Table:
-    columns = {name: pa.nulls(len(rows), field.type) for name, field in zip(BINDBEE_SCHEMA.names, BINDBEE_SCHEMA)}
+    columns = {
+        name: pa.nulls(len(rows), field.type) for name, field in zip(BINDBEE_SCHEMA.names, BINDBEE_SCHEMA, strict=True)
+    }
     columns["id"] = pa.array([r[0] for r in rows], pa.string())
     columns["completed_at"] = pa.array([r[1] for r in rows], BINDBEE_SCHEMA.field("completed_at").type)
     return pa.table(columns, schema=BINDBEE_SCHEMA)
@@ -33,8 +33,13 @@ def _table(rows: list[tuple[str, dt.datetime]]) -> pa.Table:
 
 def test_days_are_cut_half_open_and_sorted_by_time_then_id() -> None:
     rows = [
-        ("z", JAN_2), ("b", JAN_2 - MICRO), ("a", JAN_2 - dt.timedelta(days=1)), ("c", JAN_2 - MICRO),
-        ("early", JAN_2 - dt.timedelta(days=2)), ("late", JAN_2 + dt.timedelta(days=1)), ("c", JAN_2 - MICRO),
+        ("z", JAN_2),
+        ("b", JAN_2 - MICRO),
+        ("a", JAN_2 - dt.timedelta(days=1)),
+        ("c", JAN_2 - MICRO),
+        ("early", JAN_2 - dt.timedelta(days=2)),
+        ("late", JAN_2 + dt.timedelta(days=1)),
+        ("c", JAN_2 - MICRO),
     ]
     first, second = split_days(_table(rows), windows("2024-01-01", "2024-01-02"), "completed_at", "id")
     assert first["id"].to_pylist() == ["a", "b", "c", "c"]  # duplicates as served
@@ -130,10 +135,12 @@ def test_nexudus_range_costs_the_minimum_requests_per_widened_sweep(sandbox: San
         batches = list(client.fetch_days(days))
     sweeps = list({id(b.stats): b.stats for b in batches}.values())
     assert len(sweeps) == 4
-    expected = sum(max(1, math.ceil(w.total_items / 100)) for s in sweeps for w in s.windows)
+    expected = sum(max(1, math.ceil((w.total_items or 0) / 100)) for s in sweeps for w in s.windows)
     assert sum(s.requests for s in sweeps) == expected == sandbox.stats()["nexudus"]["requests"] - before
     assert all(w.total_items == w.distinct_fetched for s in sweeps for w in s.windows)
-    assert sum(b.table.num_rows for b in batches) == len(Oracle(sandbox, "nexudus").rows_in(days[0].start, days[-1].end))
+    assert sum(b.table.num_rows for b in batches) == len(
+        Oracle(sandbox, "nexudus").rows_in(days[0].start, days[-1].end)
+    )
 
 
 # --- the Dagster resources ---
@@ -148,10 +155,19 @@ def small_sandbox() -> Iterator[Sandbox]:
 def test_resources_fetch_every_record_of_their_days(small_sandbox: Sandbox) -> None:
     sandbox = small_sandbox
     credentials = sandbox.credentials
-    bindbee = BindbeeResource(base_url=sandbox.base_url, api_key=credentials["BINDBEE_API_KEY"],
-                              connector_token=credentials["BINDBEE_CONNECTOR_TOKEN"], requests_per_minute=0)
-    nexudus = NexudusResource(base_url=sandbox.base_url, access_token=credentials["NEXUDUS_ACCESS_TOKEN"],
-                              min_interval_ms=0, requests_per_minute=0, requests_per_hour=0)
+    bindbee = BindbeeResource(
+        base_url=sandbox.base_url,
+        api_key=credentials["BINDBEE_API_KEY"],
+        connector_token=credentials["BINDBEE_CONNECTOR_TOKEN"],
+        requests_per_minute=0,
+    )
+    nexudus = NexudusResource(
+        base_url=sandbox.base_url,
+        access_token=credentials["NEXUDUS_ACCESS_TOKEN"],
+        min_interval_ms=0,
+        requests_per_minute=0,
+        requests_per_hour=0,
+    )
     days = windows("2024-01-02", "2024-01-03")
     for resource, provider in ((bindbee, "bindbee"), (nexudus, "nexudus")):
         oracle = Oracle(sandbox, provider)
@@ -160,8 +176,11 @@ def test_resources_fetch_every_record_of_their_days(small_sandbox: Sandbox) -> N
 
 
 def test_secrets_named_in_secret_env_are_read_when_the_client_is_built(small_sandbox, monkeypatch) -> None:
-    resource = BindbeeResource(base_url=small_sandbox.base_url, requests_per_minute=0,
-                               secret_env={"api_key": "KEY_X", "connector_token": "TOKEN_X"})
+    resource = BindbeeResource(
+        base_url=small_sandbox.base_url,
+        requests_per_minute=0,
+        secret_env={"api_key": "KEY_X", "connector_token": "TOKEN_X"},
+    )
     monkeypatch.setenv("KEY_X", small_sandbox.credentials["BINDBEE_API_KEY"])
     with pytest.raises(ConfigurationError, match="environment variable TOKEN_X is not set"):
         resource.create_client()
@@ -173,6 +192,10 @@ def test_resource_defaults_are_the_documented_ones() -> None:
     bindbee = BindbeeResource(api_key="k", connector_token="t")
     nexudus = NexudusResource(access_token="t")
     assert (bindbee.base_url, bindbee.page_size, bindbee.requests_per_minute) == ("https://api.bindbee.dev", 100, 200)
-    assert (nexudus.base_url, nexudus.margin_minutes, nexudus.timezone) == ("https://spaces.nexudus.com", 14 * 60 + 1, "UTC")
+    assert (nexudus.base_url, nexudus.margin_minutes, nexudus.timezone) == (
+        "https://spaces.nexudus.com",
+        14 * 60 + 1,
+        "UTC",
+    )
     assert (nexudus.min_interval_ms, nexudus.requests_per_minute, nexudus.requests_per_hour) == (100, 120, 5000)
     assert (bindbee.sweep_days, bindbee.max_concurrent_sweeps, bindbee.max_attempts) == (8, 4, 5)

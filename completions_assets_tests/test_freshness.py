@@ -18,8 +18,9 @@ from completions_assets.settings import Settings
 from completions_assets_tests.support import source_key
 
 BERLIN = ZoneInfo("Europe/Berlin")
-SETTINGS = Settings(start_date=dt.date(2024, 1, 1), timezone="Europe/Berlin", lookback_days=3, data_root="/tmp/x",
-                    freshness_hour=6)
+SETTINGS = Settings(
+    start_date=dt.date(2024, 1, 1), timezone="Europe/Berlin", lookback_days=3, data_root="/tmp/x", freshness_hour=6
+)
 CONNECTIONS = load_connections(PROVIDERS, {})
 
 
@@ -28,8 +29,12 @@ def evaluate(instance: dg.DagsterInstance, now: dt.datetime) -> dict[dg.AssetKey
     assets = build_assets(daily_partitions(SETTINGS), CONNECTIONS)
     checks = build_freshness_checks(assets, SETTINGS)
     with freeze_time(now):
-        result = dg.materialize([*assets, *checks], instance=instance, resources=build_resources(CONNECTIONS, SETTINGS),
-                                selection=dg.AssetSelection.checks(*checks))
+        result = dg.materialize(
+            [*assets, *checks],
+            instance=instance,
+            resources=build_resources(CONNECTIONS, SETTINGS),
+            selection=dg.AssetSelection.checks(*checks),
+        )
     return {e.asset_key: e.passed for e in result.get_asset_check_evaluations()}
 
 

@@ -14,6 +14,7 @@ from completions_assets.http.errors import (
     RateLimitError,
     RequestTimeoutError,
     ServerError,
+    StatusError,
     TransportError,
 )
 from completions_assets.http.pacing import Pacer, RateLimit, Stopped, SystemClock
@@ -21,7 +22,7 @@ from completions_assets.http.redaction import Redactor
 from completions_assets.http.retry import parse_retry_after, retry_delay
 from completions_assets.http.session import HttpSession, RequestStats
 from completions_assets.settings import ConfigurationError, check_base_url
-from completions_assets_tests.clients_support import Script, json_reply, retry_settings, session
+from completions_assets_tests.clients_support import Reply, Script, json_reply, retry_settings, session
 
 NOW = 1_700_000_000.0
 
@@ -109,7 +110,7 @@ OK = json_reply(200, {"ok": True})
         (httpx.ReadError("connection reset"), TransportError),
     ],
 )
-def test_transient_failures_are_retried_then_recover(failure: object, error: type) -> None:
+def test_transient_failures_are_retried_then_recover(failure: Reply, error: type) -> None:
     script = Script([failure, failure, OK])
     http, clock = session(script)
     stats = RequestStats()
@@ -120,8 +121,10 @@ def test_transient_failures_are_retried_then_recover(failure: object, error: typ
         assert clock.sleeps == [3.0, 3.0] and stats.rate_wait_seconds >= 6.0
 
 
-@pytest.mark.parametrize(("failure", "error"), [(json_reply(503, {}), ServerError), (httpx.ConnectTimeout("t"), RequestTimeoutError)])
-def test_retries_are_bounded(failure: object, error: type) -> None:
+@pytest.mark.parametrize(
+    ("failure", "error"), [(json_reply(503, {}), ServerError), (httpx.ConnectTimeout("t"), RequestTimeoutError)]
+)
+def test_retries_are_bounded(failure: Reply, error: type) -> None:
     script = Script([failure] * 3)
     http, clock = session(script, max_attempts=3)
     with pytest.raises(error) as caught:
@@ -132,7 +135,14 @@ def test_retries_are_bounded(failure: object, error: type) -> None:
 
 @pytest.mark.parametrize(
     ("status", "error"),
-    [(400, BadRequestError), (401, AuthenticationError), (403, AuthenticationError), (404, BadRequestError), (422, BadRequestError), (409, BadRequestError)],
+    [
+        (400, BadRequestError),
+        (401, AuthenticationError),
+        (403, AuthenticationError),
+        (404, BadRequestError),
+        (422, BadRequestError),
+        (409, BadRequestError),
+    ],
 )
 def test_client_errors_fail_at_once_with_detail(status: int, error: type) -> None:
     script = Script([json_reply(status, {"detail": f"reason-{status}"})])
@@ -143,7 +153,7 @@ def test_client_errors_fail_at_once_with_detail(status: int, error: type) -> Non
     assert len(script.requests) == 1 and clock.sleeps == []
     assert message.startswith("acme: HTTP ") and str(status) in message
     assert f"reason-{status}" in message and "https://api.example.test/items?page_size=100" in message
-    assert caught.value.status == status
+    assert isinstance(caught.value, StatusError) and caught.value.status == status
 
 
 def test_409_with_retry_after_is_throttling_when_the_provider_says_so() -> None:
@@ -196,15 +206,23 @@ def test_a_retry_after_above_the_cap_fails_at_once_naming_the_wait() -> None:
     with pytest.raises(RateLimitError) as caught:
         http.get_json("/x", {}, RequestStats(), what="page 1")
     assert clock.sleeps == [] and len(script.requests) == 1
-    assert "asked to wait 3600 s before retrying, more than retry_after_cap_s (900 s)" in "".join(caught.value.__notes__)
+    assert "asked to wait 3600 s before retrying, more than retry_after_cap_s (900 s)" in "".join(
+        caught.value.__notes__
+    )
 
 
 def test_a_retry_wait_ends_as_soon_as_the_fetch_is_stopped() -> None:
     script = Script([httpx.Response(429, headers={"Retry-After": "300"}), OK])
     client = httpx.Client(base_url="https://api.example.test", transport=script.transport())
     stop = threading.Event()
-    http = HttpSession("acme", client, retry=retry_settings(), pacer=Pacer([], clock=SystemClock()),
-                       clock=SystemClock(), redactor=Redactor([]))
+    http = HttpSession(
+        "acme",
+        client,
+        retry=retry_settings(),
+        pacer=Pacer([], clock=SystemClock()),
+        clock=SystemClock(),
+        redactor=Redactor([]),
+    )
     outcome: list[BaseException] = []
 
     def fetch() -> None:

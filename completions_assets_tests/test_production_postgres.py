@@ -4,7 +4,6 @@ and the CLI range command with the whole production profile (PostgreSQL + S3).""
 
 import json
 import subprocess
-import sys
 from contextlib import closing
 
 import dagster as dg
@@ -12,7 +11,7 @@ import pytest
 import s3fs
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
-from completions_assets.local.launch import REPO, prepare_dagster_home, sandbox_environment
+from completions_assets.local.launch import REPO, materialize_command, prepare_dagster_home, sandbox_environment
 from completions_assets.local.run_report import check_results
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
@@ -107,22 +106,13 @@ def test_cli_range_run_with_the_whole_production_profile(sandbox, s3_environment
             "COMPLETIONS_FRESHNESS_HOUR": "off",
         }
     )
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "asset",
-        "materialize",
-        "-m",
-        "completions_assets.definitions",
-        "--select",
-        "*",
-        "--partition-range",
-        f"{CLI_DAYS[0]}...{CLI_DAYS[-1]}",
+    command = materialize_command(
+        CLI_DAYS[0],
+        CLI_DAYS[-1],
         # One process: each extra step process would add seconds, not coverage.
         "--config-json",
         json.dumps({"execution": {"config": {"in_process": {}}}}),
-    ]
+    )
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 

@@ -19,7 +19,7 @@ import dagster as dg
 import pyarrow.dataset as ds
 import pytest
 
-from completions_assets.local.launch import REPO
+from completions_assets.local.launch import REPO, materialize_command
 from completions_assets.local.run_report import check_results
 from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, start_sandbox
 from completions_assets.storage import ParquetStorage
@@ -46,21 +46,9 @@ instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
 """
 
 
-def materialize_command(run_config: dict | None = None) -> list[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "asset",
-        "materialize",
-        "-m",
-        "completions_assets.definitions",
-        "--select",
-        "*",
-        "--partition-range",
-        f"{FIRST}...{LAST}",
-    ]
-    return command + (["--config-json", json.dumps(run_config)] if run_config else [])
+def range_command(run_config: dict | None = None) -> list[str]:
+    """The CLI range command over FIRST...LAST, with `run_config` if given."""
+    return materialize_command(FIRST, LAST, *(["--config-json", json.dumps(run_config)] if run_config else []))
 
 
 def launch(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -172,7 +160,7 @@ def test_sigkill_mid_run_leaves_only_whole_files_and_a_rerun_restores_exact_data
         # Kill points: among the Bindbee days, among the Nexudus days (both steps hold their
         # provider's pool slot), and during the merge (no pool).
         for number, (files, in_pool) in enumerate(((2, True), (7, True), (12, False))):
-            process = launch(materialize_command(one_sweep_per_day()), env, tmp_path / f"killed-{number}.log")
+            process = launch(range_command(one_sweep_per_day()), env, tmp_path / f"killed-{number}.log")
             assert kill_when(process, root, files) >= files
             assert_every_file_whole_and_exact(sb, root)
             instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
@@ -193,7 +181,7 @@ def test_sigkill_mid_run_leaves_only_whole_files_and_a_rerun_restores_exact_data
         assert_every_file_whole_and_exact(sb, root)
 
         done = subprocess.run(
-            materialize_command(IN_PROCESS), env=env, cwd=REPO, capture_output=True, text=True, timeout=180
+            range_command(IN_PROCESS), env=env, cwd=REPO, capture_output=True, text=True, timeout=180
         )
         assert done.returncode == 0, done.stderr[-3000:]
         storage = ParquetStorage(root=str(root))
@@ -254,7 +242,7 @@ def test_two_runs_of_the_same_days_take_turns_per_provider_and_end_exact(tmp_pat
     with start_sandbox(config) as sb:
         env = production_env(sb.base_url, tmp_path, postgres_server, monkeypatch)
         # In-process runs claim pool slots exactly as the default executor's step processes do.
-        runs = [launch(materialize_command(IN_PROCESS), env, tmp_path / f"run-{i}.log") for i in range(2)]
+        runs = [launch(range_command(IN_PROCESS), env, tmp_path / f"run-{i}.log") for i in range(2)]
         try:
             codes = [process.wait(timeout=240) for process in runs]
         finally:
@@ -307,7 +295,7 @@ def refused(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tupl
                 else:
                     env[variable] = value
             process = subprocess.Popen(
-                materialize_command(),
+                range_command(),
                 env=env,
                 cwd=REPO,
                 text=True,

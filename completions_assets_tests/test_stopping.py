@@ -12,16 +12,15 @@ from pathlib import Path
 import dagster as dg
 import httpx
 
-from completions_assets.local.launch import REPO
+from completions_assets.local.launch import REPO, materialize_command
 from completions_assets.sandbox import ProviderFaults, SandboxConfig, start_sandbox
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
-from completions_assets_tests.test_cli_e2e import free_port, wait_until_loaded
 from completions_assets_tests.support import location_env
+from completions_assets_tests.test_cli_e2e import free_port, wait_until_loaded
 
 FIRST, LAST = "2024-03-02", "2024-03-04"
-COMMAND = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "completions_assets.definitions",
-           "--select", "*", "--partition-range", f"{FIRST}...{LAST}"]
+COMMAND = materialize_command(FIRST, LAST)
 STOP_WITHIN_S = 10.0
 
 
@@ -40,8 +39,9 @@ def test_sigterm_stops_a_run_waiting_on_retry_after_within_seconds(tmp_path):
         # Every Bindbee request is throttled with a 5-minute Retry-After (within the 15-minute cap).
         sb.update(bindbee=ProviderFaults(fail_status=429, fail_every=1, retry_after="300"))
         log = (tmp_path / "run.log").open("w")
-        process = subprocess.Popen(COMMAND, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            COMMAND, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             wait_for(lambda: sb.stats()["bindbee"]["statuses"].get("429", 0) >= 1, "the first 429")
             sent = time.monotonic()
@@ -78,8 +78,9 @@ STATUS = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }
 
 
 def graphql(port: int, query: str, variables: dict | None = None) -> dict:
-    response = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": query, "variables": variables or {}},
-                          timeout=10)
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/graphql", json={"query": query, "variables": variables or {}}, timeout=10
+    )
     response.raise_for_status()
     return response.json()["data"]
 
@@ -90,16 +91,28 @@ def test_terminating_from_the_ui_stops_a_run_waiting_on_retry_after_within_secon
         env = location_env(sb.base_url, tmp_path)
         sb.update(bindbee=ProviderFaults(fail_status=429, fail_every=1, retry_after="300"))
         port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
-                                   "-p", str(port)], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             wait_until_loaded(server, port)
             params = {
-                "selector": {"repositoryLocationName": "completions_assets", "repositoryName": "__repository__",
-                             "jobName": "completions_job"},
-                "executionMetadata": {"tags": [{"key": "dagster/asset_partition_range_start", "value": FIRST},
-                                               {"key": "dagster/asset_partition_range_end", "value": LAST}]},
+                "selector": {
+                    "repositoryLocationName": "completions_assets",
+                    "repositoryName": "__repository__",
+                    "jobName": "completions_job",
+                },
+                "executionMetadata": {
+                    "tags": [
+                        {"key": "dagster/asset_partition_range_start", "value": FIRST},
+                        {"key": "dagster/asset_partition_range_end", "value": LAST},
+                    ]
+                },
             }
             launched = graphql(port, LAUNCH, {"params": params})["launchRun"]
             assert launched["__typename"] == "LaunchRunSuccess", launched

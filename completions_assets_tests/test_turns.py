@@ -3,6 +3,7 @@ starts them; the proof is the sandbox's own request log, not Dagster's step even
 killed with -9 leaves nothing behind that the next run waits for."""
 
 import datetime as dt
+import itertools
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from completions_assets.local.launch import REPO
+from completions_assets.local.launch import REPO, materialize_command
 from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, start_sandbox
 from completions_assets.sandbox.app import LoggedRequest
 from completions_assets_tests.support import location_env
@@ -22,8 +23,7 @@ from completions_assets_tests.support import location_env
 # One process per run (in-process executor): the turns to prove are between runs, and ten
 # repetitions of two runs cost a few step-process start-ups less each.
 IN_PROCESS = '{"execution": {"config": {"in_process": {}}}}'
-COMMAND = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "completions_assets.definitions",
-           "--select", "*", "--partition-range", "2024-03-02...2024-03-03", "--config-json", IN_PROCESS]
+COMMAND = materialize_command("2024-03-02", "2024-03-03", "--config-json", IN_PROCESS)
 REPETITIONS = 10
 
 
@@ -48,8 +48,9 @@ def busy_core() -> Iterator[None]:
 
 def launch(env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("w") as out:
-        return subprocess.Popen(COMMAND, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            COMMAND, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def overlaps(requests: list[LoggedRequest]) -> list[str]:
@@ -61,7 +62,7 @@ def overlaps(requests: list[LoggedRequest]) -> list[str]:
     found = []
     for provider in ("bindbee", "nexudus"):
         mine = sorted((min(t), max(t), agent) for (p, agent), t in spans.items() if p == provider)
-        for (_, end, first), (start, _, second) in zip(mine, mine[1:]):
+        for (_, end, first), (start, _, second) in itertools.pairwise(mine):
             if start < end:
                 found.append(f"{provider}: {second} started {end - start:.3f} s before {first} ended")
     return found

@@ -11,13 +11,13 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
+from completions_assets.connection_lock import connection_turn
+from completions_assets.connections import Connection
 from completions_assets.defs.lms_checks import Day, evaluate_day, lms_check_specs
 from completions_assets.defs.metadata import fetch_metadata, row_changes, table_metadata
 from completions_assets.lms.merge import distinct_ids, merge_day
 from completions_assets.lms.schema import LMS_KEY, LMS_SCHEMA
 from completions_assets.partitions import DayWindow, windows_for
-from completions_assets.connection_lock import connection_turn
-from completions_assets.connections import Connection
 from completions_assets.providers.declaration import Provider
 from completions_assets.providers.resource import ProviderResource
 from completions_assets.providers.sweeps import DayBatch, FetchStats
@@ -81,11 +81,15 @@ def connection_asset(connection: Connection, partitions_def: dg.PartitionsDefini
     """`[{provider}_completions, {connection}]`: one connection's records of each day, as its API serves them."""
     provider, key = connection.provider, connection_key(connection)
     check_specs = [
-        dg.AssetCheckSpec(c.name, asset=key, description=c.description, blocking=c.blocking, partitions_def=partitions_def)
+        dg.AssetCheckSpec(
+            c.name, asset=key, description=c.description, blocking=c.blocking, partitions_def=partitions_def
+        )
         for c in provider.checks
     ]
     spec = dg.AssetSpec(
-        key, group_name=GROUP, description=f"{provider.description} Connection `{connection.name}`.",
+        key,
+        group_name=GROUP,
+        description=f"{provider.description} Connection `{connection.name}`.",
         partitions_def=partitions_def,
     )
 
@@ -112,7 +116,9 @@ def connection_asset(connection: Connection, partitions_def: dg.PartitionsDefini
                 yield batch.window, batch.table, facts
 
         with connection_turn(connection.pool):  # also on SQLite, where pools can double-grant a slot
-            yield from write_days(context, key, connection.storage_dir, days(), provider.schema, storage, [provider.id_column])
+            yield from write_days(
+                context, key, connection.storage_dir, days(), provider.schema, storage, [provider.id_column]
+            )
         yield from evaluations
 
     return fetch
@@ -138,8 +144,12 @@ def _provider_checks(
         if check.name in selected:
             outcome = check.evaluate(batch, provider.id_column)
             yield dg.AssetCheckEvaluation(
-                asset_key=key, check_name=check.name, passed=outcome.passed, metadata=outcome.metadata(),
-                blocking=check.blocking, partition=batch.window.day.isoformat(),
+                asset_key=key,
+                check_name=check.name,
+                passed=outcome.passed,
+                metadata=outcome.metadata(),
+                blocking=check.blocking,
+                partition=batch.window.day.isoformat(),
             )
 
 
@@ -185,7 +195,9 @@ def lms_asset(partitions_def: dg.PartitionsDefinition, connections: Sequence[Con
             return
         for window in windows:  # the checks alone, re-run from the UI: read what the files hold
             day = _stored_day(storage, connections, window, failed.get(window.day.isoformat(), ()))
-            yield from evaluate_day(LMS, window, day, selected, missing=f"no file at {storage.path(LMS.path[-1], window.day)}")
+            yield from evaluate_day(
+                LMS, window, day, selected, missing=f"no file at {storage.path(LMS.path[-1], window.day)}"
+            )
 
     return lms_completions
 
@@ -229,8 +241,10 @@ def failed_attempts(
     failed: dict[str, list[str]] = {}
     status: dict[str, bool] = {}
     for connection in connections:
-        attempts = instance.event_log_storage.get_latest_asset_partition_materialization_attempts_without_materializations(
-            connection_key(connection)
+        attempts = (
+            instance.event_log_storage.get_latest_asset_partition_materialization_attempts_without_materializations(
+                connection_key(connection)
+            )
         )
         for partition, (run_id, _) in attempts.items():
             if partition not in wanted:
@@ -243,6 +257,8 @@ def failed_attempts(
     return {partition: tuple(labels) for partition, labels in failed.items()}
 
 
-def build_assets(partitions_def: dg.PartitionsDefinition, connections: Sequence[Connection]) -> list[dg.AssetsDefinition]:
+def build_assets(
+    partitions_def: dg.PartitionsDefinition, connections: Sequence[Connection]
+) -> list[dg.AssetsDefinition]:
     """One asset per connection, and `lms_completions` over all of them."""
     return [*(connection_asset(c, partitions_def) for c in connections), lms_asset(partitions_def, connections)]

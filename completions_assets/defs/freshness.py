@@ -35,9 +35,11 @@ def build_freshness_checks(assets: Sequence[dg.AssetsDefinition], settings: Sett
 def build_freshness_sensors(checks: Sequence[dg.AssetChecksDefinition]) -> list[dg.SensorDefinition]:
     if not checks:
         return []
-    return [dg.build_sensor_for_freshness_checks(
-        freshness_checks=list(checks),
-        name=SENSOR_NAME,
-        minimum_interval_seconds=300,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-    )]
+    return [
+        dg.build_sensor_for_freshness_checks(
+            freshness_checks=list(checks),
+            name=SENSOR_NAME,
+            minimum_interval_seconds=300,
+            default_status=dg.DefaultSensorStatus.RUNNING,
+        )
+    ]

@@ -82,7 +82,9 @@ def required_fields_present(day: Day) -> CheckOutcome:
 @lms_check(ERROR, "Every completed_at lies in the day's half-open window.")
 def completed_within_partition(day: Day) -> CheckOutcome:
     at, window = day.table["completed_at"], day.window
-    outside = pc.or_(pc.less(at, pa.scalar(window.start, at.type)), pc.greater_equal(at, pa.scalar(window.end, at.type)))
+    outside = pc.or_(
+        pc.less(at, pa.scalar(window.start, at.type)), pc.greater_equal(at, pa.scalar(window.end, at.type))
+    )
     return _failing(day.table, outside, window_start=window.start.isoformat(), window_end=window.end.isoformat())
 
 
@@ -135,7 +137,9 @@ def grade_in_allowed_set(day: Day) -> CheckOutcome:
 
 def lms_check_specs(asset: dg.AssetKey, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
     return [
-        dg.AssetCheckSpec(c.name, asset=asset, description=c.description, blocking=c.blocking, partitions_def=partitions_def)
+        dg.AssetCheckSpec(
+            c.name, asset=asset, description=c.description, blocking=c.blocking, partitions_def=partitions_def
+        )
         for c in LMS_CHECKS
     ]
 
@@ -154,6 +158,11 @@ def evaluate_day(
             outcome = check.evaluate(day)
             passed, metadata = outcome.passed, outcome.metadata()
         yield dg.AssetCheckEvaluation(
-            asset_key=asset, check_name=check.name, passed=passed, metadata=metadata,
-            severity=check.severity, blocking=check.blocking, partition=window.day.isoformat(),
+            asset_key=asset,
+            check_name=check.name,
+            passed=passed,
+            metadata=metadata,
+            severity=check.severity,
+            blocking=check.blocking,
+            partition=window.day.isoformat(),
         )

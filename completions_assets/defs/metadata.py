@@ -7,9 +7,7 @@ from completions_assets.providers.sweeps import FetchStats
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[dg.TableColumn(field.name, str(field.type)) for field in schema]
-    )
+    return dg.TableSchema(columns=[dg.TableColumn(field.name, str(field.type)) for field in schema])
 
 
 def table_metadata(table: pa.Table, path: str) -> dict[str, object]:
@@ -38,8 +36,9 @@ def fetch_metadata(stats: FetchStats) -> dict[str, object]:
 
 def row_changes(previous: pa.Table | None, current: pa.Table, keys: list[str]) -> dict[str, int]:
     """Rows added and removed (by `keys`) since the file this write replaces."""
+
     def rows(table: pa.Table) -> set[tuple]:
-        return set(zip(*(table[key].to_pylist() for key in keys)))
+        return set(zip(*(table[key].to_pylist() for key in keys), strict=True))
 
     before = rows(previous) if previous is not None else set()
     after = rows(current)

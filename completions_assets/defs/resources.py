@@ -17,7 +17,9 @@ from completions_assets.settings import Settings, check_base_url
 from completions_assets.storage import ParquetStorage
 
 
-def connection_resource(connection: Connection, settings: Settings, environ: Mapping[str, str] = os.environ) -> ProviderResource:
+def connection_resource(
+    connection: Connection, settings: Settings, environ: Mapping[str, str] = os.environ
+) -> ProviderResource:
     provider = connection.provider
     base_url = connection.base_url
     if base_url is None:

@@ -152,6 +152,7 @@ class Pacer:
                 oldest_in_window = times[-limit.count]
                 wait = max(wait, oldest_in_window + limit.seconds + self._margin - now)
         return wait
+
     def pause_for(self, seconds: float) -> None:
         """No request starts for `seconds` from now (all threads)."""
         with self._lock:

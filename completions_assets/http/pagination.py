@@ -93,7 +93,9 @@ class PageNumberPaginator:
         requested = int(params["page"])
         current = payload.get("CurrentPage", requested)
         if current != requested:
-            raise PaginationLoopError(self.provider, f"{label}: asked for page {requested}, got CurrentPage {current!r}")
+            raise PaginationLoopError(
+                self.provider, f"{label}: asked for page {requested}, got CurrentPage {current!r}"
+            )
         ids = [record.get(self._id_key) for record in records]
         if ids and ids == self._previous_ids:
             raise PaginationLoopError(self.provider, f"{label}: same records as the previous page")

@@ -36,6 +36,7 @@ def user_agent() -> str:
     """Names this process, so a provider (and the sandbox's request log) can tell concurrent clients apart."""
     return f"completions_assets (pid {os.getpid()})"
 
+
 @dataclass
 class RequestStats:
     """Counters of one sweep; a sweep runs on one thread, so no locking."""
@@ -98,7 +99,12 @@ class HttpSession:
         self.client.close()
 
     def get_json(
-        self, path: str, params: Mapping[str, str], stats: RequestStats, *, what: str,
+        self,
+        path: str,
+        params: Mapping[str, str],
+        stats: RequestStats,
+        *,
+        what: str,
         stop: threading.Event | None = None,
     ) -> Any:
         """GETs `path` with retries and returns the decoded JSON body.

@@ -15,28 +15,25 @@ from pathlib import Path
 
 import dagster as dg
 
-from completions_assets.settings import load_settings
 from completions_assets.connections import FILE_VARIABLE
 from completions_assets.local.launch import (
     example_connections,
-    sandbox_connection_args,
     local_dagster_home,
+    materialize_command,
     prepare_dagster_home,
+    sandbox_connection_args,
     sandbox_environment,
     sandbox_process,
 )
 from completions_assets.local.run_report import day_reports, format_table
+from completions_assets.settings import load_settings
 from completions_assets.storage import ParquetStorage
 
 DAYS = 7
 
 
 def materialize_range(first: dt.date, last: dt.date, env: dict[str, str], log: Path) -> int:
-    command = [
-        sys.executable, "-m", "dagster", "asset", "materialize",
-        "-m", "completions_assets.definitions", "--select", "*",
-        "--partition-range", f"{first.isoformat()}...{last.isoformat()}",
-    ]
+    command = materialize_command(first.isoformat(), last.isoformat())
     with log.open("w") as handle:
         return subprocess.run(command, env=env, stdout=handle, stderr=handle).returncode
 
@@ -48,8 +45,13 @@ def main() -> int:
     path, connections = example_connections()
     home = prepare_dagster_home(local_dagster_home(), environ={**os.environ, FILE_VARIABLE: path})
     log = home / "demo-run.log"
-    sandbox_args = ["--start-date", (first - dt.timedelta(days=2)).isoformat(), "--days", str(DAYS + 4),
-                    *sandbox_connection_args(connections)]
+    sandbox_args = [
+        "--start-date",
+        (first - dt.timedelta(days=2)).isoformat(),
+        "--days",
+        str(DAYS + 4),
+        *sandbox_connection_args(connections),
+    ]
     with sandbox_process(sandbox_args) as base_url:
         print(f"sandbox serving {', '.join(c.label for c in connections)} at {base_url}")
         env = sandbox_environment(base_url, connections=connections) | {"DAGSTER_HOME": str(home), FILE_VARIABLE: path}
@@ -63,8 +65,10 @@ def main() -> int:
     print(format_table(reports))
     print(f"\nrun {run.run_id}: {run.status.value}")
     root = Path(storage.path("lms_completions", last)).parents[2]
-    print(f"Parquet files under {root}/<provider>_completions/connection=<name>/date=YYYY-MM-DD/ "
-          f"and {root}/lms_completions/date=YYYY-MM-DD/")
+    print(
+        f"Parquet files under {root}/<provider>_completions/connection=<name>/date=YYYY-MM-DD/ "
+        f"and {root}/lms_completions/date=YYYY-MM-DD/"
+    )
     all_passed = all(not r.failed and r.passed for r in reports)
     if exit_code != 0 or not all_passed:
         print(f"FAILED: see {log}", file=sys.stderr)

@@ -9,10 +9,10 @@ import sys
 from completions_assets.connections import FILE_VARIABLE
 from completions_assets.local.launch import (
     example_connections,
-    sandbox_connection_args,
     local_dagster_home,
     prepare_dagster_home,
     restore_default_signals,
+    sandbox_connection_args,
     sandbox_environment,
     sandbox_process,
     stop,
@@ -38,8 +38,18 @@ def main() -> int:
         print(f"sandbox serving {', '.join(c.label for c in connections)} at {base_url}", flush=True)
         env = sandbox_environment(base_url, connections=connections) | {"DAGSTER_HOME": str(home), FILE_VARIABLE: path}
         # The installed module, not ./workspace.yaml: works from any directory.
-        command = [sys.executable, "-m", "dagster", "dev", "-m", "completions_assets.definitions",
-                   "-h", "127.0.0.1", "-p", port]
+        command = [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-m",
+            "completions_assets.definitions",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            port,
+        ]
         server = subprocess.Popen(command, env=env, preexec_fn=restore_default_signals)
         try:
             return server.wait()

@@ -29,6 +29,14 @@ INSTANCE_CONFIG = files("completions_assets.local") / "dagster.yaml"
 EXAMPLE_CONNECTIONS = files("completions_assets.local") / "connections.yaml"
 
 
+def materialize_command(first: str, last: str, *extra: str) -> list[str]:
+    """The README's CLI range command: every asset of every connection, `first`...`last`, one run."""
+    return [
+        sys.executable, "-m", "dagster", "asset", "materialize", "-m", "completions_assets.definitions",
+        "--select", "*", "--partition-range", f"{first}...{last}", *extra,
+    ]  # fmt: skip
+
+
 def restore_default_signals() -> None:
     # A child started from a non-interactive shell inherits SIGINT/SIGTERM as
     # ignored and would never stop on them.

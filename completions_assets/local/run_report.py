@@ -31,7 +31,10 @@ def check_results(instance: dg.DagsterInstance, run_id: str) -> list[dg.AssetChe
 
 
 def day_reports(
-    instance: dg.DagsterInstance, run_id: str, days: list[dt.date], storage: ParquetStorage,
+    instance: dg.DagsterInstance,
+    run_id: str,
+    days: list[dt.date],
+    storage: ParquetStorage,
     connections: Sequence[Connection],
 ) -> list[DayReport]:
     by_day = defaultdict(list)

@@ -110,7 +110,10 @@ class BindbeeClient(ProviderClient):
             raise ConfigurationError("bindbee: api_key and connector_token are required")
 
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.credentials['api_key']}", "x-connector-token": self.credentials["connector_token"] or ""}
+        return {
+            "Authorization": f"Bearer {self.credentials['api_key']}",
+            "x-connector-token": self.credentials["connector_token"] or "",
+        }
 
     def on_success(self, response: httpx.Response) -> None:
         # Another client on the same connector token spends the same budget; with
@@ -145,18 +148,30 @@ RATE_RESET_CAP_S = 120.0  # longest pause taken from X-RateLimit-Reset
 class BindbeeResource(ProviderResource):
     """Bindbee LMS completions (resource key `bindbee`); secrets come in as dagster.EnvVar."""
 
-    base_url: str = Field(default="https://api.bindbee.dev", description="https://api.bindbee.dev or https://api-eu.bindbee.dev.")
-    api_key: str | None = Field(default=None, description="Organisation API key, sent as `Authorization: Bearer` (or its variable in secret_env).")
-    connector_token: str | None = Field(default=None, description="Connector token of the LMS connection, `x-connector-token` (or its variable in secret_env).")
+    base_url: str = Field(
+        default="https://api.bindbee.dev", description="https://api.bindbee.dev or https://api-eu.bindbee.dev."
+    )
+    api_key: str | None = Field(
+        default=None,
+        description="Organisation API key, sent as `Authorization: Bearer` (or its variable in secret_env).",
+    )
+    connector_token: str | None = Field(
+        default=None,
+        description="Connector token of the LMS connection, `x-connector-token` (or its variable in secret_env).",
+    )
     page_size: int = Field(default=100, ge=1, le=MAX_PAGE_SIZE, description="Records per page (Bindbee maximum 100).")
     include_raw_data: bool = Field(default=False, description="Request and store `raw_data` as JSON text.")
     include_custom_fields: bool = Field(default=False, description="Request and store `custom_fields` as JSON text.")
-    requests_per_minute: int = Field(default=200, ge=0, description="Pacing limit per connector token; 0 turns pacing off.")
+    requests_per_minute: int = Field(
+        default=200, ge=0, description="Pacing limit per connector token; 0 turns pacing off."
+    )
 
     def rate_limits(self) -> Sequence[RateLimit]:
         return [RateLimit(self.requests_per_minute, 60.0)] if self.requests_per_minute else []
 
-    def create_client(self, *, clock: Clock | None = None, transport: httpx.BaseTransport | None = None) -> BindbeeClient:
+    def create_client(
+        self, *, clock: Clock | None = None, transport: httpx.BaseTransport | None = None
+    ) -> BindbeeClient:
         return BindbeeClient(self, clock=clock, transport=transport)
 
 

@@ -128,7 +128,9 @@ class ProviderClient(abc.ABC):
             return self.parse(records, locator)
 
         table = parse_walk(itertools.chain([first] if first else [], pages), parse, self.provider.name)
-        logger.debug("%s sweep %s..%s: %d records in %d requests", self.provider.name, start, end, table.num_rows, stats.requests)
+        logger.debug(
+            "%s sweep %s..%s: %d records in %d requests", self.provider.name, start, end, table.num_rows, stats.requests
+        )
         return self.finish_sweep(table, first, params, stats, unknown)
 
     def fetch_days(self, windows: Sequence[DayWindow]) -> Iterator[DayBatch]:
@@ -147,5 +149,7 @@ class ProviderClient(abc.ABC):
             self.fetch_sweep, sweeps, self.settings.max_concurrent_sweeps, provider.name, on_interrupt=self.close
         )
         for days, result in results:
-            for window, table in zip(days, split_days(result.table, days, provider.event_column, provider.id_column), strict=True):
+            for window, table in zip(
+                days, split_days(result.table, days, provider.event_column, provider.id_column), strict=True
+            ):
                 yield DayBatch(window=window, table=table, stats=result.stats)

@@ -56,8 +56,13 @@ class RecordLocator:
 
 
 def column(
-    values: Sequence[Any], type_: pa.DataType, field: str, locator: RecordLocator, *,
-    required: bool = False, expected: str | None = None,
+    values: Sequence[Any],
+    type_: pa.DataType,
+    field: str,
+    locator: RecordLocator,
+    *,
+    required: bool = False,
+    expected: str | None = None,
 ) -> pa.Array:
     """`values` as an Arrow array of `type_`; raises naming the first bad record.
 
@@ -79,7 +84,9 @@ def _numbers(values: Sequence[Any], type_: pa.DataType) -> pa.Array:
     # Arrow converts 95.5 to an int64 95 and True to a double 1.0 without a word;
     # inferring first and casting safely refuses both.
     inferred = pa.array(values)
-    if not (pa.types.is_integer(inferred.type) or pa.types.is_floating(inferred.type) or pa.types.is_null(inferred.type)):
+    if not (
+        pa.types.is_integer(inferred.type) or pa.types.is_floating(inferred.type) or pa.types.is_null(inferred.type)
+    ):
         raise TypeError(f"not numbers: {inferred.type}")
     return inferred.cast(type_, safe=True)
 
@@ -124,7 +131,9 @@ def require(array: pa.Array, field: str, locator: RecordLocator) -> None:
         raise locator.error(first, field, "is missing or null")
 
 
-def timestamps(values: Sequence[Any], field: str, locator: RecordLocator, *, naive_tz: str, required: bool = False) -> pa.Array:
+def timestamps(
+    values: Sequence[Any], field: str, locator: RecordLocator, *, naive_tz: str, required: bool = False
+) -> pa.Array:
     """ISO 8601 strings to timestamp[us, UTC]; strings without an offset are read in `naive_tz`."""
     text = column(values, pa.string(), field, locator, required=required, expected="an ISO 8601 timestamp")
     try:

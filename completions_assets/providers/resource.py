@@ -30,10 +30,13 @@ class ProviderResource(ConfigurableResource):
     connect_timeout_s: float = Field(default=10.0, gt=0, description="Seconds to establish a connection.")
     read_timeout_s: float = Field(default=60.0, gt=0, description="Seconds to wait for a response (per read).")
     max_attempts: int = Field(default=5, ge=1, description="Attempts per request, the first included.")
-    backoff_initial_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles per retry, with jitter.")
+    backoff_initial_s: float = Field(
+        default=0.5, ge=0, description="First retry delay; doubles per retry, with jitter."
+    )
     backoff_max_s: float = Field(default=30.0, ge=0, description="Longest backoff delay.")
     retry_after_cap_s: float = Field(
-        default=900.0, ge=0,
+        default=900.0,
+        ge=0,
         description="Longest wait honoured from a Retry-After header; a provider asking for more fails the request at once.",
     )
     rate_margin_ms: int = Field(default=1, ge=0, description="Safety margin added to every rate-limit window.")

@@ -8,6 +8,7 @@ as their sweep completes, so memory is bounded by the sweeps in flight.
 """
 
 import datetime as dt
+import itertools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -85,7 +86,7 @@ def sweep_groups(windows: Sequence[DayWindow], sweep_days: int) -> list[list[Day
     Raises:
         ValueError: the windows are not contiguous and sorted.
     """
-    for before, after in zip(windows, windows[1:]):
+    for before, after in itertools.pairwise(windows):
         if before.end != after.start:
             raise ValueError(f"day windows must be contiguous and sorted: {before.day} then {after.day}")
     return [list(windows[i : i + sweep_days]) for i in range(0, len(windows), sweep_days)]
@@ -137,7 +138,7 @@ def split_days(table: pa.Table, days: Sequence[DayWindow], event_column: str, id
     micros = table.column(event_column).cast(pa.int64()).to_numpy()
     bounds = [_micros(days[0].start)] + [_micros(day.end) for day in days]
     cuts = np.searchsorted(micros, bounds, side="left")
-    return [table.slice(int(lo), int(hi - lo)) for lo, hi in zip(cuts[:-1], cuts[1:])]
+    return [table.slice(int(lo), int(hi - lo)) for lo, hi in itertools.pairwise(cuts)]
 
 
 def _micros(moment: dt.datetime) -> int:

@@ -63,8 +63,14 @@ def _add_fault_flags(parser: argparse.ArgumentParser, provider: str) -> None:
         elif f.name == "retry_after":
             group.add_argument(flag, dest=dest, type=_optional_str, default=f.default, metavar="SECONDS|none")
         elif f.name == "drift":
-            group.add_argument(flag, dest=dest, type=_optional_str, default=f.default, choices=(*DRIFT_MODES, None),
-                               metavar="|".join(DRIFT_MODES))
+            group.add_argument(
+                flag,
+                dest=dest,
+                type=_optional_str,
+                default=f.default,
+                choices=(*DRIFT_MODES, None),
+                metavar="|".join(DRIFT_MODES),
+            )
         else:
             group.add_argument(flag, dest=dest, type=_optional_int, default=f.default, metavar="N")
 
@@ -82,15 +88,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nexudus-filter-tz", default=defaults.nexudus_filter_tz)
     parser.add_argument("--nexudus-naive-timestamps", action="store_true")
     parser.add_argument("--token-lifetime", type=float, default=defaults.token_lifetime_s, metavar="SECONDS")
-    parser.add_argument("--now", type=parse_iso, default=None, help="fixed visibility clock (ISO 8601); default: real clock")
+    parser.add_argument(
+        "--now", type=parse_iso, default=None, help="fixed visibility clock (ISO 8601); default: real clock"
+    )
     for provider in PROVIDERS:
-        parser.add_argument(f"--{provider}-connections", dest=f"{provider}_connections", type=_names,
-                            default=defaults.connections[provider], metavar="NAME[,NAME...]",
-                            help="connections served, each with its own data and credentials (default: default)")
-    parser.add_argument("--revoke", type=_revoke, action="append", default=[], metavar="PROVIDER:CONNECTION",
-                        help="refuse that connection's credentials (repeatable)")
-    parser.add_argument("--revoke-after", type=_revoke_after, action="append", default=[], metavar="PROVIDER:CONNECTION:N",
-                        help="refuse that connection's credentials from its (N+1)-th data request (repeatable)")
+        parser.add_argument(
+            f"--{provider}-connections",
+            dest=f"{provider}_connections",
+            type=_names,
+            default=defaults.connections[provider],
+            metavar="NAME[,NAME...]",
+            help="connections served, each with its own data and credentials (default: default)",
+        )
+    parser.add_argument(
+        "--revoke",
+        type=_revoke,
+        action="append",
+        default=[],
+        metavar="PROVIDER:CONNECTION",
+        help="refuse that connection's credentials (repeatable)",
+    )
+    parser.add_argument(
+        "--revoke-after",
+        type=_revoke_after,
+        action="append",
+        default=[],
+        metavar="PROVIDER:CONNECTION:N",
+        help="refuse that connection's credentials from its (N+1)-th data request (repeatable)",
+    )
     for provider in PROVIDERS:
         _add_fault_flags(parser, provider)
     return parser
@@ -103,10 +128,16 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
             provider, name = key.split("__", 1)
             faults[provider][name] = value
     return SandboxConfig(
-        seed=args.seed, start_date=args.start_date, days=args.days, records_per_day=args.records_per_day,
-        rate_limits=args.rate_limits, nexudus_filter_tz=args.nexudus_filter_tz,
-        nexudus_naive_timestamps=args.nexudus_naive_timestamps, token_lifetime_s=args.token_lifetime,
-        now=args.now, late_fraction=args.late_fraction,
+        seed=args.seed,
+        start_date=args.start_date,
+        days=args.days,
+        records_per_day=args.records_per_day,
+        rate_limits=args.rate_limits,
+        nexudus_filter_tz=args.nexudus_filter_tz,
+        nexudus_naive_timestamps=args.nexudus_naive_timestamps,
+        token_lifetime_s=args.token_lifetime,
+        now=args.now,
+        late_fraction=args.late_fraction,
         connections={p: getattr(args, f"{p}_connections") for p in PROVIDERS},
         **{p: ProviderFaults(**faults[p]) for p in PROVIDERS},
     )

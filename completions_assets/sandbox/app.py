@@ -52,18 +52,25 @@ class SandboxApp:
         self.rate_limits = config.rate_limits
         self.counters = {p: faults.FaultCounter(config.faults(p)) for p in PROVIDERS}
         self.revocations = Revocations(config.connections)
-        self.tokens = nexudus_auth.TokenStore(self.connection_creds.accounts, config.token_lifetime_s,
-                                              revoked=lambda name: self.revocations.is_revoked("nexudus", name))
-        self._bindbee = bindbee_api.BindbeeApi(self.dataset, self.connection_creds.api_key, self.connection_creds.connectors)
+        self.tokens = nexudus_auth.TokenStore(
+            self.connection_creds.accounts,
+            config.token_lifetime_s,
+            revoked=lambda name: self.revocations.is_revoked("nexudus", name),
+        )
+        self._bindbee = bindbee_api.BindbeeApi(
+            self.dataset, self.connection_creds.api_key, self.connection_creds.connectors
+        )
         self._nexudus = nexudus_api.NexudusApi(self.dataset, self.tokens, config.nexudus_filter_tz)
         self._stats: dict[str, collections.Counter[str]] = {k: collections.Counter() for k in (*PROVIDERS, "token")}
-        self._by_connection = {p: {name: collections.Counter[str]() for name in names}
-                               for p, names in config.connections.items()}
+        self._by_connection = {
+            p: {name: collections.Counter[str]() for name in names} for p, names in config.connections.items()
+        }
         self._lock = threading.Lock()
         self.request_log: collections.deque[LoggedRequest] = collections.deque(maxlen=REQUEST_LOG_LIMIT)
 
-    def handle(self, method: str, path: str, params: Mapping[str, str], headers: Mapping[str, str],
-               body: bytes) -> tuple[str | None, Reply]:
+    def handle(
+        self, method: str, path: str, params: Mapping[str, str], headers: Mapping[str, str], body: bytes
+    ) -> tuple[str | None, Reply]:
         """Returns the stats bucket of the request (None for test-only routes) and its reply."""
         routes = {
             ("GET", bindbee_api.PATH): ("bindbee", lambda: self._data_request("bindbee", params, headers)),
@@ -89,8 +96,16 @@ class SandboxApp:
         reply.connection = connection
         return reply
 
-    def _serve(self, provider: str, connection: str | None, revoked: bool, number: int, knobs: ProviderFaults,
-               params: Mapping[str, str], headers: Mapping[str, str]) -> Reply:
+    def _serve(
+        self,
+        provider: str,
+        connection: str | None,
+        revoked: bool,
+        number: int,
+        knobs: ProviderFaults,
+        params: Mapping[str, str],
+        headers: Mapping[str, str],
+    ) -> Reply:
         if knobs.latency_ms:
             time.sleep(knobs.latency_ms / 1000)
         fault = faults.planned(knobs, number, provider)
@@ -99,19 +114,27 @@ class SandboxApp:
         if fault is faults.Fault.HTML:
             return faults.html_reply(knobs.html_status)
         if provider == "bindbee":
-            reply = self._bindbee.handle(connection, params, headers, enforce=self.rate_limits,
-                                         repeat_cursor=knobs.repeat_cursor, revoked=revoked)
+            reply = self._bindbee.handle(
+                connection,
+                params,
+                headers,
+                enforce=self.rate_limits,
+                repeat_cursor=knobs.repeat_cursor,
+                revoked=revoked,
+            )
         else:
-            reply = self._nexudus.handle(connection, params, enforce=self.rate_limits, repeat_page=knobs.repeat_cursor,
-                                         revoked=revoked)
+            reply = self._nexudus.handle(
+                connection, params, enforce=self.rate_limits, repeat_page=knobs.repeat_cursor, revoked=revoked
+            )
         if fault is faults.Fault.UNSUCCESSFUL and reply.status == 200:
             return faults.unsuccessful_reply()
         if knobs.drift is not None and reply.status == 200:
             reply.body = drift.apply(reply.body, provider, knobs.drift)
         return faults.damage(reply, fault)
 
-    def record(self, bucket: str, status: int, connection: str | None = None,
-               timing: tuple[float, float, str] | None = None) -> None:
+    def record(
+        self, bucket: str, status: int, connection: str | None = None, timing: tuple[float, float, str] | None = None
+    ) -> None:
         """Counts one answered request; `timing` is (arrived, answered, user agent) for the log."""
         with self._lock:
             if timing is not None:
@@ -125,15 +148,23 @@ class SandboxApp:
         with self._lock:
             out = {k: _counts(c) for k, c in self._stats.items()}
             if self.config.many_connections:  # default-only keeps today's shape
-                out["connections"] = {p: {name: _counts(c) for name, c in names.items()}
-                                      for p, names in self._by_connection.items()}
+                out["connections"] = {
+                    p: {name: _counts(c) for name, c in names.items()} for p, names in self._by_connection.items()
+                }
             return out
 
-    def update(self, *, now: dt.datetime | None = UNSET, bindbee: ProviderFaults | None = None,
-               nexudus: ProviderFaults | None = None, delete: Deletions | None = None,
-               rate_limits: bool | None = None, expire_tokens: bool = False,
-               revoke: Mapping[str, Iterable[str]] | None = None,
-               revoke_after: Mapping[str, Mapping[str, int]] | None = None) -> None:
+    def update(
+        self,
+        *,
+        now: dt.datetime | None = UNSET,
+        bindbee: ProviderFaults | None = None,
+        nexudus: ProviderFaults | None = None,
+        delete: Deletions | None = None,
+        rate_limits: bool | None = None,
+        expire_tokens: bool = False,
+        revoke: Mapping[str, Iterable[str]] | None = None,
+        revoke_after: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> None:
         """Change the running sandbox; new fault knobs restart that provider's request count.
 
         `delete` maps a provider to ids of its "default" connection, or to {connection: ids}.

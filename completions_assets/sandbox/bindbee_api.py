@@ -50,8 +50,16 @@ class BindbeeApi:
             return None
         return self._connectors.get(headers.get("x-connector-token") or "")
 
-    def handle(self, connection: str | None, params: Mapping[str, str], headers: Mapping[str, str], *,
-               enforce: bool, repeat_cursor: bool, revoked: bool = False) -> Reply:
+    def handle(
+        self,
+        connection: str | None,
+        params: Mapping[str, str],
+        headers: Mapping[str, str],
+        *,
+        enforce: bool,
+        repeat_cursor: bool,
+        revoked: bool = False,
+    ) -> Reply:
         if connection is None:
             return self._denied(headers)
         if revoked:
@@ -59,7 +67,9 @@ class BindbeeApi:
             return json_reply(401, {"detail": "Invalid connector token"}, {"WWW-Authenticate": "Bearer"})
         decision = self._limiter.hit(connection, enforce=enforce)  # 200/min per connector token
         if not decision.allowed:
-            detail = f"Rate limit exceeded: {RATE_LIMIT} requests per minute. Retry after {decision.retry_after_s} seconds."
+            detail = (
+                f"Rate limit exceeded: {RATE_LIMIT} requests per minute. Retry after {decision.retry_after_s} seconds."
+            )
             return json_reply(429, {"detail": detail}, {"Retry-After": str(decision.retry_after_s)})
         options, errors = bindbee_query.parse(params)
         if errors:
@@ -115,22 +125,34 @@ class BindbeeApi:
             start = bisect.bisect_left(matching, bisect.bisect_left(table.ids, cursor_id))
         visible_n, deleted = self._data.visible_count("bindbee", connection), table.deleted
         page: list[int] = []
-        for pos in matching[start:start + options.page_size + 1 + len(deleted)]:
+        for pos in matching[start : start + options.page_size + 1 + len(deleted)]:
             if pos >= visible_n or len(page) > options.page_size:
                 break
             if pos not in deleted:
                 page.append(pos)
-        items, following = page[: options.page_size], page[options.page_size:]
+        items, following = page[: options.page_size], page[options.page_size :]
         cursor: str | None = encode_cursor(table.ids[following[0]]) if following else None
         if repeat_cursor and items:
             # Fault knob: the cursor never advances past this page.
             cursor = options.cursor or encode_cursor(table.ids[items[0]])
         parts = self._data.encoded("bindbee", items, options.variant, connection=connection)
-        body = b"".join((b'{"cursor":', json.dumps(cursor).encode(), b',"page_size":', str(len(items)).encode(),
-                         b',"items":[', b",".join(parts), b"]}"))
+        body = b"".join(
+            (
+                b'{"cursor":',
+                json.dumps(cursor).encode(),
+                b',"page_size":',
+                str(len(items)).encode(),
+                b',"items":[',
+                b",".join(parts),
+                b"]}",
+            )
+        )
         return Reply(200, body, {"Content-Type": "application/json"})
 
 
 def _rate_headers(decision: Decision) -> dict[str, str]:
-    return {"X-RateLimit-Limit": str(decision.limit), "X-RateLimit-Remaining": str(decision.remaining),
-            "X-RateLimit-Reset": str(decision.reset_epoch_s)}
+    return {
+        "X-RateLimit-Limit": str(decision.limit),
+        "X-RateLimit-Remaining": str(decision.remaining),
+        "X-RateLimit-Reset": str(decision.reset_epoch_s),
+    }

@@ -88,8 +88,20 @@ def _record(rng: random.Random, catalog: Catalog, event: int, late: float, remot
     started = None
     if rng.random() > 0.05:
         started = event - (duration if duration is not None else rng.randint(60, 10_800)) * 1000
-    return BindbeeRecord(uuid7(visible, rng), event, visible, remote_id, rng.randrange(len(catalog.people)),
-                         course, content, score, grade, started, duration, rng.getrandbits(32))
+    return BindbeeRecord(
+        uuid7(visible, rng),
+        event,
+        visible,
+        remote_id,
+        rng.randrange(len(catalog.people)),
+        course,
+        content,
+        score,
+        grade,
+        started,
+        duration,
+        rng.getrandbits(32),
+    )
 
 
 def generate_day(seed: int, day: dt.date, count: int, catalog: Catalog, late: float) -> list[BindbeeRecord]:
@@ -105,7 +117,10 @@ def _raw_data(rec: BindbeeRecord, catalog: Catalog) -> dict[str, Any]:
         "source_system": rng.choice(_SOURCES),
         "source_id": rec.remote_id,
         "status": rng.choice(("completed", "passed", "Completed")),
-        "learner": {"name": catalog.people[rec.user].full_name, "locale": rng.choice(("en-GB", "de-DE", "zh-CN", "es-ES"))},
+        "learner": {
+            "name": catalog.people[rec.user].full_name,
+            "locale": rng.choice(("en-GB", "de-DE", "zh-CN", "es-ES")),
+        },
         "attempts": rng.randint(1, 4),
         "certificate_issued": rng.random() < 0.4,
     }
@@ -127,20 +142,32 @@ def _custom_fields(rec: BindbeeRecord) -> dict[str, Any]:
 def _expanded(relation: str, index: int, catalog: Catalog, fields: tuple[str, ...] | None) -> dict[str, Any]:
     if relation == "user":
         person = catalog.people[index]
-        full = {"id": catalog.user_ids[index], "remote_id": f"EMP-{10_000 + index}", "first_name": person.first_name,
-                "last_name": person.last_name, "email_address": person.email}
+        full = {
+            "id": catalog.user_ids[index],
+            "remote_id": f"EMP-{10_000 + index}",
+            "first_name": person.first_name,
+            "last_name": person.last_name,
+            "email_address": person.email,
+        }
     elif relation == "course":
         course = catalog.courses[index]
         full = {"id": course.id, "remote_id": course.remote_id, "name": course.name, "status": "ACTIVE"}
     else:
         item = catalog.contents[index]
-        full = {"id": item.id, "remote_id": item.remote_id, "title": item.title, "type": item.type, "course": item.course}
+        full = {
+            "id": item.id,
+            "remote_id": item.remote_id,
+            "title": item.title,
+            "type": item.type,
+            "course": item.course,
+        }
     wanted = EXPAND_FIELDS[relation] if fields is None else fields
     return {"id": full["id"], **{name: full[name] for name in wanted}}
 
 
-def encode(rec: BindbeeRecord, catalog: Catalog, *, raw: bool = False, custom: bool = False,
-           expand: Expand | None = None) -> dict[str, Any]:
+def encode(
+    rec: BindbeeRecord, catalog: Catalog, *, raw: bool = False, custom: bool = False, expand: Expand | None = None
+) -> dict[str, Any]:
     """The record as the API serves it for these query options."""
     expand = expand or {}
     refs = {"user": rec.user, "course": rec.course, "content": rec.content}
@@ -154,11 +181,14 @@ def encode(rec: BindbeeRecord, catalog: Catalog, *, raw: bool = False, custom: b
         else:
             rel[name] = ids[name][index]
     return {
-        "id": rec.id, "remote_id": rec.remote_id, "modified_at": iso_z(rec.visible_ms),
+        "id": rec.id,
+        "remote_id": rec.remote_id,
+        "modified_at": iso_z(rec.visible_ms),
         "raw_data": _raw_data(rec, catalog) if raw else None,
         "custom_fields": _custom_fields(rec) if custom else None,
         **rel,
-        "score": rec.score, "grade": rec.grade,
+        "score": rec.score,
+        "grade": rec.grade,
         "started_at": None if rec.started_ms is None else iso_z(rec.started_ms),
         "completed_at": iso_z(rec.event_ms),
         "time_duration": None if rec.duration_s is None else iso_duration(rec.duration_s),

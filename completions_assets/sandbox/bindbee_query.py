@@ -92,7 +92,9 @@ def _filters(params: Mapping[str, str], errors: list[dict[str, Any]]) -> tuple[t
     grade = params.get("grade")
     if grade is not None:
         if grade not in GRADES:
-            errors.append(_error("grade", "Input should be 'A', 'B', 'C', 'D', 'F', 'PASS', 'FAIL' or '-'", "enum", grade))
+            errors.append(
+                _error("grade", "Input should be 'A', 'B', 'C', 'D', 'F', 'PASS', 'FAIL' or '-'", "enum", grade)
+            )
         found.append(("grade", grade))
     if params.get("remote_id"):
         found.append(("remote_id", params["remote_id"]))
@@ -103,8 +105,11 @@ def parse(params: Mapping[str, str]) -> tuple[Options, list[dict[str, Any]]]:
     """Options of a request, and FastAPI-style 422 error entries (empty when valid)."""
     errors: list[dict[str, Any]] = []
     size = _page_size(params.get("page_size"), errors)
-    variant = (_flag(params, "include_raw_data", errors), _flag(params, "include_custom_fields", errors),
-               _expand(params.get("expand"), errors))
+    variant = (
+        _flag(params, "include_raw_data", errors),
+        _flag(params, "include_custom_fields", errors),
+        _expand(params.get("expand"), errors),
+    )
     options = Options(size, params.get("cursor") or None, variant, _filters(params, errors))
     return options, errors
 
@@ -123,7 +128,9 @@ def matcher(filters: tuple[tuple[str, Any], ...], catalog: Catalog) -> Any:
     """Predicate over (record) for every filter except the completed_at range."""
     values = dict(filters)
     refs = {"user": catalog.user_ids, "course": catalog.course_ids, "content": catalog.content_ids}
-    wanted = {name: {i for i, ident in enumerate(refs[name]) if ident in values[name]} for name in refs if name in values}
+    wanted = {
+        name: {i for i, ident in enumerate(refs[name]) if ident in values[name]} for name in refs if name in values
+    }
     ids = values.get("ids")
     s_lo = ceil_ms(values["started_at_from"]) if "started_at_from" in values else None
     s_hi = values["started_at_to"] // 1000 if "started_at_to" in values else None

@@ -7,20 +7,86 @@ from functools import cached_property
 
 # The first people are fixed so tests can rely on non-ASCII names being present.
 _FIXED = [("Zoë", "Ångström"), ("José", "Núñez"), ("雷", "李")]
-_FIRST = ["Ana", "Björn", "Chloé", "Dmitri", "Émilie", "Farah", "Gökhan", "Hannah", "Ingrid",
-          "Jürgen", "Kwame", "Łukasz", "Mei", "Nuño", "Øyvind", "Priya", "Raúl", "Siobhán",
-          "Thandiwe", "Uxía", "Vikram", "Wen", "Yuki", "Zoltán", "Liam", "Emma", "Noah", "Olivia"]
-_LAST = ["Müller", "O'Brien", "Dvořák", "Nakamura", "Smith", "García", "Kowalski", "Nguyễn",
-         "Østergaard", "Papadopoulos", "Çelik", "Fernández", "Johansson", "Singh", "Wójcik",
-         "Brown", "Schäfer", "Ndlovu", "Rossi", "Lefèvre", "Kim", "Haddad"]
+_FIRST = [
+    "Ana",
+    "Björn",
+    "Chloé",
+    "Dmitri",
+    "Émilie",
+    "Farah",
+    "Gökhan",
+    "Hannah",
+    "Ingrid",
+    "Jürgen",
+    "Kwame",
+    "Łukasz",
+    "Mei",
+    "Nuño",
+    "Øyvind",
+    "Priya",
+    "Raúl",
+    "Siobhán",
+    "Thandiwe",
+    "Uxía",
+    "Vikram",
+    "Wen",
+    "Yuki",
+    "Zoltán",
+    "Liam",
+    "Emma",
+    "Noah",
+    "Olivia",
+]
+_LAST = [
+    "Müller",
+    "O'Brien",
+    "Dvořák",
+    "Nakamura",
+    "Smith",
+    "García",
+    "Kowalski",
+    "Nguyễn",
+    "Østergaard",
+    "Papadopoulos",
+    "Çelik",
+    "Fernández",
+    "Johansson",
+    "Singh",
+    "Wójcik",
+    "Brown",
+    "Schäfer",
+    "Ndlovu",
+    "Rossi",
+    "Lefèvre",
+    "Kim",
+    "Haddad",
+]
 _CJK_LAST = ["王", "张", "刘", "陈"]
 _CJK_FIRST = ["伟", "芳", "娜", "敏"]
-_COMPANIES = ["Acme Coworking Ltd", "Nordlys AS", "Café Büro GmbH", "Estudio Núñez SL",
-              "Blue Harbor Inc.", "北京创新空间", "Société Générale de Design"]
+_COMPANIES = [
+    "Acme Coworking Ltd",
+    "Nordlys AS",
+    "Café Büro GmbH",
+    "Estudio Núñez SL",
+    "Blue Harbor Inc.",
+    "北京创新空间",
+    "Société Générale de Design",
+]
 _TEAMS = ["Design", "Product", "Sales", "Marketing", "Engineering", "Operations", "Finance"]
-_COURSES = ["Onboarding", "Fire Safety", "Data Protection (GDPR)", "Sécurité incendie",
-            "Leadership Basics", "Anti-Bribery", "First Aid", "Excel für Einsteiger",
-            "Workplace Ergonomics", "Customer Care", "Information Security", "日本語ビジネス入門"]
+_COURSES = [
+    "Onboarding",
+    "Fire Safety",
+    "Data Protection (GDPR)",
+    "Sécurité incendie",
+    "Leadership Basics",
+    "Anti-Bribery",
+    "First Aid",
+    "Excel für Einsteiger",
+    "Workplace Ergonomics",
+    "Customer Care",
+    "Information Security",
+    "日本語ビジネス入門",
+]
 _CONTENT_TYPES = ["VIDEO", "DOCUMENT", "QUIZ", "SCORM", "ASSESSMENT"]
 
 
@@ -104,19 +170,30 @@ def build_catalog(seed: int) -> Catalog:
     rng = random.Random(f"{seed}:catalog")
     people = tuple(_person(rng, i) for i in range(300))
     user_ids = tuple(uuid4_from(rng) for _ in people)
-    courses = tuple(Course(uuid4_from(rng), f"CRS-{1000 + i}", f"{_COURSES[i % len(_COURSES)]} {i // len(_COURSES) + 1}")
-                    for i in range(36))
+    courses = tuple(
+        Course(uuid4_from(rng), f"CRS-{1000 + i}", f"{_COURSES[i % len(_COURSES)]} {i // len(_COURSES) + 1}")
+        for i in range(36)
+    )
     contents = tuple(
-        Content(uuid4_from(rng), f"CNT-{5000 + i}", f"{courses[i % 36].name} — part {i // 36 + 1}",
-                rng.choice(_CONTENT_TYPES), courses[i % 36].id)
+        Content(
+            uuid4_from(rng),
+            f"CNT-{5000 + i}",
+            f"{courses[i % 36].name} — part {i // 36 + 1}",
+            rng.choice(_CONTENT_TYPES),
+            courses[i % 36].id,
+        )
         for i in range(108)
     )
-    lessons = tuple((4_100_000 + 17 * i, f"{_COURSES[i % len(_COURSES)]}: lesson {i // len(_COURSES) + 1}")
-                    for i in range(80))
+    lessons = tuple(
+        (4_100_000 + 17 * i, f"{_COURSES[i % len(_COURSES)]}: lesson {i // len(_COURSES) + 1}") for i in range(80)
+    )
     members = tuple(
-        Member(5_200_000 + 13 * i, people[i % len(people)],
-               rng.choice(_COMPANIES) if rng.random() < 0.85 else None,
-               ", ".join(rng.sample(_TEAMS, rng.randint(1, 3))) if rng.random() < 0.7 else None)
+        Member(
+            5_200_000 + 13 * i,
+            people[i % len(people)],
+            rng.choice(_COMPANIES) if rng.random() < 0.85 else None,
+            ", ".join(rng.sample(_TEAMS, rng.randint(1, 3))) if rng.random() < 0.7 else None,
+        )
         for i in range(400)
     )
     return Catalog(people, user_ids, courses, contents, lessons, members)

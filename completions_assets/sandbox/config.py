@@ -33,8 +33,11 @@ CONNECTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # SPEC section 12
 # organisation's key, shared by every connector token, so it never gets a suffix.
 _OWN_CREDENTIALS: dict[str, dict[str, str]] = {
     "bindbee": {"BINDBEE_CONNECTOR_TOKEN": "sandbox-connector-token-{c}"},
-    "nexudus": {"NEXUDUS_USERNAME": "sandbox-{c}@example.com", "NEXUDUS_PASSWORD": "sandbox-password-{c}",
-                "NEXUDUS_ACCESS_TOKEN": "sandbox-nexudus-token-{c}"},
+    "nexudus": {
+        "NEXUDUS_USERNAME": "sandbox-{c}@example.com",
+        "NEXUDUS_PASSWORD": "sandbox-password-{c}",
+        "NEXUDUS_ACCESS_TOKEN": "sandbox-nexudus-token-{c}",
+    },
 }
 _SHARED_CREDENTIALS = {"bindbee": ("BINDBEE_API_KEY",), "nexudus": ()}
 
@@ -127,7 +130,15 @@ class ProviderFaults:
             raise ValueError("latency_ms must be >= 0")
         if self.fail_status is not None and not 400 <= self.fail_status <= 599:
             raise ValueError(f"fail_status must be a 4xx/5xx status, got {self.fail_status}")
-        for name in ("fail_on", "fail_every", "truncate_on", "html_on", "disconnect_on", "unsuccessful_on", "duplicate_on"):
+        for name in (
+            "fail_on",
+            "fail_every",
+            "truncate_on",
+            "html_on",
+            "disconnect_on",
+            "unsuccessful_on",
+            "duplicate_on",
+        ):
             _check_k(name, getattr(self, name))
         if self.drift is not None and self.drift not in DRIFT_MODES:
             raise ValueError(f"drift must be one of {DRIFT_MODES}, got {self.drift!r}")

@@ -26,14 +26,25 @@ class Credentials:
     """Every configured connection's credentials, read once from the environment."""
 
     def __init__(self, config: SandboxConfig, environ: Mapping[str, str] | None = None) -> None:
-        self.by_connection = {(p, c): connection_credentials(p, c, environ)
-                              for p, names in config.connections.items() for c in names}
+        self.by_connection = {
+            (p, c): connection_credentials(p, c, environ) for p, names in config.connections.items() for c in names
+        }
         self.api_key = connection_credentials("bindbee", "default", environ)["BINDBEE_API_KEY"]
-        self.connectors = _unique("bindbee", "connector token", (
-            (self._value("bindbee", c, "BINDBEE_CONNECTOR_TOKEN"), c) for c in config.connections["bindbee"]))
-        self.accounts = [Account(c, *(self._value("nexudus", c, base) for base in
-                                      ("NEXUDUS_USERNAME", "NEXUDUS_PASSWORD", "NEXUDUS_ACCESS_TOKEN")))
-                         for c in config.connections["nexudus"]]
+        self.connectors = _unique(
+            "bindbee",
+            "connector token",
+            ((self._value("bindbee", c, "BINDBEE_CONNECTOR_TOKEN"), c) for c in config.connections["bindbee"]),
+        )
+        self.accounts = [
+            Account(
+                c,
+                *(
+                    self._value("nexudus", c, base)
+                    for base in ("NEXUDUS_USERNAME", "NEXUDUS_PASSWORD", "NEXUDUS_ACCESS_TOKEN")
+                ),
+            )
+            for c in config.connections["nexudus"]
+        ]
         # A username or token shared by two accounts would make routing a guess: refuse it.
         _unique("nexudus", "username", ((a.username, a.connection) for a in self.accounts))
         _unique("nexudus", "access token", ((a.access_token, a.connection) for a in self.accounts))

@@ -65,8 +65,9 @@ def connection_seed(seed: int, connection: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:connection:{connection}".encode()).digest()[:8], "big")
 
 
-def _generate(config: SandboxConfig, seed: int, catalog: Catalog, provider: str,
-              make: Callable[..., list[Any]]) -> tuple[list[Any], list[dt.date]]:
+def _generate(
+    config: SandboxConfig, seed: int, catalog: Catalog, provider: str, make: Callable[..., list[Any]]
+) -> tuple[list[Any], list[dt.date]]:
     records: list[Any] = []
     empty: list[dt.date] = []
     for day in _days(config):
@@ -103,8 +104,10 @@ class Dataset:
         for _, name in pairs:
             if name not in self._catalogs:
                 self._catalogs[name] = build_catalog(connection_seed(config.seed, name))
-        self._tables = {(p, name): _build_table(config, p, connection_seed(config.seed, name), self._catalogs[name])
-                        for p, name in pairs}
+        self._tables = {
+            (p, name): _build_table(config, p, connection_seed(config.seed, name), self._catalogs[name])
+            for p, name in pairs
+        }
         self.tables = {p: t for (p, name), t in self._tables.items() if name == DEFAULT_CONNECTION}
         self._now = config.now
         self._naive_tz = ZoneInfo(config.nexudus_filter_tz) if config.nexudus_naive_timestamps else None
@@ -146,8 +149,9 @@ class Dataset:
             table.deleted = table.deleted | {table.pos_of[i] for i in wanted}
             table.version += 1
 
-    def ground_truth(self, provider: str, start: dt.datetime, end: dt.datetime,
-                     connection: str = DEFAULT_CONNECTION) -> list[str]:
+    def ground_truth(
+        self, provider: str, start: dt.datetime, end: dt.datetime, connection: str = DEFAULT_CONNECTION
+    ) -> list[str]:
         """Ids with event time in [start, end), visible now and not deleted, in id order."""
         table = self.table(provider, connection)
         positions = table.event_positions(ceil_ms(to_us(start)), ceil_ms(to_us(end)))
@@ -167,8 +171,9 @@ class Dataset:
                     return
                 self.encoded(provider, range(start, min(start + 1000, len(table.ids))), connection=connection)
 
-    def encoded(self, provider: str, positions: Sequence[int], variant: Any = None, *,
-                connection: str = DEFAULT_CONNECTION) -> list[bytes]:
+    def encoded(
+        self, provider: str, positions: Sequence[int], variant: Any = None, *, connection: str = DEFAULT_CONNECTION
+    ) -> list[bytes]:
         """JSON bytes of the records at `positions`, encoded once per query variant."""
         if variant is None and provider == "bindbee":
             variant = DEFAULT_BINDBEE_VARIANT

@@ -19,11 +19,30 @@ UNKNOWN_FIELDS: dict[str, dict[str, Any]] = {
     "nexudus": {"CourseLessonDurationMinutes": 12, "CertificateUrl": None},
 }
 OPTIONAL_FIELDS = {
-    "bindbee": ("remote_id", "modified_at", "raw_data", "custom_fields", "score", "grade", "started_at",
-                "time_duration"),
-    "nexudus": ("CourseLessonTitle", "CourseMemberCoworkerFullName", "CourseMemberCoworkerCompanyName",
-                "CourseMemberCoworkerTeamNames", "UpdatedOn", "UniqueId", "UpdatedBy", "IsNew", "SystemId",
-                "ToStringText", "LocalizationDetails", "CustomFields"),
+    "bindbee": (
+        "remote_id",
+        "modified_at",
+        "raw_data",
+        "custom_fields",
+        "score",
+        "grade",
+        "started_at",
+        "time_duration",
+    ),
+    "nexudus": (
+        "CourseLessonTitle",
+        "CourseMemberCoworkerFullName",
+        "CourseMemberCoworkerCompanyName",
+        "CourseMemberCoworkerTeamNames",
+        "UpdatedOn",
+        "UniqueId",
+        "UpdatedBy",
+        "IsNew",
+        "SystemId",
+        "ToStringText",
+        "LocalizationDetails",
+        "CustomFields",
+    ),
 }
 NUMERIC_FIELDS = {"bindbee": ("score",), "nexudus": ("Id", "CourseLessonId", "CourseMemberId")}
 EVENT_TIME = {"bindbee": "completed_at", "nexudus": "CreatedOn"}

@@ -91,7 +91,9 @@ def status_reply(provider: str, faults: ProviderFaults) -> Reply:
     elif provider == "nexudus" and status in (409, 429):
         reply = Reply(status)  # Nexudus throttling answers carry no body
     elif provider == "nexudus":
-        reply = json_reply(status, {"Message": "An error has occurred."}, content_type="application/json; charset=utf-8")
+        reply = json_reply(
+            status, {"Message": "An error has occurred."}, content_type="application/json; charset=utf-8"
+        )
     elif status == 500:
         reply = Reply(500, b"Internal Server Error", {"Content-Type": "text/plain; charset=utf-8"})
     else:
@@ -102,8 +104,12 @@ def status_reply(provider: str, faults: ProviderFaults) -> Reply:
 
 
 def unsuccessful_reply() -> Reply:
-    body = {"Value": None, "WasSuccessful": False, "Message": "The request could not be completed.",
-            "Errors": [{"AttemptedValue": None, "Message": "Temporary database timeout", "PropertyName": None}]}
+    body = {
+        "Value": None,
+        "WasSuccessful": False,
+        "Message": "The request could not be completed.",
+        "Errors": [{"AttemptedValue": None, "Message": "Temporary database timeout", "PropertyName": None}],
+    }
     return json_reply(200, body, content_type="application/json; charset=utf-8")
 
 

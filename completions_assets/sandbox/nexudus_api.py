@@ -34,8 +34,12 @@ _ORDER_NAMES = {name.lower(): name for name in ORDER_KEYS}
 
 
 def _failure(status: int, message: str) -> Reply:
-    body = {"Value": None, "WasSuccessful": False, "Message": message,
-            "Errors": [{"AttemptedValue": None, "Message": message, "PropertyName": None}]}
+    body = {
+        "Value": None,
+        "WasSuccessful": False,
+        "Message": message,
+        "Errors": [{"AttemptedValue": None, "Message": message, "PropertyName": None}],
+    }
     return json_reply(status, body, content_type=_JSON)
 
 
@@ -53,8 +57,15 @@ class NexudusApi:
         """The connection (account) whose credentials the request carries, if any."""
         return self._tokens.principal(headers.get("Authorization"))
 
-    def handle(self, connection: str | None, params: Mapping[str, str], *, enforce: bool, repeat_page: bool,
-               revoked: bool = False) -> Reply:
+    def handle(
+        self,
+        connection: str | None,
+        params: Mapping[str, str],
+        *,
+        enforce: bool,
+        repeat_page: bool,
+        revoked: bool = False,
+    ) -> Reply:
         if connection is None or revoked:
             body = {"Message": "Authorization has been denied for this request."}
             return json_reply(401, body, {"WWW-Authenticate": 'Bearer realm="Nexudus"'}, content_type=_JSON)
@@ -103,7 +114,9 @@ class NexudusApi:
         match = nexudus_query.matcher(options.filters, catalog)
         sort_key = ORDER_KEYS[options.order_field]
         records = table.records
-        positions = sorted((p for p in candidates if match(records[p])), key=lambda p: (sort_key(records[p], catalog), p))
+        positions = sorted(
+            (p for p in candidates if match(records[p])), key=lambda p: (sort_key(records[p], catalog), p)
+        )
         if options.descending:
             positions.reverse()
         return positions
@@ -112,15 +125,22 @@ class NexudusApi:
         live = self._live(connection, options)
         page = 1 if repeat_page else options.page  # fault knob: `page` ignored
         offset = (page - 1) * options.size
-        items = live[offset:offset + options.size]
+        items = live[offset : offset + options.size]
         total, size = len(live), options.size
         total_pages = -(-total // size)
         meta = {
-            "CurrentPageSize": size, "CurrentPage": page, "CurrentOrderField": options.order_field,
+            "CurrentPageSize": size,
+            "CurrentPage": page,
+            "CurrentOrderField": options.order_field,
             "CurrentSortDirection": -1 if options.descending else 1,
-            "FirstItem": offset + 1 if items else 0, "HasNextPage": repeat_page or page < total_pages,
-            "HasPreviousPage": page > 1, "LastItem": offset + len(items) if items else 0, "PageNumber": page,
-            "PageSize": size, "TotalItems": total, "TotalPages": total_pages,
+            "FirstItem": offset + 1 if items else 0,
+            "HasNextPage": repeat_page or page < total_pages,
+            "HasPreviousPage": page > 1,
+            "LastItem": offset + len(items) if items else 0,
+            "PageNumber": page,
+            "PageSize": size,
+            "TotalItems": total,
+            "TotalPages": total_pages,
         }
         parts = self._data.encoded("nexudus", items, connection=connection)
         body = b"".join((b'{"Records":[', b",".join(parts), b"],", json.dumps(meta).encode()[1:]))

@@ -28,8 +28,13 @@ class TokenStore:
     its grants are refused.
     """
 
-    def __init__(self, accounts: Iterable[Account], lifetime_s: float, clock: Callable[[], float] = time.monotonic,
-                 revoked: Callable[[str], bool] = lambda connection: False) -> None:
+    def __init__(
+        self,
+        accounts: Iterable[Account],
+        lifetime_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        revoked: Callable[[str], bool] = lambda connection: False,
+    ) -> None:
         self._logins = {(a.username, a.password): a.connection for a in accounts}
         self._static = {a.access_token: a.connection for a in accounts}
         self._lifetime = lifetime_s
@@ -95,5 +100,10 @@ class TokenStore:
             self._access = {k: v for k, v in self._access.items() if v[1] > now}
             self._access[access] = (connection, now + self._lifetime)
             self._refresh[refresh] = (connection, client_id)
-        body = {"access_token": access, "token_type": "bearer", "expires_in": int(self._lifetime), "refresh_token": refresh}
+        body = {
+            "access_token": access,
+            "token_type": "bearer",
+            "expires_in": int(self._lifetime),
+            "refresh_token": refresh,
+        }
         return json_reply(200, body, {"Cache-Control": "no-store"}, content_type=_JSON)

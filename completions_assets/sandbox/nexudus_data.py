@@ -35,9 +35,19 @@ def _record(rng: random.Random, catalog: Catalog, event: int, late: float) -> Ne
     updated = event if rng.random() < 0.75 else event + rng.randint(MINUTE_MS, 2 * DAY_MS)
     system_id = f"LMS-IMPORT-{rng.randint(100, 999)}" if rng.random() < 0.1 else None
     custom = rng.getrandbits(32) if rng.random() < 0.4 else None
-    return NexudusRecord(0, event, visible, updated, rng.randrange(len(catalog.lessons)),
-                         rng.randrange(len(catalog.members)), uuid4_from(rng), rng.choice(_EDITORS),
-                         rng.random() < 0.05, system_id, custom)
+    return NexudusRecord(
+        0,
+        event,
+        visible,
+        updated,
+        rng.randrange(len(catalog.lessons)),
+        rng.randrange(len(catalog.members)),
+        uuid4_from(rng),
+        rng.choice(_EDITORS),
+        rng.random() < 0.05,
+        system_id,
+        custom,
+    )
 
 
 def generate_day(seed: int, day: dt.date, count: int, catalog: Catalog, late: float) -> list[NexudusRecord]:
@@ -56,9 +66,11 @@ _NOTES = ("", "Completed on mobile", "Revisión manual", "已完成")
 
 def _custom_fields(salt: int) -> dict[str, Any]:
     # Derived from the salt's bits: cheaper than seeding a Random per record.
-    return {"Cohort": f"{2022 + salt % 4}-Q{1 + (salt >> 2) % 4}",
-            "Source": ("Portal", "Import", "API")[(salt >> 4) % 3],
-            "Notes": _NOTES[(salt >> 8) % len(_NOTES)]}
+    return {
+        "Cohort": f"{2022 + salt % 4}-Q{1 + (salt >> 2) % 4}",
+        "Source": ("Portal", "Import", "API")[(salt >> 4) % 3],
+        "Notes": _NOTES[(salt >> 8) % len(_NOTES)],
+    }
 
 
 def encode(rec: NexudusRecord, catalog: Catalog, naive_tz: ZoneInfo | None = None) -> dict[str, Any]:

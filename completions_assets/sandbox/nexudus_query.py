@@ -15,8 +15,12 @@ MAX_SIZE = 1000
 _ASCENDING = {"1", "ascending", "asc"}
 _DESCENDING = {"-1", "0", "descending", "desc"}  # 1 means ascending in every documented convention
 _ID_FILTERS = {"CourseLesson": "lesson", "CourseMember": "member"}
-_TEXT_FILTERS = ("CourseLesson_Title", "CourseMember_Coworker_FullName", "CourseMember_Coworker_CompanyName",
-                 "CourseMember_Coworker_TeamNames")
+_TEXT_FILTERS = (
+    "CourseLesson_Title",
+    "CourseMember_Coworker_FullName",
+    "CourseMember_Coworker_CompanyName",
+    "CourseMember_Coworker_TeamNames",
+)
 _TIME_FIELDS = {"CreatedOn": "event_ms", "UpdatedOn": "updated_ms"}
 
 
@@ -100,8 +104,12 @@ def matcher(filters: tuple[tuple[str, Any], ...], catalog: Catalog) -> Callable[
 
     def texts(rec: NexudusRecord) -> dict[str, str]:
         member = catalog.members[rec.member]
-        return {"CourseLesson_Title": catalog.lessons[rec.lesson][1], "CourseMember_Coworker_FullName": member.person.full_name,
-                "CourseMember_Coworker_CompanyName": member.company or "", "CourseMember_Coworker_TeamNames": member.teams or ""}
+        return {
+            "CourseLesson_Title": catalog.lessons[rec.lesson][1],
+            "CourseMember_Coworker_FullName": member.person.full_name,
+            "CourseMember_Coworker_CompanyName": member.company or "",
+            "CourseMember_Coworker_TeamNames": member.teams or "",
+        }
 
     def match(rec: NexudusRecord) -> bool:
         for attr in _TIME_FIELDS.values():

@@ -35,7 +35,7 @@ class SlidingWindowLimiter:
             now = self._clock()
             queues = self._hits.setdefault(key, [collections.deque() for _ in self._rules])
             wait = 0.0
-            for (window, limit), hits in zip(self._rules, queues):
+            for (window, limit), hits in zip(self._rules, queues, strict=True):
                 while hits and hits[0] <= now - window:
                     hits.popleft()
                 if len(hits) >= limit:

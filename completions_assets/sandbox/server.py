@@ -89,7 +89,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         try:
-            bucket, reply = self.server.app.handle(self.command, split.path, params, cast(Mapping[str, str], self.headers), body)
+            bucket, reply = self.server.app.handle(
+                self.command, split.path, params, cast(Mapping[str, str], self.headers), body
+            )
         except Exception:  # a sandbox bug must surface, not hang the client
             traceback.print_exc(file=sys.stderr)
             bucket, reply = None, json_reply(500, {"detail": "sandbox error"})
@@ -122,8 +124,9 @@ class Sandbox:
         self.config = config
         self.app = SandboxApp(config)  # credentials from os.environ, else documented defaults
         self._server = _Server((host, port), self.app)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="sandbox-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="sandbox-http", daemon=True
+        )
         self._stopping = threading.Event()
 
     @property
@@ -166,19 +169,36 @@ class Sandbox:
         with self.app._lock:
             return list(self.app.request_log)
 
-    def update(self, *, now: dt.datetime | None = UNSET, bindbee: ProviderFaults | None = None,
-               nexudus: ProviderFaults | None = None, delete: Deletions | None = None,
-               rate_limits: bool | None = None, expire_tokens: bool = False,
-               revoke: Mapping[str, Iterable[str]] | None = None,
-               revoke_after: Mapping[str, Mapping[str, int]] | None = None) -> None:
+    def update(
+        self,
+        *,
+        now: dt.datetime | None = UNSET,
+        bindbee: ProviderFaults | None = None,
+        nexudus: ProviderFaults | None = None,
+        delete: Deletions | None = None,
+        rate_limits: bool | None = None,
+        expire_tokens: bool = False,
+        revoke: Mapping[str, Iterable[str]] | None = None,
+        revoke_after: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> None:
         """See SandboxApp.update; `now=None` switches back to the real clock."""
-        self.app.update(now=now, bindbee=bindbee, nexudus=nexudus, delete=delete, rate_limits=rate_limits,
-                        expire_tokens=expire_tokens, revoke=revoke, revoke_after=revoke_after)
+        self.app.update(
+            now=now,
+            bindbee=bindbee,
+            nexudus=nexudus,
+            delete=delete,
+            rate_limits=rate_limits,
+            expire_tokens=expire_tokens,
+            revoke=revoke,
+            revoke_after=revoke_after,
+        )
 
     def __enter__(self) -> "Sandbox":
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 

@@ -13,10 +13,10 @@ from collections.abc import Generator
 import httpx
 
 from completions_assets.http.errors import AuthenticationError, PayloadError, status_error
-from completions_assets.http.retry import parse_retry_after
-from completions_assets.http.session import user_agent
 from completions_assets.http.pacing import Clock, Pacer
 from completions_assets.http.redaction import Redactor
+from completions_assets.http.retry import parse_retry_after
+from completions_assets.http.session import user_agent
 
 TOKEN_PATH = "/api/token"
 
@@ -82,7 +82,10 @@ class NexudusAuth(httpx.Auth):
             if response is None:
                 if not self.can_grant:
                     raise AuthenticationError(
-                        self._provider, status=401, method="GET", url=self._redactor.url(self._token_url),
+                        self._provider,
+                        status=401,
+                        method="GET",
+                        url=self._redactor.url(self._token_url),
                         body="token rejected and no username/password to renew it",
                     )
                 response = yield from self._grant(

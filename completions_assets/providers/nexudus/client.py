@@ -82,7 +82,9 @@ def parse_lessons(records: Sequence[dict[str, Any]], locator: RecordLocator, *, 
         if field.name == "custom_fields":
             arrays.append(json_text(values))
         elif pa.types.is_timestamp(field.type):
-            arrays.append(timestamps(values, field.name, locator, naive_tz=timezone, required=field.name == "created_on"))
+            arrays.append(
+                timestamps(values, field.name, locator, naive_tz=timezone, required=field.name == "created_on")
+            )
         else:
             arrays.append(column(values, field.type, field.name, locator, required=field.name == "id"))
     return pa.Table.from_arrays(arrays, schema=NEXUDUS_SCHEMA)
@@ -166,12 +168,16 @@ class NexudusResource(ProviderResource):
     """Nexudus course completed lessons (resource key `nexudus`); secrets come in as dagster.EnvVar."""
 
     base_url: str = Field(default="https://spaces.nexudus.com", description="Nexudus API base URL.")
-    access_token: str | None = Field(default=None, description="Static bearer token; if unset, username/password are used.")
+    access_token: str | None = Field(
+        default=None, description="Static bearer token; if unset, username/password are used."
+    )
     username: str | None = Field(default=None, description="Password grant user (POST {base_url}/api/token).")
     password: str | None = Field(default=None, description="Password grant password.")
     timezone: str = Field(default="UTC", description="IANA zone in which timestamps without an offset are read.")
     page_size: int = Field(default=100, ge=1, le=1000, description="Records per page (`size`).")
-    margin_minutes: int = Field(default=DEFAULT_MARGIN_MINUTES, ge=0, description="Widening of each side of the CreatedOn filter.")
+    margin_minutes: int = Field(
+        default=DEFAULT_MARGIN_MINUTES, ge=0, description="Widening of each side of the CreatedOn filter."
+    )
     min_interval_ms: int = Field(default=100, ge=0, description="Least time between two requests; 0 turns it off.")
     requests_per_minute: int = Field(default=120, ge=0, description="Pacing limit per minute; 0 turns it off.")
     requests_per_hour: int = Field(default=5000, ge=0, description="Pacing limit per hour; 0 turns it off.")
@@ -180,7 +186,9 @@ class NexudusResource(ProviderResource):
         limits = ((1, self.min_interval_ms / 1000), (self.requests_per_minute, 60.0), (self.requests_per_hour, 3600.0))
         return [RateLimit(count, seconds) for count, seconds in limits if count and seconds]
 
-    def create_client(self, *, clock: Clock | None = None, transport: httpx.BaseTransport | None = None) -> NexudusClient:
+    def create_client(
+        self, *, clock: Clock | None = None, transport: httpx.BaseTransport | None = None
+    ) -> NexudusClient:
         return NexudusClient(self, clock=clock, transport=transport)
 
 
