@@ -30,7 +30,7 @@ def _rss(t: Throughput, variant: str, key: str) -> float:
 
 
 def _vs_target(rss: dict[str, float]) -> str:
-    steps = [rss.get(k, 0.0) for k in ("bindbee_completions", "nexudus_completions")]
+    steps = [rss.get(k, 0.0) for k in ("bindbee_completions__default", "nexudus_completions__default")]
     return "under the 300 MB target" if max(steps) <= 300 else "above the 300 MB target"
 
 
@@ -100,7 +100,7 @@ def fetch_section(t: Throughput) -> str:
 def dagster_section(t: Throughput) -> str:
     a0, a20, c20 = _med(t, "a", 0, "wall_s"), _med(t, "a", 20, "wall_s"), _med(t, "c", 20, "wall_s")
     steps = _steps(t, 0)
-    provider = max(steps.get("bindbee_completions", 0.0), steps.get("nexudus_completions", 0.0))
+    provider = max(steps.get("bindbee_completions__default", 0.0), steps.get("nexudus_completions__default", 0.0))
     events = statistics.median(s.detail["events"] for s in t.of("c", 0))
     return (
         "### (c)/(a): the Dagster run\n\n"
@@ -125,7 +125,9 @@ def dagster_section(t: Throughput) -> str:
 
 def memory_section(t: Throughput, memory: list[MemoryRun], e: Experiments) -> str:
     middle, long = memory[1], memory[-1]
-    shipped = {k: _rss(t, "c", k) for k in ("bindbee_completions", "nexudus_completions", "lms_completions")}
+    shipped = {
+        k: _rss(t, "c", k) for k in ("bindbee_completions__default", "nexudus_completions__default", "lms_completions")
+    }
     old = e.dagster_old_pool.rss_mb
     larger = ", and every step is larger" if all(old.get(k, 0.0) > v for k, v in shipped.items()) else ""
     flat = ", ".join(f"{p} {long.rss_mb[p] / middle.rss_mb[p] - 1:+.0%}" for p in PROVIDERS)
@@ -136,12 +138,12 @@ def memory_section(t: Throughput, memory: list[MemoryRun], e: Experiments) -> st
         "### Memory\n\n"
         f"A Dagster step process is large before it holds any data: the `lms_completions` step, which keeps one day "
         f"at a time, peaks at {shipped['lms_completions']:.0f} MB. The provider steps peak at "
-        f"{shipped['bindbee_completions']:.0f} / {shipped['nexudus_completions']:.0f} MB (Bindbee / Nexudus), "
+        f"{shipped['bindbee_completions__default']:.0f} / {shipped['nexudus_completions__default']:.0f} MB (Bindbee / Nexudus), "
         f"{_vs_target(shipped)}, though a sweep's Arrow table is only 3–4 MB. Adopted from this benchmark: "
         '`os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")` at the top of `completions_assets/__init__.py`, '
         "so pyarrow allocates with the C library's malloc. Its bundled mimalloc, the default before, keeps freed pages in "
         "per-thread heaps, and the provider steps parse on four threads: with it (comparison above) the same steps peak "
-        f"at {old.get('bindbee_completions', 0):.0f} / {old.get('nexudus_completions', 0):.0f} MB, "
+        f"at {old.get('bindbee_completions__default', 0):.0f} / {old.get('nexudus_completions__default', 0):.0f} MB, "
         f"{_vs_target(old)}{larger}. Dagster does not import pyarrow, so the setting takes effect "
         "before pyarrow loads in the CLI, in `dagster dev`'s code server and in every step process; in a check "
         f"({PROFILED}) a CLI started without the variable spawned step processes that all had it in their environment. "

@@ -10,7 +10,7 @@ from completions_assets_bench.throughput import VARIANTS, MemoryRun, Throughput
 from completions_assets_bench.workload import LATENCIES_MS, PROVIDERS
 
 RSS_LIMIT_MB = 300.0
-STEP_ORDER = ("bindbee_completions", "nexudus_completions", "lms_completions", "lms_completions_checks")
+STEP_ORDER = ("bindbee_completions__default", "nexudus_completions__default", "lms_completions")
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def verdicts(t: Throughput, memory: list[MemoryRun], rates: list[RateResult]) ->
             out.append(Verdict(f"({variant})/(a) ≥ {floor} at {latency} ms", f"{ratio:.2f}", ratio >= floor))
     steps = {
         step: statistics.median(s.rss_mb.get(step, 0.0) for s in t.samples if s.variant == "c")
-        for step in ("bindbee_completions", "nexudus_completions")
+        for step in ("bindbee_completions__default", "nexudus_completions__default")
     }
     worst = max(steps, key=lambda step: steps[step])
     out.append(
@@ -215,7 +215,7 @@ def verdict_table(items: list[Verdict]) -> str:
 def experiments_table(t: Throughput, memory: list[MemoryRun], e: Experiments) -> str:
     shipped_c = _median_rss(t.of("c", 0))
     old_c = e.dagster_old_pool.rss_mb
-    steps = ("bindbee_completions", "nexudus_completions", "lms_completions")
+    steps = ("bindbee_completions__default", "nexudus_completions__default", "lms_completions")
     rows = [
         [
             "(c) 30 days, 0 ms: step peak RSS MB " + " / ".join(s.split("_")[0] for s in steps),
