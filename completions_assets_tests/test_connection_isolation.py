@@ -11,7 +11,8 @@ import dagster as dg
 import pytest
 
 from completions_assets.connections import parse_connections
-from completions_assets.defs.assets import LMS, build_assets
+from completions_assets.defs.assets import build_assets
+from completions_assets.defs.lms_asset import LMS
 from completions_assets.defs.resources import build_resources
 from completions_assets.local.run_report import check_results
 from completions_assets.partitions import daily_partitions

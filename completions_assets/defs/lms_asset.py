@@ -1,0 +1,140 @@
+"""`lms_completions`: every connection's day merged into one schema, and its checks.
+
+The checks run in the merge step on the tables it has just built; run alone
+(re-run from the UI) they read the day's files. After a run that failed for one
+connection (so its merge was skipped), the automation condition merges the
+days the other connections changed.
+"""
+
+from collections.abc import Iterator, Sequence
+
+import dagster as dg
+import pyarrow as pa
+
+from completions_assets.connections import Connection
+from completions_assets.defs.lms_checks import Day, evaluate_day, lms_check_specs
+from completions_assets.defs.writing import SINGLE_RUN, DayFile, partition_windows, write_days
+from completions_assets.lms.merge import distinct_ids, merge_day
+from completions_assets.lms.schema import LMS_KEY, LMS_SCHEMA
+from completions_assets.partitions import DayWindow
+from completions_assets.storage import ParquetStorage
+
+GROUP = "lms"
+LMS = dg.AssetKey("lms_completions")
+FAILED_RUN_STATUSES = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+# A day of a connection that changed without the merge that normally follows it
+# in the same run (another connection's step failed, so the merge was skipped):
+# merge that day again once nothing upstream is still running.
+REBUILD_AFTER_SOURCES_CHANGE = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("a connection's day changed since the last merge")
+
+
+def connection_key(connection: Connection) -> dg.AssetKey:
+    return dg.AssetKey([connection.provider.asset_name, connection.name])
+
+
+def lms_asset(partitions_def: dg.PartitionsDefinition, connections: Sequence[Connection]) -> dg.AssetsDefinition:
+    spec = dg.AssetSpec(
+        LMS,
+        group_name=GROUP,
+        description="Completions of every connection in one schema, one row per (provider, connection, completion_id).",
+        deps=[connection_key(c) for c in connections],
+        partitions_def=partitions_def,
+        automation_condition=REBUILD_AFTER_SOURCES_CHANGE,
+    )
+
+    @dg.multi_asset(
+        name=LMS.path[-1],
+        specs=[spec],
+        check_specs=lms_check_specs(LMS, partitions_def),
+        required_resource_keys={"storage"},
+        partitions_def=partitions_def,
+        backfill_policy=SINGLE_RUN,
+        can_subset=True,
+    )
+    def lms_completions(context: dg.AssetExecutionContext):
+        storage: ParquetStorage = context.resources.storage
+        selected = {check.name for check in context.selected_asset_check_keys}
+        windows = partition_windows(context)
+        failed = failed_attempts(context.instance, connections, [w.day.isoformat() for w in windows])
+        merge = LMS in context.selected_asset_keys
+        evaluations: list[dg.AssetCheckEvaluation] = []
+
+        def days() -> Iterator[DayFile]:
+            for window in windows:
+                raws, absent = _sources(storage, connections, window)
+                merged = merge_day(raws, window.day)
+                day = Day(window, merged.table, merged.source_ids, absent, failed.get(window.day.isoformat(), ()))
+                evaluations.extend(evaluate_day(LMS, window, day, selected))
+                sources = {label: len(ids) for label, ids in merged.source_ids.items()}
+                yield window, merged.table, {"source_rows": dg.MetadataValue.json(sources), **merged.facts}
+
+        if merge:
+            yield from write_days(context, LMS, LMS.path[-1], days(), LMS_SCHEMA, storage, LMS_KEY)
+            yield from evaluations
+            return
+        for window in windows:  # the checks alone, re-run from the UI: read what the files hold
+            day = _stored_day(storage, connections, window, failed.get(window.day.isoformat(), ()))
+            yield from evaluate_day(
+                LMS, window, day, selected, missing=f"no file at {storage.path(LMS.path[-1], window.day)}"
+            )
+
+    return lms_completions
+
+
+def _sources(
+    storage: ParquetStorage, connections: Sequence[Connection], window: DayWindow
+) -> tuple[dict[Connection, pa.Table], tuple[str, ...]]:
+    """Each connection's file of the day; a connection without one is left out (and named)."""
+    raws, absent = {}, []
+    for connection in connections:
+        table = storage.read(connection.storage_dir, window.day)
+        if table is None:
+            absent.append(connection.label)
+        else:
+            raws[connection] = table
+    return raws, tuple(absent)
+
+
+def _stored_day(
+    storage: ParquetStorage, connections: Sequence[Connection], window: DayWindow, failed: tuple[str, ...]
+) -> Day | None:
+    table = storage.read(LMS.path[-1], window.day)
+    if table is None:
+        return None
+    ids, absent = {}, []
+    for connection in connections:
+        raw = storage.read(connection.storage_dir, window.day, columns=[connection.provider.id_column])
+        if raw is None:
+            absent.append(connection.label)
+        else:
+            ids[connection.label] = distinct_ids(connection.provider, raw)
+    return Day(window, table, ids, tuple(absent), failed)
+
+
+def failed_attempts(
+    instance: dg.DagsterInstance, connections: Sequence[Connection], partitions: Sequence[str]
+) -> dict[str, tuple[str, ...]]:
+    """Per day, the connections whose latest attempt at it failed: planned by a run that ended
+    in failure (or was canceled) and not materialized since."""
+    wanted = set(partitions)
+    failed: dict[str, list[str]] = {}
+    status: dict[str, bool] = {}
+    for connection in connections:
+        attempts = (
+            instance.event_log_storage.get_latest_asset_partition_materialization_attempts_without_materializations(
+                connection_key(connection)
+            )
+        )
+        for partition, (run_id, _) in attempts.items():
+            if partition not in wanted:
+                continue
+            if run_id not in status:
+                run = instance.get_run_by_id(run_id)
+                status[run_id] = run is not None and run.status in FAILED_RUN_STATUSES
+            if status[run_id]:
+                failed.setdefault(partition, []).append(connection.label)
+    return {partition: tuple(labels) for partition, labels in failed.items()}

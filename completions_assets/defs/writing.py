@@ -1,0 +1,50 @@
+"""Writing a run's days: one file per day as it arrives, and its materialization metadata."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+
+from completions_assets.defs.metadata import row_changes, table_metadata
+from completions_assets.partitions import DayWindow, windows_for
+from completions_assets.storage import ParquetStorage
+
+DayFile = tuple[DayWindow, pa.Table, dict[str, Any]]  # a day, its rows, and its metadata
+# A range is one run: one request sweep per connection, not one per day.
+SINGLE_RUN = dg.BackfillPolicy.single_run()
+
+
+def partition_windows(context: dg.AssetExecutionContext) -> list[DayWindow]:
+    """The run's days (one or a range) as half-open UTC windows."""
+    return windows_for(context.assets_def.partitions_def, context.partition_keys)
+
+
+def write_days(
+    context: dg.AssetExecutionContext,
+    asset_key: dg.AssetKey,
+    directory: str,
+    days: Iterator[DayFile],
+    schema: pa.Schema,
+    storage: ParquetStorage,
+    row_key: list[str],
+) -> Iterator[dg.MaterializeResult]:
+    """Write each day's file as it arrives, then report the range as materialized.
+
+    If a later day fails, the days already replaced are still reported, each as
+    its own materialization, so the event log matches the files on disk.
+    """
+    written: list[tuple[str, dict[str, Any]]] = []
+    try:
+        for window, table, facts in days:
+            previous = storage.read(directory, window.day, columns=row_key)
+            path = storage.write(directory, window.day, table, schema)
+            metadata = {**table_metadata(table, path), **row_changes(previous, table, row_key), **facts}
+            key = window.day.isoformat()
+            context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=key)
+            written.append((key, metadata))
+    except Exception:
+        for key, metadata in written:
+            context.log_event(dg.AssetMaterialization(asset_key, partition=key, metadata=metadata))
+        raise
+    yield dg.MaterializeResult(asset_key=asset_key)
