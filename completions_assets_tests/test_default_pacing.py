@@ -26,13 +26,6 @@ from completions_assets_tests.clients_support import windows
 LIMITS = {"bindbee": [(200, 60.0)], "nexudus": [(1, 0.1), (120, 60.0), (5000, 3600.0)]}
 THROTTLE_STATUS = {"bindbee": "429", "nexudus": "409"}
 TOKEN_PATH = "/api/token"
-# The product bug the xfail tests below show; a 409 in the main test is most likely it.
-IN_FLIGHT_BUG = (
-    "product bug: the pacer counts a request still in flight at its grant time, but the provider "
-    "counts it when it arrives, which can be much later (a token fetched first, a slow network, a "
-    "busy CPU): the next request, granted 100 ms after that grant, can arrive within 100 ms of it"
-)
-
 CONFIG = SandboxConfig(
     seed=5,
     start_date=dt.date(2024, 1, 1),
@@ -63,8 +56,7 @@ def assert_within_limits(sandbox: Sandbox, provider: str, rows: dict[dt.date, in
     for window in windows(*DAYS[provider]):
         assert rows[window.day] == len(sandbox.dataset.ground_truth(provider, window.start, window.end)), window.day
     statuses = sandbox.stats()[provider]["statuses"]
-    hint = f" (with the defaults intact, most likely the {IN_FLIGHT_BUG})" if provider == "nexudus" else ""
-    assert statuses.get(THROTTLE_STATUS[provider], 0) == 0, f"{statuses}{hint}"
+    assert statuses.get(THROTTLE_STATUS[provider], 0) == 0, statuses
     assert set(statuses) == {"200"}, statuses
     times = arrivals(sandbox, provider)
     per_minute = next(count for count, seconds in LIMITS[provider] if seconds == 60.0)
@@ -85,8 +77,9 @@ def test_default_settings_never_exceed_the_documented_rate_limits():
             "bindbee": BindbeeResource(
                 base_url=url, api_key=creds["BINDBEE_API_KEY"], connector_token=creds["BINDBEE_CONNECTOR_TOKEN"]
             ),
-            # A static token: the password grant's start bunches requests (an xfail test below).
-            "nexudus": NexudusResource(base_url=url, access_token=creds["NEXUDUS_ACCESS_TOKEN"]),
+            "nexudus": NexudusResource(
+                base_url=url, username=creds["NEXUDUS_USERNAME"], password=creds["NEXUDUS_PASSWORD"]
+            ),
         }
         with ThreadPoolExecutor(max_workers=len(resources)) as pool:
             futures = {name: pool.submit(fetch_all, resource, *DAYS[name]) for name, resource in resources.items()}
@@ -132,7 +125,6 @@ def assert_never_throttled(sandbox: Sandbox, resource: NexudusResource) -> None:
     assert sandbox.stats()["nexudus"]["statuses"].get("409", 0) == 0, sandbox.stats()["nexudus"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=IN_FLIGHT_BUG)
 def test_a_slow_token_grant_keeps_the_nexudus_spacing(monkeypatch):
     with start_sandbox(SMALL) as sandbox:
         # The first sweep fetches the token (slower than 100 ms, as over a real network)
@@ -145,7 +137,6 @@ def test_a_slow_token_grant_keeps_the_nexudus_spacing(monkeypatch):
         assert_never_throttled(sandbox, resource)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=IN_FLIGHT_BUG)
 def test_network_jitter_keeps_the_nexudus_spacing(monkeypatch):
     with start_sandbox(SMALL) as sandbox:
         # Slow and fast requests in turn: a slow one is still under way when the next is

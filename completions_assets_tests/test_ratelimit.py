@@ -66,7 +66,28 @@ def test_no_limits_means_no_waiting() -> None:
 def test_acquire_reports_the_time_waited() -> None:
     clock = ManualClock()
     pacer = Pacer([RateLimit(2, 10.0)], clock=clock)
-    assert [pacer.acquire().waited for _ in range(3)] == [0.0, 0.0, pytest.approx(10.0)]
+    waits = []
+    for _ in range(3):
+        slot = pacer.acquire()
+        slot.release()
+        waits.append(slot.waited)
+    assert waits == [0.0, 0.0, pytest.approx(10.0)]
+
+
+def test_a_request_in_flight_holds_back_the_next_until_its_response():
+    # It may reach the provider any moment: the next one may not start before it is answered.
+    clock = SystemClock()
+    pacer = Pacer([RateLimit(1, 0.01)], clock=clock)
+    slot = pacer.acquire()
+    started: list[float] = []
+    waiter = threading.Thread(target=lambda: started.append(pacer.acquire().waited), daemon=True)
+    waiter.start()
+    waiter.join(0.2)  # 20 windows: were it counted from its grant, the next would have started
+    assert waiter.is_alive() and not started
+    answered = clock.monotonic()
+    slot.release()
+    waiter.join(5)
+    assert started and clock.monotonic() - answered >= 0.01
 
 
 def test_pause_holds_back_every_request() -> None:

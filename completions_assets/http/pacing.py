@@ -22,6 +22,9 @@ class Clock(Protocol):
     def sleep(self, seconds: float, stop: threading.Event | None = None) -> None: ...
 
 
+IN_FLIGHT_POLL_S = 0.005  # how often a request waiting behind one in flight looks again
+
+
 class Stopped(Exception):
     """A wait was cut short because its fetch is being stopped (the step was terminated)."""
 
@@ -99,10 +102,12 @@ class Slot:
 class Pacer:
     """Blocks each request until it fits under every limit.
 
-    A request counts from when it is granted until its response is in; from
-    then on it counts at its completion time. The provider counts arrivals,
-    which fall between the two, so latency and its jitter never make two
-    requests look closer together to the provider than the limits allow.
+    The provider counts arrivals, which fall somewhere between a request's
+    send and its response. So a request in flight counts as arriving *now*
+    (it may arrive any moment), and once its response is in, at its completion
+    time: latency and its jitter never make two requests look closer together
+    to the provider than the limits allow. Slots are taken right before a
+    request goes out (see PacedAuth), never while waiting for anything else.
 
     Args:
         limits: the limits that must all hold; none means pacing is off.
@@ -116,7 +121,7 @@ class Pacer:
         self._margin = margin_s
         self._lock = threading.Lock()
         depth = max((limit.count for limit in self.limits), default=1)
-        self._stamps: deque[list[float]] = deque(maxlen=depth)
+        self._stamps: deque[list[float]] = deque(maxlen=depth)  # [time, in flight (1.0) or done (0.0)]
         self._paused_until = float("-inf")
 
     def acquire(self, stop: threading.Event | None = None) -> Slot:
@@ -129,29 +134,34 @@ class Pacer:
         while True:
             with self._lock:
                 now = self._clock.monotonic()
-                wait = self._wait_needed(now)
+                wait, behind_in_flight = self._wait_needed(now)
                 if wait <= 0:
-                    stamp = [now]
+                    stamp = [now, 1.0]
                     if self.limits:
                         self._stamps.append(stamp)
                     return Slot(self, stamp, waited)
+            if behind_in_flight:  # its completion time is unknown: look again soon
+                wait = min(wait, IN_FLIGHT_POLL_S)
             self._clock.sleep(wait, stop)
             waited += wait
 
     def _release(self, stamp: list[float]) -> None:
         with self._lock:
-            stamp[0] = max(stamp[0], self._clock.monotonic())
+            stamp[0], stamp[1] = max(stamp[0], self._clock.monotonic()), 0.0
 
-    def _wait_needed(self, now: float) -> float:
-        wait = self._paused_until - now
+    def _wait_needed(self, now: float) -> tuple[float, bool]:
+        """Seconds until a request fits, and whether a request in flight is what it waits for."""
+        wait, behind_in_flight = self._paused_until - now, False
         if not self.limits:
-            return wait
-        times = sorted(stamp[0] for stamp in self._stamps)  # nearly sorted: cheap
+            return wait, False
+        times = sorted((now if in_flight else at, bool(in_flight)) for at, in_flight in self._stamps)
         for limit in self.limits:
             if len(times) >= limit.count:
-                oldest_in_window = times[-limit.count]
-                wait = max(wait, oldest_in_window + limit.seconds + self._margin - now)
-        return wait
+                oldest_in_window, in_flight = times[-limit.count]
+                needed = oldest_in_window + limit.seconds + self._margin - now
+                if needed > wait:
+                    wait, behind_in_flight = needed, in_flight
+        return wait, behind_in_flight
 
     def pause_for(self, seconds: float) -> None:
         """No request starts for `seconds` from now (all threads)."""

@@ -12,7 +12,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,8 +69,42 @@ def build_client(
     )
 
 
+PACING = "completions_assets.pacing"  # request extension: (stop event, RequestStats) of the send
+
+
+class PacedAuth(httpx.Auth):
+    """Takes a pacing slot right before each request of an auth flow goes out, token grants
+    included, and releases it when the response is in: a slot is never held while the flow
+    waits for something else (a token), and a token grant counts against the limits too."""
+
+    def __init__(self, pacer: Pacer, inner: httpx.Auth | None) -> None:
+        self._pacer = pacer
+        self._inner = inner or httpx.Auth()
+        self.requires_response_body = self._inner.requires_response_body
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        stop, stats = request.extensions.get(PACING, (None, None))
+        flow = self._inner.auth_flow(request)
+        outgoing = next(flow)
+        while True:
+            slot = self._pacer.acquire(stop)
+            if stats is not None:
+                stats.rate_wait_seconds += slot.waited
+            try:
+                response = yield outgoing
+            finally:
+                slot.release()
+            try:
+                outgoing = flow.send(response)
+            except StopIteration:
+                return
+
+
 class HttpSession:
-    """One httpx.Client plus the retry/pacing policy of one provider; thread-safe."""
+    """One httpx.Client plus the retry/pacing policy of one provider; thread-safe.
+
+    The client's auth is wrapped in PacedAuth: every request it sends is paced.
+    """
 
     def __init__(
         self,
@@ -86,6 +120,7 @@ class HttpSession:
         rng: random.Random | None = None,
     ) -> None:
         self.provider = provider
+        client.auth = PacedAuth(pacer, client.auth)
         self.client = client
         self.retry = retry
         self.pacer = pacer
@@ -124,14 +159,10 @@ class HttpSession:
             ProviderError: a non-retryable failure, or the last one after max_attempts.
             Stopped: `stop` was set during a pacing or retry wait.
         """
+        request.extensions[PACING] = (stop, stats)
         for attempt in range(1, self.retry.max_attempts + 1):
-            slot = self.pacer.acquire(stop)
-            stats.rate_wait_seconds += slot.waited
             stats.requests += 1
-            try:
-                outcome = self._attempt(request, what)
-            finally:
-                slot.release()
+            outcome = self._attempt(request, what)
             if not isinstance(outcome, ProviderError):
                 return outcome
             error = outcome

@@ -13,7 +13,7 @@ from collections.abc import Generator
 import httpx
 
 from completions_assets.http.errors import AuthenticationError, PayloadError, status_error
-from completions_assets.http.pacing import Clock, Pacer
+from completions_assets.http.pacing import Clock
 from completions_assets.http.redaction import Redactor
 from completions_assets.http.retry import parse_retry_after
 from completions_assets.http.session import user_agent
@@ -32,7 +32,6 @@ class NexudusAuth(httpx.Auth):
         username: str | None,
         password: str | None,
         redactor: Redactor,
-        pacer: Pacer,
         clock: Clock,
         throttle_statuses: tuple[int, ...],
         provider: str = "nexudus",
@@ -41,7 +40,6 @@ class NexudusAuth(httpx.Auth):
         self._username = username
         self._password = password
         self._redactor = redactor
-        self._pacer = pacer
         self._clock = clock
         self._provider = provider
         self._throttle_statuses = throttle_statuses
@@ -64,11 +62,7 @@ class NexudusAuth(httpx.Auth):
             return
         token = yield from self._renew(stale=token)
         request.headers["Authorization"] = f"Bearer {token}"
-        slot = self._pacer.acquire()
-        try:
-            yield request
-        finally:
-            slot.release()
+        yield request
 
     def _renew(self, *, stale: str | None) -> Generator[httpx.Request, httpx.Response, str]:
         with self._lock:
@@ -95,13 +89,10 @@ class NexudusAuth(httpx.Auth):
             return self._access_token
 
     def _grant(self, form: dict[str, str]) -> Generator[httpx.Request, httpx.Response, httpx.Response]:
-        slot = self._pacer.acquire()  # the token endpoint shares the rate limits
+        # Paced like every request of the flow (PacedAuth): the token endpoint shares the rate limits.
         self.grants += 1
-        try:
-            headers = {"Accept": "application/json", "User-Agent": user_agent()}
-            return (yield httpx.Request("POST", self._token_url, data=form, headers=headers))
-        finally:
-            slot.release()
+        headers = {"Accept": "application/json", "User-Agent": user_agent()}
+        return (yield httpx.Request("POST", self._token_url, data=form, headers=headers))
 
     def _read_grant(self, response: httpx.Response) -> tuple[str, str | None]:
         if response.status_code != 200:

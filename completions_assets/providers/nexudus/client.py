@@ -117,7 +117,6 @@ class NexudusClient(ProviderClient):
             username=self.credentials["username"],
             password=self.credentials["password"],
             redactor=self.redactor,
-            pacer=self.pacer,
             clock=self.clock,
             throttle_statuses=THROTTLE_STATUSES,
         )
