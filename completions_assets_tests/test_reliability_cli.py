@@ -180,9 +180,7 @@ def test_sigkill_mid_run_leaves_only_whole_files_and_a_rerun_restores_exact_data
             (directory / "_tmp-killed-mid-write.parquet").write_bytes(sample.read_bytes()[:1000])
         assert_every_file_whole_and_exact(sb, root)
 
-        done = subprocess.run(
-            range_command(IN_PROCESS), env=env, cwd=REPO, capture_output=True, text=True, timeout=180
-        )
+        done = subprocess.run(range_command(IN_PROCESS), env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
         assert done.returncode == 0, done.stderr[-3000:]
         storage = ParquetStorage(root=str(root))
         for day in DAYS:
