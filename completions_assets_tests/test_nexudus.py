@@ -1,6 +1,7 @@
 """Nexudus client: widened minute filters, parsing, page checks, auth flow, and every record over HTTP."""
 
 import datetime as dt
+import itertools
 import logging
 import math
 import urllib.parse
@@ -329,7 +330,12 @@ def test_pacing_keeps_a_rate_limited_fetch_free_of_409() -> None:
             (batch,) = client.fetch_days(windows("2024-01-05", "2024-01-05"))
         statuses = sandbox.stats()["nexudus"]["statuses"]
         assert set(statuses) == {"200"} and statuses["200"] == batch.stats.requests >= 8
-        assert batch.stats.rate_wait_seconds > 0.7
+        arrivals = [r.arrived for r in sandbox.request_log() if r.bucket == "nexudus"]
+        assert len(arrivals) == batch.stats.requests
+        assert (
+            min(later - earlier for earlier, later in itertools.pairwise(arrivals)) >= 0.1
+        )  # as the provider saw them
+        assert batch.stats.rate_wait_seconds > 0.5  # most of the 7 gaps of 100 ms were waited for
         # Control: unpaced, the same sandbox does throttle (so the assertion above can fail).
         with nexudus_client(sandbox, static=True) as unpaced, pytest.raises(RateLimitError, match="HTTP 409"):
             list(unpaced.fetch_days(windows("2024-01-05", "2024-01-05")))
