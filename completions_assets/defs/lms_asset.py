@@ -86,12 +86,13 @@ def lms_asset(partitions_def: dg.PartitionsDefinition, connections: Sequence[Con
 
 
 def _sources(
-    storage: ParquetStorage, connections: Sequence[Connection], window: DayWindow
+    storage: ParquetStorage, connections: Sequence[Connection], window: DayWindow, *, ids_only: bool = False
 ) -> tuple[dict[Connection, pa.Table], tuple[str, ...]]:
-    """Each connection's file of the day; a connection without one is left out (and named)."""
+    """Each connection's file of the day (or its id column); a connection without one is left out (and named)."""
     raws, absent = {}, []
     for connection in connections:
-        table = storage.read(connection.storage_dir, window.day)
+        columns = [connection.provider.id_column] if ids_only else None
+        table = storage.read(connection.storage_dir, window.day, columns=columns)
         if table is None:
             absent.append(connection.label)
         else:
@@ -105,14 +106,9 @@ def _stored_day(
     table = storage.read(LMS.path[-1], window.day)
     if table is None:
         return None
-    ids, absent = {}, []
-    for connection in connections:
-        raw = storage.read(connection.storage_dir, window.day, columns=[connection.provider.id_column])
-        if raw is None:
-            absent.append(connection.label)
-        else:
-            ids[connection.label] = distinct_ids(connection.provider, raw)
-    return Day(window, table, ids, tuple(absent), failed)
+    raws, absent = _sources(storage, connections, window, ids_only=True)
+    ids = {connection.label: distinct_ids(connection.provider, raw) for connection, raw in raws.items()}
+    return Day(window, table, ids, absent, failed)
 
 
 def failed_attempts(

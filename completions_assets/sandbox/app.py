@@ -143,6 +143,11 @@ class SandboxApp:
             if connection is not None and bucket in self._by_connection:
                 self._by_connection[bucket][connection][str(status)] += 1
 
+    def logged_requests(self) -> list[LoggedRequest]:
+        """Every answered request so far (the newest REQUEST_LOG_LIMIT), in answer order."""
+        with self._lock:
+            return list(self.request_log)
+
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per provider (and token endpoint); with connections configured, also per connection."""
         with self._lock:

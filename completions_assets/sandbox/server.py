@@ -166,8 +166,7 @@ class Sandbox:
 
     def request_log(self) -> list[LoggedRequest]:
         """Every answered request so far (the newest 200,000), in answer order."""
-        with self.app._lock:
-            return list(self.app.request_log)
+        return self.app.logged_requests()
 
     def update(
         self,
