@@ -107,6 +107,20 @@ def s3_environment(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iter
     s3fs.S3FileSystem.clear_instance_cache()
 
 
+def s3_bucket(s3_environment: S3Server, name: str) -> s3fs.S3FileSystem:
+    """A filesystem on the S3 server (through the AWS variables alone) in which bucket `name` exists."""
+    fs = s3fs.S3FileSystem(client_kwargs={"region_name": s3_environment.region})
+    if not fs.exists(name):
+        fs.mkdir(name, region_name=s3_environment.region)
+    return fs
+
+
+def s3_objects(fs: s3fs.S3FileSystem, prefix: str) -> dict[str, bytes]:
+    """Every object under `prefix` ("bucket/path") and its bytes, read afresh."""
+    fs.invalidate_cache()
+    return {key: fs.cat_file(key) for key in fs.find(prefix)}
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory) -> Iterator[S3Server]:
     port = free_port()

@@ -22,6 +22,18 @@ from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
 from completions_assets.settings import Settings
 from completions_assets.storage import ParquetStorage
 
+# What a run must record for `lms_completions` (SPEC sections 8 and 12), written out here
+# rather than read from the product, so a check that goes missing fails the tests.
+LMS_CHECK_NAMES = {
+    "unique_completion_ids",
+    "required_fields_present",
+    "completed_within_partition",
+    "reconciles_with_sources",
+    "started_before_completed",
+    "score_in_range",
+    "grade_in_allowed_set",
+    "all_connections_present",
+}
 SANDBOX_START = dt.date(2024, 3, 1)
 SANDBOX = SandboxConfig(seed=11, start_date=SANDBOX_START, days=20, records_per_day=60)
 

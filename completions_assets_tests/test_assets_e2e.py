@@ -8,18 +8,7 @@ import pyarrow.dataset as ds
 from completions_assets.local.run_report import check_results
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
-from completions_assets_tests.support import materialize_range, resources, source_dir, source_key
-
-LMS_CHECKS = {
-    "unique_completion_ids",
-    "required_fields_present",
-    "completed_within_partition",
-    "reconciles_with_sources",
-    "started_before_completed",
-    "score_in_range",
-    "grade_in_allowed_set",
-    "all_connections_present",
-}
+from completions_assets_tests.support import LMS_CHECK_NAMES, materialize_range, resources, source_dir, source_key
 
 
 def days(first: str, count: int) -> list[str]:
@@ -36,7 +25,7 @@ def test_one_day_lands_exactly(sandbox, tmp_path):
     assert all(counts), "the sandbox day should hold records of both providers"
     evaluations = check_results(instance, result.run_id)
     assert {(e.check_name, e.partition, e.passed) for e in evaluations} == (
-        {(name, "2024-03-05", True) for name in LMS_CHECKS | {"no_duplicate_ids", "matches_reported_total"}}
+        {(name, "2024-03-05", True) for name in LMS_CHECK_NAMES | {"no_duplicate_ids", "matches_reported_total"}}
     )
 
 
@@ -47,7 +36,7 @@ def test_ten_day_range_is_one_run_with_a_check_result_per_day(sandbox, tmp_path)
     storage = ParquetStorage(root=str(tmp_path))
     for day in days("2024-03-03", 10):
         assert_day_matches_ground_truth(sandbox, storage, day)
-    for name in LMS_CHECKS:
+    for name in LMS_CHECK_NAMES:
         key = dg.AssetCheckKey(dg.AssetKey("lms_completions"), name)
         history = instance.event_log_storage.get_asset_check_execution_history(key, limit=100)
         assert sorted(record.partition for record in history) == days("2024-03-03", 10)

@@ -15,21 +15,11 @@ from completions_assets.local.launch import REPO, materialize_command, prepare_d
 from completions_assets.local.run_report import check_results
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
-from completions_assets_tests.support import materialize_range, resources
+from completions_assets_tests.support import LMS_CHECK_NAMES, materialize_range, resources
 
 PRODUCTION_CONFIG = REPO / "deploy" / "dagster.yaml"
 DAYS = ["2024-03-06", "2024-03-07", "2024-03-08"]
 CLI_DAYS = ["2024-03-10", "2024-03-11"]
-LMS_CHECKS = {
-    "unique_completion_ids",
-    "required_fields_present",
-    "completed_within_partition",
-    "reconciles_with_sources",
-    "started_before_completed",
-    "score_in_range",
-    "grade_in_allowed_set",
-    "all_connections_present",
-}
 
 
 @pytest.fixture
@@ -63,7 +53,7 @@ def test_range_run_and_per_day_check_results_are_recorded_in_postgres(
     # Read back through a fresh instance, as the webserver or another machine would.
     with dg.DagsterInstance.from_config(production_home) as instance:
         assert instance.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.SUCCESS
-        for name in LMS_CHECKS:
+        for name in LMS_CHECK_NAMES:
             key = dg.AssetCheckKey(dg.AssetKey("lms_completions"), name)
             history = instance.event_log_storage.get_asset_check_execution_history(key, limit=100)
             ours = sorted((r.partition, r.status.value) for r in history if r.run_id == result.run_id)
@@ -81,7 +71,7 @@ def test_range_run_and_per_day_check_results_are_recorded_in_postgres(
             (result.run_id,),
         )
         rows = set(cursor.fetchall())
-        assert {(name, day, "SUCCEEDED") for name in LMS_CHECKS for day in DAYS} <= rows
+        assert {(name, day, "SUCCEEDED") for name in LMS_CHECK_NAMES for day in DAYS} <= rows
         assert {day for _, day, _ in rows} == set(DAYS)
         cursor.execute(
             "SELECT count(*) FROM event_logs WHERE run_id = %s AND event LIKE %s",
@@ -120,7 +110,7 @@ def test_cli_range_run_with_the_whole_production_profile(sandbox, s3_environment
         [run] = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/asset_partition_range_start": CLI_DAYS[0]}))
         assert run.status == dg.DagsterRunStatus.SUCCESS
         results = {(e.check_name, e.partition, e.passed) for e in check_results(instance, run.run_id)}
-        assert {(name, day, True) for name in LMS_CHECKS for day in CLI_DAYS} <= results
+        assert {(name, day, True) for name in LMS_CHECK_NAMES for day in CLI_DAYS} <= results
     for day in CLI_DAYS:
         assert_day_matches_ground_truth(sandbox, ParquetStorage(root=root), day)
     output = done.stdout + done.stderr

@@ -18,6 +18,7 @@ from dagster._serdes import serialize_value
 from completions_assets.providers.bindbee import BINDBEE_SCHEMA
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
+from completions_assets_tests.servers import s3_bucket, s3_objects
 from completions_assets_tests.support import materialize_range, resources
 
 BUCKET = "completions-prod"
@@ -27,16 +28,11 @@ DAYS = ["2024-03-03", "2024-03-04", "2024-03-05"]
 
 @pytest.fixture
 def bucket(s3_environment) -> s3fs.S3FileSystem:
-    """The standard AWS variables pointed at the server; the bucket exists."""
-    fs = s3fs.S3FileSystem(client_kwargs={"region_name": s3_environment.region})
-    if not fs.exists(BUCKET):
-        fs.mkdir(BUCKET, region_name=s3_environment.region)
-    return fs
+    return s3_bucket(s3_environment, BUCKET)
 
 
 def objects(fs: s3fs.S3FileSystem, prefix: str) -> dict[str, bytes]:
-    fs.invalidate_cache()
-    return {key: fs.cat_file(key) for key in fs.find(f"{BUCKET}/{prefix}")}
+    return s3_objects(fs, f"{BUCKET}/{prefix}")
 
 
 def puts_by_key(s3_server) -> Counter:

@@ -5,19 +5,17 @@ import datetime as dt
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import dagster as dg
-import httpx
 
 from completions_assets.local.launch import REPO, materialize_command
 from completions_assets.sandbox import ProviderFaults, SandboxConfig, start_sandbox
 from completions_assets.storage import ParquetStorage
+from completions_assets_tests.dagster_dev import dagster_dev, graphql
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
 from completions_assets_tests.support import location_env
-from completions_assets_tests.test_cli_e2e import free_port, wait_until_loaded
 
 FIRST, LAST = "2024-03-02", "2024-03-04"
 COMMAND = materialize_command(FIRST, LAST)
@@ -78,30 +76,12 @@ TERMINATE = """mutation($id: String!) { terminateRun(runId: $id) { __typename
 STATUS = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
 
 
-def graphql(port: int, query: str, variables: dict | None = None) -> dict:
-    response = httpx.post(
-        f"http://127.0.0.1:{port}/graphql", json={"query": query, "variables": variables or {}}, timeout=10
-    )
-    response.raise_for_status()
-    return response.json()["data"]
-
-
 def test_terminating_from_the_ui_stops_a_run_waiting_on_retry_after_within_seconds(tmp_path):
     config = SandboxConfig(seed=42, start_date=dt.date(2024, 3, 1), days=5, records_per_day=40)
     with start_sandbox(config) as sb:
         env = location_env(sb.base_url, tmp_path)
         sb.update(bindbee=ProviderFaults(fail_status=429, fail_every=1, retry_after="300"))
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            wait_until_loaded(server, port)
+        with dagster_dev(env) as port:
             params = {
                 "selector": {
                     "repositoryLocationName": "completions_assets",
@@ -124,13 +104,6 @@ def test_terminating_from_the_ui_stops_a_run_waiting_on_retry_after_within_secon
             ended = ("CANCELED", "FAILURE")
             wait_for(lambda: graphql(port, STATUS, {"id": run_id})["runOrError"]["status"] in ended, "the run to end")
             stopped_in = time.monotonic() - sent
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
         print(f"stopped in {stopped_in:.1f} s")  # shown with -s: the measurement behind the bound
         assert stopped_in < STOP_WITHIN_S, f"took {stopped_in:.1f} s to stop"
         assert sb.stats()["bindbee"]["requests"] == 1

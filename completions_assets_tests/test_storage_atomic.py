@@ -18,6 +18,7 @@ import pytest
 import s3fs
 
 from completions_assets.storage import ParquetStorage
+from completions_assets_tests.servers import s3_bucket, s3_objects
 
 ASSET = "bindbee_completions"
 DAY = dt.date(2024, 3, 1)
@@ -191,15 +192,11 @@ _WRITES = ("put_object", "create_multipart_upload", "upload_part", "complete_mul
 
 @pytest.fixture
 def bucket(s3_environment) -> s3fs.S3FileSystem:
-    fs = s3fs.S3FileSystem(client_kwargs={"region_name": s3_environment.region})
-    if not fs.exists(BUCKET):
-        fs.mkdir(BUCKET, region_name=s3_environment.region)
-    return fs
+    return s3_bucket(s3_environment, BUCKET)
 
 
 def objects(fs: s3fs.S3FileSystem, prefix: str) -> dict[str, bytes]:
-    fs.invalidate_cache()
-    return {key: fs.cat_file(key) for key in fs.find(f"{BUCKET}/{prefix}")}
+    return s3_objects(fs, f"{BUCKET}/{prefix}")
 
 
 def test_a_failed_put_leaves_the_previous_object(bucket, monkeypatch):
