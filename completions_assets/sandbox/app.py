@@ -22,6 +22,7 @@ Deletions = Mapping[str, Iterable[str] | Mapping[str, Iterable[str]]]
 
 
 REQUEST_LOG_LIMIT = 200_000  # entries kept (oldest dropped): bounded memory on long runs
+QUERY_LOG_LIMIT = 100_000  # data requests' query parameters kept (oldest dropped)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class SandboxApp:
         }
         self._lock = threading.Lock()
         self.request_log: collections.deque[LoggedRequest] = collections.deque(maxlen=REQUEST_LOG_LIMIT)
+        # (sequence number, provider, query parameters) of each data request, for GET /_sandbox/queries
+        self.query_log: collections.deque[tuple[int, str, dict[str, str]]] = collections.deque(maxlen=QUERY_LOG_LIMIT)
+        self._queries = 0
 
     def handle(
         self, method: str, path: str, params: Mapping[str, str], headers: Mapping[str, str], body: bytes
@@ -78,6 +82,7 @@ class SandboxApp:
             ("POST", nexudus_auth.TOKEN_PATH): ("token", lambda: self.tokens.token_endpoint(body, headers)),
             ("GET", "/_sandbox/ground_truth"): (None, lambda: self._ground_truth(params)),
             ("GET", "/_sandbox/stats"): (None, lambda: json_reply(200, self.stats())),
+            ("GET", "/_sandbox/queries"): (None, lambda: self._query_log(params)),
             ("POST", "/_sandbox/control"): (None, lambda: self._control(body)),
         }
         route = routes.get((method, path))
@@ -88,6 +93,9 @@ class SandboxApp:
         return None, json_reply(404, {"detail": "Not Found"})
 
     def _data_request(self, provider: str, params: Mapping[str, str], headers: Mapping[str, str]) -> Reply:
+        with self._lock:
+            self.query_log.append((self._queries, provider, dict(params)))
+            self._queries += 1
         number, knobs = self.counters[provider].next()
         connection = (self._bindbee if provider == "bindbee" else self._nexudus).identify(headers)
         # Counted whatever the answer (a fault too): revoke_after counts the connection's requests.
@@ -207,6 +215,17 @@ class SandboxApp:
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             return json_reply(400, {"detail": str(exc)})
         return json_reply(200, {"ok": True})
+
+    def _query_log(self, params: Mapping[str, str]) -> Reply:
+        """Read-only: the query parameters of data requests numbered `since` (default 0) and later, as they
+        arrived, and `next`, the number the next request will get (the newest QUERY_LOG_LIMIT are kept)."""
+        try:
+            since = int(params.get("since") or 0)
+        except ValueError as exc:
+            return json_reply(400, {"detail": f"bad since: {exc}"})
+        with self._lock:
+            entries = [{"seq": n, "provider": p, "params": q} for n, p, q in self.query_log if n >= since]
+            return json_reply(200, {"next": self._queries, "queries": entries})
 
     def _ground_truth(self, params: Mapping[str, str]) -> Reply:
         try:
