@@ -1,4 +1,4 @@
-"""`python -m completions_assets_bench [--repeats N] [--output PATH]`: run the benchmark, print and write it."""
+"""`python -m completions_assets_bench [--repeats N] [--output PATH] [--no-write]`: run the benchmark, print and write it."""
 
 import argparse
 import sys
@@ -12,16 +12,30 @@ from completions_assets_bench import report, workload
 from completions_assets_bench.experiments import measure_experiments
 from completions_assets_bench.findings import findings
 from completions_assets_bench.machine import machine_facts
-from completions_assets_bench.pipeline import check_same_requests
 from completions_assets_bench.ratelimited import measure_rate_limits
-from completions_assets_bench.sandbox import serving
-from completions_assets_bench.throughput import Runner, measure_memory, measure_throughput
+from completions_assets_bench.report import SandboxFacts
+from completions_assets_bench.sandbox import Sandbox, serving
+from completions_assets_bench.throughput import MemoryRun, Runner, measure_memory, measure_throughput
 
-MEMORY_RANGES = (workload.MEMORY_SHORT, workload.THROUGHPUT, workload.MEMORY_LONG)
+SANDBOX_START_TIMEOUT_S = 600.0
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _started(sandbox: Sandbox, work: workload.Workload, began: float) -> SandboxFacts:
+    sandbox.wait_idle(timeout_s=SANDBOX_START_TIMEOUT_S)
+    facts = SandboxFacts(work, time.monotonic() - began, sandbox.peak_rss_mb(), sandbox.cpu_s())
+    log(f"  sandbox idle after {facts.start_s:.0f} s, {facts.idle_rss_mb:.0f} MB, {facts.idle_cpu_s:.0f} CPU s")
+    return facts
+
+
+def _nexudus_range_minimum(sandbox: Sandbox, days: workload.Range) -> int:
+    """Requests one Nexudus window over the whole range (widened once) needs."""
+    window = workload.first_page_window("nexudus", workload.nexudus_params(days.start, days.end))
+    assert window is not None
+    return sandbox.minimum([window])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,34 +46,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    check_same_requests()
     began = time.monotonic()
+    sandboxes: list[SandboxFacts] = []
+    memory: list[MemoryRun] = []
     with tempfile.TemporaryDirectory(prefix="completions-bench-") as scratch:
-        log(
-            f"starting the sandbox ({workload.MAIN.sandbox_days} days x {workload.MAIN.density:,} records/day per provider)"
-        )
-        with serving(workload.MAIN) as sandbox:
-            sandbox.wait_idle()
+        dense = workload.DENSE
+        log(f"starting the sandbox ({dense.sandbox_days} days x {dense.density:,} records/day per provider)")
+        started = time.monotonic()
+        with serving(dense) as sandbox:
+            sandboxes.append(_started(sandbox, dense, started))
             runner = Runner(sandbox, Path(scratch), workload.THROUGHPUT)
             log(
                 f"throughput: {workload.THROUGHPUT.days} days, latencies {workload.LATENCIES_MS} ms, {args.repeats} repeats"
             )
             throughput = measure_throughput(runner, repeats=args.repeats, log=log)
-            log("memory: 7-, 30- and 90-day ranges")
-            memory = measure_memory(sandbox, Path(scratch), repeats=args.repeats, ranges=MEMORY_RANGES)
-            log("experiments: the old settings (Arrow's mimalloc pool)")
+            nexudus_range_minimum = _nexudus_range_minimum(sandbox, workload.THROUGHPUT)
+            log(f"memory: 7-, 8- and 90-day ranges at {dense.density:,}/day")
+            memory += measure_memory(
+                sandbox,
+                Path(scratch),
+                repeats=args.repeats,
+                ranges=(workload.MEMORY_7, workload.MEMORY_8, workload.MEMORY_90),
+            )
+            log("experiments: the Dagster run with earlier settings put back")
             experiments = measure_experiments(runner, Path(scratch))
+        for work in (workload.SPARSE, workload.DENSEST):
+            log(f"memory: 8 days at {work.density:,}/day (sandbox {work.sandbox_days} days)")
+            started = time.monotonic()
+            with serving(work) as sandbox:
+                sandboxes.append(_started(sandbox, work, started))
+                memory += measure_memory(sandbox, Path(scratch), repeats=args.repeats, ranges=(workload.MEMORY_8,))
+        memory.sort(key=lambda m: (m.range.days != 8, m.density, m.range.days))
         log("rate limits on: Bindbee 5 days x 5,000, Nexudus 2 days x 2,000 (about 65 s)")
         rates, experiments.nexudus_old_margin = measure_rate_limits()
     text = report.render(
         facts=machine_facts(),
         t=throughput,
         memory=memory,
+        sandboxes=sandboxes,
         rates=rates,
         experiments=experiments,
+        nexudus_range_minimum=nexudus_range_minimum,
         repeats=args.repeats,
         duration_s=time.monotonic() - began,
-        analysis=findings(throughput, memory, rates, experiments),
+        analysis=findings(throughput, memory, rates, experiments, nexudus_range_minimum),
     )
     print(text)
     if not args.no_write:

@@ -1,49 +1,54 @@
-"""(a) The ceiling: a bare concurrent fetch of one provider with plain httpx.
+"""(a) The ceiling: a bare async fetch of one provider's range with plain httpx.
 
-Same sweeps, same query windows, same thread count and connection pool size
-as the pipeline; each page is decoded with `json.loads` and dropped. No
-parsing into Arrow, no pacing, no retries, no files: what is left is the cost
-of asking the sandbox and reading its answers, which the pipeline cannot beat.
+Every page the range needs, with as much concurrency as the provider's paging
+allows: Bindbee is walked as one exact window per UTC day (its windows are
+exact, so splitting costs at most a partial page per day), all days' cursor
+walks at once; Nexudus as one window over the whole range, widened by the
+margin once (SPEC section 6), page 1 first and then pages 2..TotalPages all at
+once. Each page is decoded with `json.loads` and dropped: no parsing into
+Arrow, no pacing, no retries, no files. What is left is the cost of asking the
+sandbox and reading its answers, which the pipeline cannot beat.
 
 Worker: `python -m completions_assets_bench.ceiling '{"provider": ..., ...}'`.
 """
 
+import asyncio
 import datetime as dt
 import json
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 
 from completions_assets_bench.procs import child_main
-from completions_assets_bench.workload import CONCURRENT_SWEEPS, bindbee_params, nexudus_params
+from completions_assets_bench.workload import Range, bindbee_params, nexudus_params
 
 BINDBEE_PATH = "/api/lms/v1/completions"
 NEXUDUS_PATH = "/api/content/coursecompletedlessons"
-MAX_PAGES = 10_000  # a bound on every walk
+MAX_PAGES = 100_000  # a bound on every walk
+IN_FLIGHT = 32  # requests at once per provider process (connections in the pool)
 
 
-def _client(base_url: str, headers: dict[str, str]) -> httpx.Client:
-    limits = httpx.Limits(max_connections=CONCURRENT_SWEEPS + 1, max_keepalive_connections=CONCURRENT_SWEEPS + 1)
-    return httpx.Client(
+def _client(base_url: str, headers: dict[str, str]) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    return httpx.AsyncClient(
         base_url=base_url,
         headers={"Accept": "application/json", **headers},
-        timeout=httpx.Timeout(60.0, connect=10.0),
+        timeout=httpx.Timeout(120.0, connect=10.0, pool=None),
         limits=limits,
     )
 
 
-def _get(client: httpx.Client, path: str, params: dict[str, str]) -> dict[str, Any]:
-    response = client.get(path, params=params)
+async def _get(client: httpx.AsyncClient, path: str, params: dict[str, str]) -> dict[str, Any]:
+    response = await client.get(path, params=params)
     response.raise_for_status()
     return json.loads(response.content)
 
 
-def walk_bindbee(client: httpx.Client, start: dt.datetime, end: dt.datetime) -> tuple[int, int]:
-    """(records, requests) of one sweep, following `cursor` until null."""
+async def walk_bindbee(client: httpx.AsyncClient, start: dt.datetime, end: dt.datetime) -> tuple[int, int]:
+    """(records, requests) of one window, following `cursor` until null."""
     params, records = bindbee_params(start, end), 0
     for requests in range(1, MAX_PAGES + 1):
-        payload = _get(client, BINDBEE_PATH, params)
+        payload = await _get(client, BINDBEE_PATH, params)
         records += len(payload["items"])
         if payload["cursor"] is None:
             return records, requests
@@ -51,44 +56,48 @@ def walk_bindbee(client: httpx.Client, start: dt.datetime, end: dt.datetime) -> 
     raise RuntimeError("bindbee: too many pages")
 
 
-def walk_nexudus(client: httpx.Client, start: dt.datetime, end: dt.datetime) -> tuple[int, int]:
-    """(records, requests) of one sweep, following `page` while HasNextPage."""
-    params, records = nexudus_params(start, end), 0
-    for requests in range(1, MAX_PAGES + 1):
-        payload = _get(client, NEXUDUS_PATH, params)
-        records += len(payload["Records"])
-        if not payload["HasNextPage"]:
-            return records, requests
-        params = {**params, "page": str(requests + 1)}
-    raise RuntimeError("nexudus: too many pages")
+async def fetch_nexudus(client: httpx.AsyncClient, start: dt.datetime, end: dt.datetime) -> tuple[int, int]:
+    """(records, requests) of one widened window: page 1, then every other page concurrently."""
+    params = nexudus_params(start, end)
+    first = await _get(client, NEXUDUS_PATH, params)
+    pages = int(first["TotalPages"])
+    if pages > MAX_PAGES:
+        raise RuntimeError(f"nexudus: {pages} pages")
+    rest = await asyncio.gather(
+        *(_get(client, NEXUDUS_PATH, {**params, "page": str(page)}) for page in range(2, pages + 1))
+    )
+    records = len(first["Records"]) + sum(len(payload["Records"]) for payload in rest)
+    return records, max(1, pages)
 
 
-def _nexudus_token(base_url: str, username: str, password: str) -> str:
-    with httpx.Client(base_url=base_url, timeout=30.0) as client:
-        response = client.post(
+async def _nexudus_token(base_url: str, username: str, password: str) -> str:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as client:
+        response = await client.post(
             "/api/token", data={"grant_type": "password", "username": username, "password": password}
         )
         response.raise_for_status()
         return response.json()["access_token"]
 
 
-def fetch(args: dict[str, Any]) -> dict[str, Any]:
-    """Every sweep of the range, `CONCURRENT_SWEEPS` at a time; per-sweep records and requests."""
+async def _fetch(args: dict[str, Any]) -> dict[str, Any]:
     credentials = args["credentials"]
+    days = Range(dt.date.fromisoformat(args["first"]), args["days"])
     if args["provider"] == "bindbee":
         headers = {
             "Authorization": f"Bearer {credentials['BINDBEE_API_KEY']}",
             "x-connector-token": credentials["BINDBEE_CONNECTOR_TOKEN"],
         }
-        walk = walk_bindbee
+        async with _client(args["base_url"], headers) as client:
+            done = await asyncio.gather(*(walk_bindbee(client, *day) for day in days.day_windows()))
     else:  # the password grant, as the pipeline authenticates against the sandbox
-        token = _nexudus_token(args["base_url"], credentials["NEXUDUS_USERNAME"], credentials["NEXUDUS_PASSWORD"])
-        headers = {"Authorization": f"Bearer {token}"}
-        walk = walk_nexudus
-    sweeps = [(dt.datetime.fromisoformat(a), dt.datetime.fromisoformat(b)) for a, b in args["sweeps"]]
-    with _client(args["base_url"], headers) as client, ThreadPoolExecutor(CONCURRENT_SWEEPS) as pool:
-        done = list(pool.map(lambda sweep: walk(client, *sweep), sweeps))
-    return {"sweep_records": [records for records, _ in done], "requests": sum(requests for _, requests in done)}
+        token = await _nexudus_token(args["base_url"], credentials["NEXUDUS_USERNAME"], credentials["NEXUDUS_PASSWORD"])
+        async with _client(args["base_url"], {"Authorization": f"Bearer {token}"}) as client:
+            done = [await fetch_nexudus(client, days.start, days.end)]
+    return {"window_records": [records for records, _ in done], "requests": sum(requests for _, requests in done)}
+
+
+def fetch(args: dict[str, Any]) -> dict[str, Any]:
+    return asyncio.run(_fetch(args))
 
 
 if __name__ == "__main__":

@@ -5,12 +5,10 @@
 
 one run in the CLI process, provider steps in their own processes (the
 default multiprocess executor). Pacing is switched off through run config,
-as the sandbox enforces no limits in these runs. Run config replaces a
-resource's configured values as a whole rather than merging with them, so the
-file restates every field definitions.py sets, with the same `env` sources.
+as the sandbox enforces no limits in these runs; `run_config` derives that
+file from the definitions themselves.
 """
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,30 +19,6 @@ from completions_assets.local.run_report import check_results
 from completions_assets_bench.procs import run_command
 from completions_assets_bench.workload import Range
 
-PACING_OFF_RUN_CONFIG = {
-    "resources": {
-        "bindbee": {
-            "config": {
-                "base_url": {"env": "BINDBEE_BASE_URL"},
-                "api_key": {"env": "BINDBEE_API_KEY"},
-                "connector_token": {"env": "BINDBEE_CONNECTOR_TOKEN"},
-                "requests_per_minute": 0,
-            }
-        },
-        "nexudus": {
-            "config": {
-                "base_url": {"env": "NEXUDUS_BASE_URL"},
-                "username": {"env": "NEXUDUS_USERNAME"},
-                "password": {"env": "NEXUDUS_PASSWORD"},
-                "timezone": {"env": "COMPLETIONS_TIMEZONE"},
-                "min_interval_ms": 0,
-                "requests_per_minute": 0,
-                "requests_per_hour": 0,
-            }
-        },
-    }
-}
-
 
 @dataclass
 class DagsterRun:
@@ -54,12 +28,6 @@ class DagsterRun:
     step_s: dict[str, float] = field(default_factory=dict)  # each step's start to success
     startup_s: float = 0.0  # process start to the first step starting
     events: int = 0  # entries the run wrote to the event log
-
-
-def write_run_config(directory: Path) -> Path:
-    path = directory / "pacing-off.yaml"
-    path.write_text(json.dumps(PACING_OFF_RUN_CONFIG, indent=2) + "\n")  # JSON is YAML
-    return path
 
 
 def materialize(days: Range, *, env: dict[str, str], run_config: Path, log: Path, timeout_s: float) -> DagsterRun:

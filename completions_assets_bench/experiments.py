@@ -1,41 +1,76 @@
-"""What the two defaults adopted from this benchmark bought, measured in the same invocation.
+"""What each change bought: the Dagster run again with an old setting put back, in the same invocation.
 
-The main tables measure the package as shipped; these runs put back the old
-setting, one change at a time, for comparison.
+Each experiment is a label, resource run-config overrides and environment
+overrides; it runs as (c) on the throughput workload at no added latency, and
+the report sets it beside the shipped (c) run of the same invocation. An
+experiment whose fields no provider resource declares any more is reported as
+skipped (with the reason), so the list outlives the settings it names.
 
-Memory: the package sets `ARROW_DEFAULT_MEMORY_POOL=system` (completions_assets
-/__init__.py, only when unset), so pyarrow allocates with the C library's
-malloc. The old setting is pyarrow's own default, mimalloc, which keeps freed
-pages in per-thread heaps, so a process that parsed on several threads stays
-larger than the data it holds; it is put back with
-`ARROW_DEFAULT_MEMORY_POOL=mimalloc`.
-
-Pacing: the shipped `rate_margin_ms` is 1; the Nexudus run again with the old
-10 (taken by ratelimited.measure_rate_limits, which owns the rate-limited
+Rate limits: the Nexudus rate-limited run again with the old `rate_margin_ms`
+(taken by ratelimited.measure_rate_limits, which owns the rate-limited
 sandboxes).
 """
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from completions_assets_bench import workload
+from completions_assets_bench import run_config
 from completions_assets_bench.ratelimited import RateResult
-from completions_assets_bench.throughput import MemoryRun, Runner, Sample, measure_memory
+from completions_assets_bench.throughput import Runner, Sample
 
-OLD_POOL = {"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}
+
+@dataclass(frozen=True)
+class Experiment:
+    label: str  # what is put back
+    run_config: Mapping[str, Any] = field(default_factory=dict)  # provider resource fields
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+EXPERIMENTS = (
+    # pyarrow's own default pool; the package sets ARROW_DEFAULT_MEMORY_POOL=system when it is unset.
+    Experiment(
+        "pyarrow's mimalloc pool (ARROW_DEFAULT_MEMORY_POOL=mimalloc)", env={"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}
+    ),
+    # The fetch design before issue 12: fixed 8-day sweeps, four at a time (fields of that design).
+    Experiment(
+        "fixed sweeps: sweep_days=8, max_concurrent_sweeps=4", run_config={"sweep_days": 8, "max_concurrent_sweeps": 4}
+    ),
+)
+
+
+@dataclass
+class ExperimentResult:
+    experiment: Experiment
+    sample: Sample | None  # None: skipped
+    skipped: str = ""
+    unknown: dict[str, list[str]] = field(default_factory=dict)  # fields some resources do not declare
 
 
 @dataclass
 class Experiments:
-    dagster_old_pool: Sample  # (c), 30 days, no added latency, mimalloc
-    memory_old_pool: list[MemoryRun]  # (b), 7 and 90 days, mimalloc
+    results: list[ExperimentResult]
     nexudus_old_margin: RateResult | None = None  # rate limits on, the old 10 ms pacing margin
 
 
-def measure_experiments(runner: Runner, scratch: Path) -> Experiments:
+def measure_experiments(
+    runner: Runner, scratch: Path, experiments: tuple[Experiment, ...] = EXPERIMENTS
+) -> Experiments:
     runner.sandbox.set_latency(0)
-    dagster = runner.c(0, extra_env=OLD_POOL)
-    memory = measure_memory(
-        runner.sandbox, scratch, repeats=1, ranges=(workload.MEMORY_SHORT, workload.MEMORY_LONG), env=OLD_POOL
-    )
-    return Experiments(dagster, memory)
+    out = []
+    for number, experiment in enumerate(experiments, 1):
+        config = None
+        unknown: dict[str, list[str]] = {}
+        if experiment.run_config:
+            env = runner.env | dict(experiment.env) | {"COMPLETIONS_DATA_ROOT": str(scratch)}
+            derived = run_config.derive(env, experiment.run_config)
+            unknown = {key: r["unknown"] for key, r in derived["resources"].items() if r["unknown"]}
+            if len(unknown) == len(derived["resources"]):
+                names = sorted({n for names in unknown.values() for n in names})
+                out.append(ExperimentResult(experiment, None, f"no provider resource declares {', '.join(names)}"))
+                continue
+            config = run_config.write(scratch, f"experiment-{number}", env, experiment.run_config)
+        sample = runner.c(0, extra_env=experiment.env, config=config)
+        out.append(ExperimentResult(experiment, sample, unknown=unknown))
+    return Experiments(out)

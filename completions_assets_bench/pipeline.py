@@ -3,14 +3,14 @@
 The provider resource's `fetch_days` (sweeps, pages, parsing into Arrow, day
 split) and `ParquetStorage.write` for every day, in one process, as the
 provider step does. With `timed`, every HTTP exchange is stamped (for the
-rate-limited runs) through a transport with the resource's own pool limits.
+rate-limited runs) through a transport with a pool larger than any fetch uses.
 
 Worker: `python -m completions_assets_bench.pipeline '{"provider": ..., ...}'`.
 """
 
 import datetime as dt
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,45 +18,56 @@ import httpx
 import pyarrow as pa
 
 from completions_assets.partitions import day_windows
-from completions_assets.providers.bindbee import BINDBEE_SCHEMA, BindbeeResource, format_filter_time, sweep_params
-from completions_assets.providers.nexudus.client import (
-    DEFAULT_MARGIN_MINUTES,
-    NEXUDUS_SCHEMA,
-    NexudusResource,
-    request_window,
-)
+from completions_assets.providers.bindbee import BINDBEE_SCHEMA, BindbeeResource
+from completions_assets.providers.nexudus.client import NEXUDUS_SCHEMA, NexudusResource
 from completions_assets.providers.resource import ProviderResource
 from completions_assets.providers.sweeps import DayBatch
 from completions_assets.storage import ParquetStorage
-from completions_assets_bench import workload
 from completions_assets_bench.procs import child_main
 
 ASSETS = {"bindbee": ("bindbee_completions", BINDBEE_SCHEMA), "nexudus": ("nexudus_completions", NEXUDUS_SCHEMA)}
-PACING_OFF = {
-    "bindbee": {"requests_per_minute": 0},
-    "nexudus": {"min_interval_ms": 0, "requests_per_minute": 0, "requests_per_hour": 0},
-}
+# Every pacing field a provider resource has had; 0 turns each off. Only those the resource class
+# still declares are set (pacing_off), and a resource built with them must report no rate limit.
+PACING_FIELDS = ("requests_per_minute", "requests_per_hour", "min_interval_ms")
+TIMED_POOL = 64  # connections of the timed transport: more than any fetch here keeps in flight
+
+
+def pacing_off(resource_type: type[ProviderResource]) -> dict[str, int]:
+    """The overrides that turn `resource_type`'s pacing off."""
+    return {name: 0 for name in PACING_FIELDS if name in resource_type.model_fields}
+
+
+def check_pacing_off(resource: ProviderResource) -> None:
+    """Fail loudly if a resource meant to run unpaced still paces (a new pacing field, say)."""
+    limits = resource.rate_limits()
+    if limits:
+        raise RuntimeError(f"{type(resource).__name__} still paces with {list(limits)}: update PACING_FIELDS")
 
 
 def make_resource(
     provider: str, base_url: str, credentials: dict[str, str], *, pacing: bool, settings: dict[str, Any] | None = None
 ) -> ProviderResource:
     """The resource as definitions.py builds it against the sandbox; pacing off unless asked."""
-    overrides = ({} if pacing else PACING_OFF[provider]) | (settings or {})
+    resource_type: type[ProviderResource] = BindbeeResource if provider == "bindbee" else NexudusResource
+    overrides = ({} if pacing else pacing_off(resource_type)) | (settings or {})
     if provider == "bindbee":
-        return BindbeeResource(
+        resource: ProviderResource = BindbeeResource(
             base_url=base_url,
             api_key=credentials["BINDBEE_API_KEY"],
             connector_token=credentials["BINDBEE_CONNECTOR_TOKEN"],
             **overrides,
         )
-    return NexudusResource(
-        base_url=base_url,
-        username=credentials["NEXUDUS_USERNAME"],
-        password=credentials["NEXUDUS_PASSWORD"],
-        timezone="UTC",
-        **overrides,
-    )
+    else:
+        resource = NexudusResource(
+            base_url=base_url,
+            username=credentials["NEXUDUS_USERNAME"],
+            password=credentials["NEXUDUS_PASSWORD"],
+            timezone="UTC",
+            **overrides,
+        )
+    if not pacing:
+        check_pacing_off(resource)
+    return resource
 
 
 class TimedTransport(httpx.HTTPTransport):
@@ -83,22 +94,27 @@ def fetch_to_parquet(args: dict[str, Any]) -> dict[str, Any]:
     storage, (asset, schema) = ParquetStorage(root=args["root"]), ASSETS[provider]
     transport = None
     if args.get("timed"):
-        pool = workload.CONCURRENT_SWEEPS + 1  # what build_client gives the default transport
-        transport = TimedTransport(httpx.Limits(max_connections=pool, max_keepalive_connections=pool))
-    rows, sweeps = 0, {}
+        transport = TimedTransport(httpx.Limits(max_connections=TIMED_POOL, max_keepalive_connections=TIMED_POOL))
+    rows, stats = 0, {}
     for batch in _batches(resource, windows, transport):
         storage.write(asset, batch.window.day, batch.table, schema)
         rows += batch.table.num_rows
-        sweeps[id(batch.stats)] = batch.stats  # the days of a sweep share its stats object
+        shared = getattr(batch, "stats", None)  # the days of one fetch share its stats object
+        if shared is not None:
+            stats[id(shared)] = shared
     result: dict[str, Any] = {
         "rows": rows,
-        "requests": sum(s.requests for s in sweeps.values()),
-        "retries": sum(s.retries for s in sweeps.values()),
-        "rate_wait_s": sum(s.rate_wait_seconds for s in sweeps.values()),
+        "requests": _total(stats, "requests"),
+        "retries": _total(stats, "retries"),
+        "rate_wait_s": _total(stats, "rate_wait_seconds"),
     }
     if transport is not None:
         result["exchanges"] = transport.exchanges
     return result
+
+
+def _total(stats: Mapping[int, object], name: str) -> float:
+    return sum(getattr(s, name, 0) for s in stats.values())
 
 
 def _batches(resource: ProviderResource, windows, transport: httpx.BaseTransport | None) -> Iterator[DayBatch]:
@@ -107,24 +123,6 @@ def _batches(resource: ProviderResource, windows, transport: httpx.BaseTransport
         return
     with resource.create_client(transport=transport) as client:
         yield from client.fetch_days(windows)
-
-
-def check_same_requests() -> None:
-    """The ceiling must walk exactly the pipeline's sweeps and windows; fail loudly if they drifted."""
-    defaults = {name: field.default for name, field in BindbeeResource.model_fields.items()}
-    assert (defaults["sweep_days"], defaults["max_concurrent_sweeps"]) == (
-        workload.SWEEP_DAYS,
-        workload.CONCURRENT_SWEEPS,
-    )
-    assert defaults["page_size"] == workload.PAGE_SIZE
-    assert DEFAULT_MARGIN_MINUTES * 60 == workload.NEXUDUS_MARGIN.total_seconds()
-    for start, end in workload.THROUGHPUT.sweeps():
-        ours = workload.bindbee_params(start, end)
-        assert ours == sweep_params(start, end, workload.PAGE_SIZE, raw_data=False, custom_fields=False), ours
-        assert ours["completed_at_from"] == format_filter_time(start)
-        window = request_window(start, end, DEFAULT_MARGIN_MINUTES)
-        ours = workload.nexudus_params(start, end)
-        assert (ours["from_CourseCompletedLesson_CreatedOn"], ours["to_CourseCompletedLesson_CreatedOn"]) == window
 
 
 if __name__ == "__main__":

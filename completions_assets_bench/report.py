@@ -1,16 +1,21 @@
 """Machine facts, the measured tables and the target verdicts, as Markdown."""
 
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from completions_assets_bench import workload
+from completions_assets_bench.ceiling import IN_FLIGHT
 from completions_assets_bench.experiments import Experiments
 from completions_assets_bench.ratelimited import RateResult
-from completions_assets_bench.throughput import VARIANTS, MemoryRun, Throughput
+from completions_assets_bench.throughput import VARIANTS, MemoryRun, Sample, Throughput
 from completions_assets_bench.workload import LATENCIES_MS, PROVIDERS
 
 RSS_LIMIT_MB = 300.0
-STEP_ORDER = ("bindbee_completions__default", "nexudus_completions__default", "lms_completions")
+RATIO_FLOOR = 0.7  # (c)/(a), issue 12
+CPU_LIMIT_PER_M = 25.0  # CPU s per million records, the whole Dagster run
+FLAT_LIMIT = 0.10  # 90-day peak RSS over 7-day
+NEXUDUS_OVER_LIMIT = 0.01  # Nexudus requests over the minimum of its windows
 
 
 @dataclass(frozen=True)
@@ -20,21 +25,56 @@ class Verdict:
     met: bool
 
 
+@dataclass
+class SandboxFacts:
+    workload: workload.Workload
+    start_s: float  # process start to idle (every record encoded)
+    idle_rss_mb: float
+    idle_cpu_s: float
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
 
+def provider_steps(keys: Iterable[str]) -> list[str]:
+    """The step keys of the provider assets (whatever the connections), in provider order."""
+    keys = list(keys)
+    return [k for p in PROVIDERS for k in keys if k.startswith(f"{p}_completions")]
+
+
+def _step_name(key: str) -> str:
+    return key.replace("_completions", "").replace("__default", "")
+
+
 def _rss(values: dict[str, float]) -> str:
-    names = {"cli": "CLI"} | {step: step.replace("_completions", "") for step in STEP_ORDER}
-    order = [k for k in ("cli", *PROVIDERS, *STEP_ORDER) if k in values]
-    return ", ".join(f"{names.get(k, k)} {values[k]:.0f}" for k in dict.fromkeys(order))
+    first = [k for k in ("cli", *PROVIDERS) if k in values]
+    rest = [k for k in values if k not in first]
+    return ", ".join(f"{'CLI' if k == 'cli' else _step_name(k)} {values[k]:.0f}" for k in first + rest)
 
 
-def _median_rss(samples) -> dict[str, float]:
+def _median_rss(samples: list[Sample]) -> dict[str, float]:
     keys = dict.fromkeys(k for s in samples for k in s.rss_mb)
     return {k: statistics.median(s.rss_mb[k] for s in samples if k in s.rss_mb) for k in keys}
+
+
+def _requests(samples: list[Sample]) -> str:
+    """Requests made / minimum for the windows the run chose, per provider (the worst run)."""
+    parts = []
+    for p in PROVIDERS:
+        worst = max(samples, key=lambda s: s.requests[p] - s.minimum[p])
+        parts.append(f"{worst.requests[p]:,} / {worst.minimum[p]:,} ({_windows(worst.windows[p])})")
+    return "; ".join(parts)
+
+
+def _windows(n: int) -> str:
+    return f"{n} window" if n == 1 else f"{n} windows"
+
+
+def over(s: Sample | MemoryRun, provider: str) -> float:
+    return s.requests[provider] / s.minimum[provider] - 1 if s.minimum[provider] else 0.0
 
 
 def throughput_table(t: Throughput) -> str:
@@ -43,34 +83,32 @@ def throughput_table(t: Throughput) -> str:
         ceiling = t.records_per_s("a", latency)
         for variant in ("a", "b", "c"):
             samples = t.of(variant, latency)
-            made = {p: max(s.requests[p] for s in samples) for p in PROVIDERS}
             failed = sum(sum(s.failed.values()) for s in samples)
             rate = t.records_per_s(variant, latency)
             rows.append(
                 [
                     f"({variant}) {VARIANTS[variant]}",
                     f"{latency} ms",
-                    f"{rate:,.0f}",
                     f"{t.median(variant, latency, lambda s: s.wall_s):.2f}",
-                    f"{t.median(variant, latency, lambda s: s.cpu_s):.2f}",
-                    _rss(_median_rss(samples)),
-                    " / ".join(f"{made[p]:,}" for p in PROVIDERS)
-                    + " vs "
-                    + " / ".join(f"{t.minimum[p]:,}" for p in PROVIDERS)
-                    + (f" ({failed} failed)" if failed else ""),
+                    f"{rate:,.0f}",
                     "1.00" if variant == "a" else f"{rate / ceiling:.2f}",
-                    f"{t.median(variant, latency, lambda s: s.sandbox_cpu_s):.2f}",
+                    f"{t.median(variant, latency, lambda s: s.cpu_s):.1f}",
+                    f"{t.cpu_per_million(variant, latency):.1f}",
+                    _rss(_median_rss(samples)),
+                    _requests(samples) + (f" ({failed} failed)" if failed else ""),
+                    f"{t.median(variant, latency, lambda s: s.sandbox_cpu_s):.1f}",
                 ]
             )
     header = [
         "path",
         "added latency",
-        "records/s",
         "wall s",
-        "CPU s",
-        "peak RSS MB per process",
-        "requests bindbee / nexudus vs minimum",
+        "records/s",
         "vs (a)",
+        "CPU s",
+        "CPU s per M records",
+        "peak RSS MB per process / step",
+        "requests made / minimum bindbee; nexudus",
         "sandbox CPU s",
     ]
     return _table(header, rows)
@@ -78,47 +116,79 @@ def throughput_table(t: Throughput) -> str:
 
 def dagster_breakdown(t: Throughput) -> str:
     rows = []
+    keys = list(dict.fromkeys(k for s in t.of("c", LATENCIES_MS[0]) for k in s.detail["step_s"]))
     for latency in LATENCIES_MS:
         samples = t.of("c", latency)
-        steps = {step: statistics.median(s.detail["step_s"].get(step, 0.0) for s in samples) for step in STEP_ORDER}
+        steps = {k: statistics.median(s.detail["step_s"].get(k, 0.0) for s in samples) for k in keys}
         startup = statistics.median(s.detail["startup_s"] for s in samples)
-        wall = t.median("c", latency, lambda s: s.wall_s)
-        inside = max(steps[s] for s in STEP_ORDER[:2]) + steps[STEP_ORDER[2]]  # providers in parallel, then the merge
         events = statistics.median(s.detail["events"] for s in samples)
         rows.append(
             [
                 f"{latency} ms",
-                f"{wall:.1f}",
+                f"{t.median('c', latency, lambda s: s.wall_s):.1f}",
                 f"{startup:.1f}",
-                *(f"{steps[step]:.1f}" for step in STEP_ORDER),
-                f"{wall - startup - inside:.1f}",
+                *(f"{steps[k]:.1f}" for k in keys),
                 f"{events:.0f}",
             ]
         )
-    header = [
-        "added latency",
-        "wall s",
-        "start to first step s",
-        "bindbee step s",
-        "nexudus step s",
-        "lms step s (merge and checks)",
-        "between and after steps s",
-        "events stored",
-    ]
+    header = ["added latency", "wall s", "start to first step s", *(f"step {k} s" for k in keys), "events stored"]
     return _table(header, rows)
 
 
 def memory_table(runs: list[MemoryRun]) -> str:
     rows = [
         [
-            f"{run.range.days} days ({run.range.first} … {run.range.last})",
+            f"{run.label} ({run.range.first} … {run.range.last})",
             " / ".join(f"{run.rows[p]:,}" for p in PROVIDERS),
             " / ".join(f"{run.rss_mb[p]:.0f}" for p in PROVIDERS),
             f"{run.wall_s:.1f}",
+            " / ".join(f"{run.requests[p]:,} vs {run.minimum[p]:,}" for p in PROVIDERS),
+            f"{run.sandbox_rss_mb:.0f} MB, {run.sandbox_cpu_s:.1f} s",
         ]
         for run in runs
     ]
-    return _table(["range", "rows bindbee / nexudus", "peak RSS MB bindbee / nexudus process", "wall s"], rows)
+    header = [
+        "range × density",
+        "rows bindbee / nexudus",
+        "peak RSS MB bindbee / nexudus process",
+        "wall s",
+        "requests vs minimum bindbee / nexudus",
+        "sandbox peak RSS, CPU in the run",
+    ]
+    return _table(header, rows)
+
+
+def sandbox_table(facts: list[SandboxFacts]) -> str:
+    rows = [
+        [
+            f.workload.name,
+            f"{f.workload.sandbox_days} days × {f.workload.density:,}",
+            f"{f.start_s:.1f}",
+            f"{f.idle_cpu_s:.1f}",
+            f"{f.idle_rss_mb:.0f}",
+        ]
+        for f in facts
+    ]
+    return _table(["sandbox", "serves per provider", "start to idle s", "CPU s to idle", "RSS MB at idle"], rows)
+
+
+def requests_table(t: Throughput, nexudus_range_minimum: int) -> str:
+    rows = []
+    for variant in ("a", "b", "c"):
+        for latency in LATENCIES_MS:
+            for s in t.of(variant, latency):
+                rows.append(
+                    [
+                        f"({variant}) {latency} ms",
+                        *(
+                            f"{_windows(s.windows[p])}: {s.requests[p]:,} made, {s.minimum[p]:,} minimum ({over(s, p):+.1%})"
+                            for p in PROVIDERS
+                        ),
+                        f"{s.requests['nexudus'] / nexudus_range_minimum - 1:+.1%}",
+                    ]
+                )
+    header = ["run", "bindbee", "nexudus", "nexudus vs one widened window over the range"]
+    return _table(header, rows)
 
 
 def rate_table(results: list[RateResult], *, names: list[str] | None = None) -> str:
@@ -155,44 +225,72 @@ def rate_table(results: list[RateResult], *, names: list[str] | None = None) -> 
     return _table(header, rows)
 
 
+def _dense_point(memory: list[MemoryRun], days: int, density: int) -> MemoryRun | None:
+    return next((m for m in memory if m.range.days == days and m.density == density), None)
+
+
 def verdicts(t: Throughput, memory: list[MemoryRun], rates: list[RateResult]) -> list[Verdict]:
     out = []
-    extra = [
-        f"({s.variant}) {s.latency_ms} ms {p}: {s.requests[p]} vs {t.minimum[p]}"
-        for s in t.samples
-        for p in PROVIDERS
-        if s.requests[p] != t.minimum[p]
-    ]
+    for latency in LATENCIES_MS:
+        ratio = t.records_per_s("c", latency) / t.records_per_s("a", latency)
+        out.append(
+            Verdict(
+                f"(c)/(a) ≥ {RATIO_FLOOR} at {latency} ms, {t.total:,} records", f"{ratio:.2f}", ratio >= RATIO_FLOOR
+            )
+        )
+    cpu = {latency: t.cpu_per_million("c", latency) for latency in LATENCIES_MS}
     out.append(
         Verdict(
-            "requests made == minimum (every run of a, b, c)",
-            "all equal" if not extra else "; ".join(extra[:4]),
-            not extra,
+            f"end-to-end CPU ≤ {CPU_LIMIT_PER_M:.0f} s per million records (Dagster run, all its processes)",
+            ", ".join(f"{v:.1f} s at {k} ms" for k, v in cpu.items()),
+            max(cpu.values()) <= CPU_LIMIT_PER_M,
         )
     )
-    for variant, floor in (("b", 0.7), ("c", 0.25)):
-        for latency in LATENCIES_MS:
-            ratio = t.records_per_s(variant, latency) / t.records_per_s("a", latency)
-            out.append(Verdict(f"({variant})/(a) ≥ {floor} at {latency} ms", f"{ratio:.2f}", ratio >= floor))
-    steps = {
-        step: statistics.median(s.rss_mb.get(step, 0.0) for s in t.samples if s.variant == "c")
-        for step in ("bindbee_completions__default", "nexudus_completions__default")
-    }
-    worst = max(steps, key=lambda step: steps[step])
+    for run in sorted((m for m in memory if m.range.days == 8), key=lambda m: m.density):
+        worst = max(run.rss_mb.values())
+        out.append(
+            Verdict(
+                f"provider-process peak RSS ≤ {RSS_LIMIT_MB:.0f} MB, (b) {run.label}",
+                " / ".join(f"{run.rss_mb[p]:.0f}" for p in PROVIDERS) + " MB",
+                worst <= RSS_LIMIT_MB,
+            )
+        )
+    steps = _median_rss([s for s in t.samples if s.variant == "c"])
+    keys = provider_steps(steps)
     out.append(
         Verdict(
-            f"provider-step peak RSS ≤ {RSS_LIMIT_MB:.0f} MB (Dagster step, 30 days)",
-            ", ".join(f"{k.split('_')[0]} {v:.0f} MB" for k, v in steps.items()),
-            steps[worst] <= RSS_LIMIT_MB,
+            f"provider-step peak RSS ≤ {RSS_LIMIT_MB:.0f} MB, (c) {t.range.days} days × {t.density:,}/day",
+            ", ".join(f"{_step_name(k)} {steps[k]:.0f} MB" for k in keys),
+            bool(keys) and max(steps[k] for k in keys) <= RSS_LIMIT_MB,
         )
     )
-    short, long = memory[0], memory[-1]
-    growth = {p: long.rss_mb[p] / short.rss_mb[p] - 1 for p in PROVIDERS}
+    short, long = _dense_point(memory, 7, t.density), _dense_point(memory, 90, t.density)
+    if short and long:
+        growth = {p: long.rss_mb[p] / short.rss_mb[p] - 1 for p in PROVIDERS}
+        out.append(
+            Verdict(
+                f"90-day peak RSS within {FLAT_LIMIT:.0%} of 7-day at {t.density:,}/day",
+                ", ".join(f"{p} {g:+.0%}" for p, g in growth.items()),
+                all(g <= FLAT_LIMIT for g in growth.values()),
+            )
+        )
+    runs: list[Sample | MemoryRun] = [s for s in t.samples if s.variant in ("b", "c")] + list(memory)
+    bindbee = [s for s in runs if s.requests["bindbee"] != s.minimum["bindbee"]]
     out.append(
         Verdict(
-            f"{long.range.days}-day peak RSS within 10% of {short.range.days}-day",
-            ", ".join(f"{p} {g:+.0%}" for p, g in growth.items()),
-            all(g <= 0.10 for g in growth.values()),
+            "Bindbee requests == minimum (every run of (b), (c) and the memory points)",
+            "all equal"
+            if not bindbee
+            else "; ".join(f"{s.requests['bindbee']} vs {s.minimum['bindbee']}" for s in bindbee[:4]),
+            not bindbee,
+        )
+    )
+    worst = max(over(s, "nexudus") for s in runs)
+    out.append(
+        Verdict(
+            f"Nexudus requests within {NEXUDUS_OVER_LIMIT:.0%} of the minimum of its windows (every such run)",
+            f"at most {worst:+.1%}",
+            worst <= NEXUDUS_OVER_LIMIT,
         )
     )
     for r in rates:
@@ -211,39 +309,39 @@ def verdict_table(items: list[Verdict]) -> str:
     return _table(["target", "measured", "met"], [[v.target, v.measured, "yes" if v.met else "**no**"] for v in items])
 
 
-def experiments_table(t: Throughput, memory: list[MemoryRun], e: Experiments) -> str:
-    shipped_c = _median_rss(t.of("c", 0))
-    old_c = e.dagster_old_pool.rss_mb
-    steps = ("bindbee_completions__default", "nexudus_completions__default", "lms_completions")
-    rows = [
-        [
-            "(c) 30 days, 0 ms: step peak RSS MB " + " / ".join(s.split("_")[0] for s in steps),
-            " / ".join(f"{old_c.get(s, 0):.0f}" for s in steps),
-            " / ".join(f"{shipped_c.get(s, 0):.0f}" for s in steps),
+def experiments_table(t: Throughput, e: Experiments) -> str:
+    shipped = t.of("c", 0)
+
+    def row(label: str, samples: list[Sample]) -> list[str]:
+        rss = _median_rss(samples)
+        steps = provider_steps(rss)
+        wall = statistics.median(s.wall_s for s in samples)
+        cpu = statistics.median(s.cpu_s for s in samples)
+        return [
+            label,
+            f"{wall:.1f}",
+            f"{t.total / wall:,.0f}",
+            f"{cpu / t.total * 1e6:.1f}",
+            ", ".join(f"{_step_name(k)} {rss[k]:.0f}" for k in steps),
+            _requests(samples),
         ]
+
+    rows = [row("shipped (the (c) run above)", shipped)]
+    for result in e.results:
+        if result.sample is None:
+            rows.append([f"{result.experiment.label}: skipped, {result.skipped}", "", "", "", "", ""])
+            continue
+        note = "".join(f" ({key} lacks {', '.join(names)})" for key, names in result.unknown.items())
+        rows.append(row(result.experiment.label + note, [result.sample]))
+    header = [
+        f"(c), {t.range.days} days × {t.density:,}/day, 0 ms",
+        "wall s",
+        "records/s",
+        "CPU s per M records",
+        "provider-step peak RSS MB",
+        "requests made / minimum bindbee; nexudus",
     ]
-    by_days = {run.range.days: run for run in memory}
-    for run in e.memory_old_pool:
-        shipped = by_days[run.range.days]
-        rows.append(
-            [
-                f"(b) {run.range.days} days: peak RSS MB bindbee / nexudus process",
-                " / ".join(f"{run.rss_mb[p]:.0f}" for p in PROVIDERS),
-                " / ".join(f"{shipped.rss_mb[p]:.0f}" for p in PROVIDERS),
-            ]
-        )
-    short, long = e.memory_old_pool[0], e.memory_old_pool[-1]
-    rows.append(
-        [
-            f"(b) {long.range.days}-day over {short.range.days}-day peak RSS, bindbee / nexudus",
-            " / ".join(f"{long.rss_mb[p] / short.rss_mb[p] - 1:+.0%}" for p in PROVIDERS),
-            " / ".join(
-                f"{by_days[long.range.days].rss_mb[p] / by_days[short.range.days].rss_mb[p] - 1:+.0%}"
-                for p in PROVIDERS
-            ),
-        ]
-    )
-    return _table(["measure", "before: mimalloc (one run)", "shipped: system (medians above)"], rows)
+    return _table(header, rows)
 
 
 def render(
@@ -251,60 +349,68 @@ def render(
     facts: list[tuple[str, str]],
     t: Throughput,
     memory: list[MemoryRun],
+    sandboxes: list[SandboxFacts],
     rates: list[RateResult],
     experiments: Experiments,
+    nexudus_range_minimum: int,
     repeats: int,
     duration_s: float,
     analysis: str,
 ) -> str:
     old_margin = experiments.nexudus_old_margin
     assert old_margin is not None, "measure_rate_limits() sets it before the report"
-    records = sum(t.records.values())
-    fetched = {p: sum(t.sweep_records[p]) for p in PROVIDERS}
-    sweeps = len(t.range.sweeps())
+    dense = workload.DENSE
     return (
         "\n\n".join(
             [
                 "# Benchmarks",
                 f"Written by `make bench` (`python -m completions_assets_bench`), which took {duration_s / 60:.1f} minutes. "
-                f"Every table comes from that one invocation (medians of {repeats} interleaved repeats unless noted); the "
-                "findings also quote profiles and side tests run separately, with their date.",
+                f"Every table comes from that one invocation (medians of {repeats} interleaved repeats unless noted).",
                 "## Machine\n\n" + _table(["", ""], [[k, v] for k, v in facts]),
                 "## Workload\n\n"
-                f"The sandbox (`python -m completions_assets.sandbox {' '.join(workload.sandbox_args(workload.MAIN))}`) serves "
-                "both providers. The throughput range is "
-                f"{t.range.days} days, {t.range.first} … {t.range.last}, at {workload.MAIN.density:,} records per day and provider; "
-                "by the sandbox's design about one day in nine is empty for each provider, so the range holds "
+                f"One sandbox (`python -m completions_assets.sandbox {' '.join(workload.sandbox_args(dense))}`) serves both "
+                f"providers at {dense.density:,} records per day each. The throughput range is {t.range.days} days, "
+                f"{t.range.first} … {t.range.last}; by the sandbox's design about one day in nine is empty for each provider, so "
+                "the range holds "
                 + " and ".join(f"{t.records[p]:,} {p}" for p in PROVIDERS)
-                + f" records ({records:,} in all). "
-                f"records/s is always {records:,} divided by the wall time, so the ratios are wall-time ratios.\n\n"
-                f"All three paths fetch in the pipeline's {sweeps} sweeps of up to {workload.SWEEP_DAYS} days, "
-                f"{workload.CONCURRENT_SWEEPS} at a time, pages of {workload.PAGE_SIZE}. A Bindbee sweep asks for exactly its days; a "
-                "Nexudus sweep asks for its days widened by 14 h 1 min on each side (SPEC section 6), so its windows return "
-                + " and ".join(f"{fetched[p]:,} {p}" for p in PROVIDERS)
-                + " records. "
-                "**Minimum requests** = the sum over sweeps of max(1, ceil(records the sweep's request window returns / 100)), "
-                "per provider — for Bindbee that is ceil(records in the sweep's days / 100); for Nexudus it counts the records of the "
-                "widened window, which the pipeline has to read to be correct in any time zone. Requests are counted by the sandbox "
-                "(data endpoints only; the one Nexudus token request per process is not included).\n\n"
-                "- **(a)** one process per provider, plain `httpx.Client` (same pool size), the same sweeps on the same number of "
-                "threads; each page is `json.loads`-ed and dropped. No Arrow, no files, no pacing: the ceiling.\n"
+                + f" records ({t.total:,} in all). records/s is always {t.total:,} divided by the wall time, so the ratios are "
+                "wall-time ratios; CPU s per M records is the variant's CPU (all its processes, the sandbox's apart) per "
+                "million of those records.\n\n"
+                "- **(a)** the ceiling: one process per provider, `httpx.AsyncClient`, each page `json.loads`-ed and dropped; "
+                "no Arrow, no files, no pacing. Bindbee as one exact window per UTC day, all days' cursor walks at once; "
+                "Nexudus as one window over the whole range widened once by 14 h 1 min on each side, page 1 and then pages "
+                f"2..TotalPages at once; at most {IN_FLIGHT} requests in flight per process.\n"
                 "- **(b)** one process per provider: the provider resource's `fetch_days` (pacing off) and `ParquetStorage.write` "
                 "for each day, without Dagster — the provider asset's fetch-to-Parquet path.\n"
                 "- **(c)** `python -m dagster asset materialize -m completions_assets.definitions --select '*' --partition-range "
                 f"{t.range.cli} -c pacing-off.yaml`: one run of all three assets and their checks, as a user launches it, timed "
                 "from process start to exit (Dagster's start-up included); a fresh data root per run, one instance (the local "
-                "`completions_assets/local/dagster.yaml`) per invocation. The run config switches pacing off; it restates every resource field "
-                "`definitions.py` sets, because run config for a resource replaces its configured values as a whole.\n\n"
+                "`completions_assets/local/dagster.yaml`) per invocation. Run config for a resource replaces its configured "
+                "values as a whole, so the benchmark derives the file from the code location itself: it loads "
+                "`completions_assets.definitions` in the run's environment, restates each provider resource's explicitly set "
+                "fields, sets every pacing field the class declares to 0 and checks the resource then reports no rate limit.\n\n"
                 "(a) and (b) start their two processes together after imports (both ready, then go) and time from go to the last "
-                "one done; CPU s is the sum over the variant's processes (not the sandbox's, shown apart). Peak RSS is each "
-                "process's VmHWM (for (c), sampled every 0.1 s for the CLI and each step process, found by the pids in the run's "
-                "step events). One unmeasured (a) pass first fills the sandbox's per-query caches.",
-                "## Throughput (30 days)\n\n" + throughput_table(t),
+                "one done. Peak RSS is each process's VmHWM (for (c), sampled every 0.1 s for the CLI and each step process, "
+                "found by the pids in the run's step events). Unmeasured (a) and (b) passes first fill the sandbox's per-query "
+                "caches.\n\n"
+                "**Minimum requests**: the windows a run chose are read back from the sandbox's query log (`GET "
+                "/_sandbox/queries`): each first-page request (Bindbee without `cursor`, Nexudus `page=1`) carries its window. "
+                "The minimum is the sum over those windows of max(1, ceil(records the window returns / page size)), with the "
+                "records counted by the sandbox's ground truth (for Nexudus, of the widened window). Requests are counted by "
+                "the sandbox (data endpoints only; the Nexudus token requests are not included).",
+                f"## Throughput ({t.range.days} days × {t.density:,} records/day per provider)\n\n"
+                + throughput_table(t),
                 "### Where the Dagster run's time goes (medians)\n\n" + dagster_breakdown(t),
-                "## Memory: 7-, 30- and 90-day ranges at the same density\n\n"
-                "Path (b), one process per provider, no added latency, pacing off. A 7-day range is one sweep; 30 and 90 days "
-                f"run {workload.CONCURRENT_SWEEPS} sweeps at a time.\n\n" + memory_table(memory),
+                "### Requests against the minimum, per run\n\n"
+                "Made and minimum for the windows each run asked for. The last column compares Nexudus's requests with "
+                f"the {nexudus_range_minimum:,} one window over the whole range (widened once) would need: the cost of "
+                "widening each window.\n\n" + requests_table(t, nexudus_range_minimum),
+                "## Memory\n\n"
+                "Path (b), one process per provider, no added latency, pacing off: an 8-day range at 2,000, 10,000 and "
+                "50,000 records per day (one sandbox per density, with a day beyond the range on each side), and 7- and "
+                f"90-day ranges at {dense.density:,} per day (the throughput sandbox). The provider steps of (c) are in the "
+                "throughput table.\n\n" + memory_table(memory) + "\n\nThe sandboxes themselves (their own process, "
+                "measured apart; every record is encoded once after start):\n\n" + sandbox_table(sandboxes),
                 "## Rate limits on\n\n"
                 "Two sandboxes with `--rate-limits` (one per provider, as the densities differ), path (b) with the resources' "
                 "default pacing (Bindbee 200/minute; Nexudus 1 per 100 ms, 120/minute, 5,000/hour; 1 ms margin), both at once. "
@@ -312,15 +418,13 @@ def render(
                 "seconds from first to last send; **achieved rate** = that least span over the measured span, times the binding "
                 "limit's rate.\n\n" + rate_table(rates),
                 "## Targets\n\n" + verdict_table(verdicts(t, memory, rates)),
-                "## What the shipped defaults bought: Arrow's memory pool\n\n"
-                "The package sets `ARROW_DEFAULT_MEMORY_POOL=system` when it is unset (`completions_assets/__init__.py`, before "
-                "anything imports pyarrow), so pyarrow allocates with the C library's malloc; the tables above measure that. "
-                "Before this benchmark pyarrow used its bundled mimalloc; the same code with `ARROW_DEFAULT_MEMORY_POOL=mimalloc` "
-                "in the environment puts it back, measured once each in this invocation.\n\n"
-                + experiments_table(t, memory, experiments),
-                "## What the shipped defaults bought: the pacing margin\n\n"
-                "The shipped `rate_margin_ms` is 1 (10 before this benchmark). The Nexudus rate-limited run again, right after "
-                "the one above (40 more requests stay within 120 per minute), with the old `rate_margin_ms=10`.\n\n"
+                "## What each change bought\n\n"
+                "The Dagster run of the throughput workload at 0 ms again, once per experiment, with one earlier setting put "
+                "back through run config or the environment (`completions_assets_bench/experiments.py`, a list of (label, "
+                "run-config overrides, environment)); an experiment naming fields no resource declares any more is shown as "
+                "skipped.\n\n" + experiments_table(t, experiments) + "\n\n"
+                "The pacing margin: the Nexudus rate-limited run again, right after the one above (40 more requests stay "
+                "within 120 per minute), with the old `rate_margin_ms=10`.\n\n"
                 + rate_table(
                     [old_margin, next(r for r in rates if r.provider == "nexudus")],
                     names=["nexudus, margin 10 ms (before)", "nexudus, margin 1 ms (shipped)"],

@@ -4,15 +4,15 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from completions_assets.local.launch import sandbox_process
 from completions_assets.sandbox.config import load_credentials
-from completions_assets_bench.procs import cpu_seconds, descendants
-from completions_assets_bench.workload import Workload, sandbox_args
+from completions_assets_bench.procs import cpu_seconds, descendants, peak_rss_mb
+from completions_assets_bench.workload import Window, Workload, minimum_requests, requested_windows, sandbox_args
 
 CREDENTIALS = load_credentials()  # what a sandbox started from this environment accepts
 
@@ -21,6 +21,39 @@ CREDENTIALS = load_credentials()  # what a sandbox started from this environment
 class Sandbox:
     base_url: str
     pid: int
+    workload: Workload | None = None
+    _counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def next_query(self) -> int:
+        """The number the sandbox will give its next data request (a mark for `queries`)."""
+        return int(self._queries(1 << 62)["next"])
+
+    def queries(self, since: int) -> list[dict]:
+        """Provider and query parameters of every data request numbered `since` or later."""
+        return list(self._queries(since)["queries"])
+
+    def _queries(self, since: int) -> dict:
+        response = httpx.get(f"{self.base_url}/_sandbox/queries", params={"since": since}, timeout=60)
+        response.raise_for_status()
+        return response.json()
+
+    def windows_since(self, since: int) -> dict[str, list[Window]]:
+        """The request windows (first pages) of the data requests since the mark, per provider."""
+        return requested_windows(self.queries(since))
+
+    def window_records(self, window: Window) -> int:
+        """Records the sandbox returns for `window` (ground truth, cached)."""
+        key = (window.provider, window.start, window.end)
+        if key not in self._counts:
+            self._counts[key] = self.count(window.provider, window.start, window.end)
+        return self._counts[key]
+
+    def minimum(self, windows: list[Window]) -> int:
+        """ceil(records / page size) per window, an empty window one (SPEC)."""
+        return minimum_requests((self.window_records(w), w.page_size) for w in windows)
+
+    def peak_rss_mb(self) -> float:
+        return peak_rss_mb(self.pid) or 0.0
 
     def stats(self) -> dict[str, dict]:
         """Requests per provider (and the token endpoint) with counts per status."""
@@ -75,4 +108,4 @@ def serving(workload: Workload, *, rate_limits: bool = False) -> Iterator[Sandbo
         new = _sandbox_pids() - known
         if len(new) != 1:
             raise RuntimeError(f"cannot tell which process serves {base_url}: {sorted(new)}")
-        yield Sandbox(base_url, new.pop())
+        yield Sandbox(base_url, new.pop(), workload)

@@ -1,32 +1,33 @@
-"""Sections 1-3 of the benchmark: (a) ceiling, (b) fetch-to-Parquet, (c) Dagster, and memory.
+"""The measurements on one sandbox: (a) ceiling, (b) fetch-to-Parquet, (c) Dagster, and memory.
 
-All three read the same 30 days from one sandbox, at each added latency, in
+All three read the same range from one sandbox, at each added latency, in
 interleaved repeats (a, b, c, a, b, c, ...) so that drift on a shared machine
-hits every variant alike. Requests are counted by the sandbox itself.
+hits every variant alike. Requests are counted by the sandbox itself, and the
+windows each run asked for are read back from its query log, so the minimum is
+computed for the windows the run actually chose.
 """
 
-import datetime as dt
 import os
 import statistics
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from completions_assets.local.launch import prepare_dagster_home, sandbox_environment
-from completions_assets_bench import dagster_run, workload
+from completions_assets_bench import dagster_run, run_config
 from completions_assets_bench.procs import Measured, run_workers
 from completions_assets_bench.sandbox import CREDENTIALS, Sandbox
 from completions_assets_bench.workload import PROVIDERS, Range
 
 VARIANTS = {
-    "a": "bare httpx fetch (ceiling)",
+    "a": "bare async httpx fetch (ceiling)",
     "b": "fetch to Parquet (provider resources)",
     "c": "Dagster range run, three assets",
 }
-WORKER_TIMEOUT_S = 300.0
-DAGSTER_TIMEOUT_S = 420.0
+WORKER_TIMEOUT_S = 600.0
+DAGSTER_TIMEOUT_S = 900.0
 
 
 @dataclass
@@ -42,15 +43,20 @@ class Sample:
     failed: dict[str, int]  # responses other than 200, per provider
     sandbox_cpu_s: float
     detail: dict[str, Any] = field(default_factory=dict)
+    windows: dict[str, int] = field(default_factory=dict)  # request windows (first pages) per provider
+    minimum: dict[str, int] = field(default_factory=dict)  # minimum requests for those windows, per provider
 
 
 @dataclass
 class Throughput:
     range: Range
+    density: int
     records: dict[str, int]  # in the range, per provider (sandbox ground truth)
-    minimum: dict[str, int]  # minimum requests per provider for the pipeline's sweeps
-    sweep_records: dict[str, list[int]]  # records each sweep window returns
     samples: list[Sample]
+
+    @property
+    def total(self) -> int:
+        return sum(self.records.values())
 
     def of(self, variant: str, latency_ms: int) -> list[Sample]:
         return [s for s in self.samples if s.variant == variant and s.latency_ms == latency_ms]
@@ -59,18 +65,26 @@ class Throughput:
         return statistics.median(value(s) for s in self.of(variant, latency_ms))
 
     def records_per_s(self, variant: str, latency_ms: int) -> float:
-        return sum(self.records.values()) / self.median(variant, latency_ms, lambda s: s.wall_s)
+        return self.total / self.median(variant, latency_ms, lambda s: s.wall_s)
+
+    def cpu_per_million(self, variant: str, latency_ms: int) -> float:
+        return self.median(variant, latency_ms, lambda s: s.cpu_s) / self.total * 1e6
 
 
 def _window(days: Range) -> tuple[str, str]:
-    start = dt.datetime.combine(days.first, dt.time(), tzinfo=dt.timezone.utc)
-    return start.isoformat(), (start + dt.timedelta(days=days.days)).isoformat()
+    return days.start.isoformat(), days.end.isoformat()
+
+
+def range_records(sandbox: Sandbox, days: Range) -> dict[str, int]:
+    start, end = _window(days)
+    return {p: sandbox.count(p, start, end) for p in PROVIDERS}
 
 
 def _measure(sandbox: Sandbox, variant: str, latency_ms: int, run: Callable[[], tuple]) -> Sample:
-    before, cpu_before = sandbox.stats(), sandbox.cpu_s()
+    before, cpu_before, mark = sandbox.stats(), sandbox.cpu_s(), sandbox.next_query()
     wall, cpu, rss, detail = run()
     after, cpu_after = sandbox.stats(), sandbox.cpu_s()
+    windows = sandbox.windows_since(mark)
     requests = {p: after[p]["requests"] - before[p]["requests"] for p in PROVIDERS}
     failed = {
         p: sum(
@@ -78,19 +92,36 @@ def _measure(sandbox: Sandbox, variant: str, latency_ms: int, run: Callable[[], 
         )
         for p in PROVIDERS
     }
-    return Sample(variant, latency_ms, wall, cpu, rss, requests, failed, cpu_after - cpu_before, detail)
+    return Sample(
+        variant,
+        latency_ms,
+        wall,
+        cpu,
+        rss,
+        requests,
+        failed,
+        cpu_after - cpu_before,
+        detail,
+        windows={p: len(windows[p]) for p in PROVIDERS},
+        minimum={p: sandbox.minimum(windows[p]) for p in PROVIDERS},
+    )
 
 
 def ceiling(sandbox: Sandbox, days: Range) -> Measured:
-    sweeps = [(start.isoformat(), end.isoformat()) for start, end in days.sweeps()]
     roles = {
-        p: {"provider": p, "base_url": sandbox.base_url, "credentials": CREDENTIALS, "sweeps": sweeps}
+        p: {
+            "provider": p,
+            "base_url": sandbox.base_url,
+            "credentials": CREDENTIALS,
+            "first": days.first.isoformat(),
+            "days": days.days,
+        }
         for p in PROVIDERS
     }
     return run_workers("ceiling", roles, timeout_s=WORKER_TIMEOUT_S)
 
 
-def fetch_to_parquet(sandbox: Sandbox, days: Range, root: Path, *, env: dict[str, str] | None = None) -> Measured:
+def fetch_to_parquet(sandbox: Sandbox, days: Range, root: Path, *, env: Mapping[str, str] | None = None) -> Measured:
     roles = {
         p: {
             "provider": p,
@@ -112,7 +143,15 @@ class Runner:
     def __init__(self, sandbox: Sandbox, scratch: Path, days: Range) -> None:
         self.sandbox, self.scratch, self.days = sandbox, scratch, days
         self.home = prepare_dagster_home(scratch / "dagster_home")
-        self.run_config = dagster_run.write_run_config(scratch)
+        assert sandbox.workload is not None, "serving() records the workload"
+        self.env = sandbox_environment(self.sandbox.base_url) | {
+            "DAGSTER_HOME": str(self.home),
+            "COMPLETIONS_START_DATE": sandbox.workload.sandbox_first.isoformat(),
+            "COMPLETIONS_TIMEZONE": "UTC",
+            # The workload's days are long past: their freshness checks would only say so.
+            "COMPLETIONS_FRESHNESS_HOUR": "off",
+        }
+        self.run_config = run_config.write(scratch, "pacing-off", self.env | {"COMPLETIONS_DATA_ROOT": str(scratch)})
         self.runs = 0
 
     def _fresh(self, name: str) -> Path:
@@ -122,8 +161,8 @@ class Runner:
     def a(self, latency_ms: int) -> Sample:
         def run() -> tuple:
             done = ceiling(self.sandbox, self.days)
-            sweeps = {p: r["sweep_records"] for p, r in done.results.items()}
-            return done.wall_s, done.cpu_s, done.peak_rss_mb, {"sweep_records": sweeps}
+            windows = {p: r["window_records"] for p, r in done.results.items()}
+            return done.wall_s, done.cpu_s, done.peak_rss_mb, {"window_records": windows}
 
         return _measure(self.sandbox, "a", latency_ms, run)
 
@@ -135,23 +174,16 @@ class Runner:
 
         return _measure(self.sandbox, "b", latency_ms, run)
 
-    def c(self, latency_ms: int, *, extra_env: dict[str, str] | None = None) -> Sample:
+    def c(self, latency_ms: int, *, extra_env: Mapping[str, str] | None = None, config: Path | None = None) -> Sample:
         def run() -> tuple:
             root = self._fresh("c")
-            env = (
-                sandbox_environment(self.sandbox.base_url)
-                | (extra_env or {})
-                | {
-                    "DAGSTER_HOME": str(self.home),
-                    "COMPLETIONS_DATA_ROOT": str(root / "data"),
-                    "COMPLETIONS_START_DATE": workload.MAIN.sandbox_first.isoformat(),
-                    "COMPLETIONS_TIMEZONE": "UTC",
-                    # The workload's days are long past: their freshness checks would only say so.
-                    "COMPLETIONS_FRESHNESS_HOUR": "off",
-                }
-            )
+            env = self.env | dict(extra_env or {}) | {"COMPLETIONS_DATA_ROOT": str(root / "data")}
             done = dagster_run.materialize(
-                self.days, env=env, run_config=self.run_config, log=root / "run.log", timeout_s=DAGSTER_TIMEOUT_S
+                self.days,
+                env=env,
+                run_config=config or self.run_config,
+                log=root / "run.log",
+                timeout_s=DAGSTER_TIMEOUT_S,
             )
             detail = {"step_s": done.step_s, "startup_s": done.startup_s, "events": done.events}
             return done.wall_s, done.cpu_s, done.peak_rss_mb, detail
@@ -161,15 +193,17 @@ class Runner:
 
 def measure_throughput(runner: Runner, *, repeats: int, log: Callable[[str], None]) -> Throughput:
     sandbox, days = runner.sandbox, runner.days
-    start, end = _window(days)
-    records = {p: sandbox.count(p, start, end) for p in PROVIDERS}
+    assert sandbox.workload is not None and sandbox.workload.serves(days)
+    records = range_records(sandbox, days)
     sandbox.set_latency(0)
-    warm = runner.a(0)  # fills the sandbox's per-query caches for these windows; not reported
-    sweep_records = warm.detail["sweep_records"]
-    minimum = {p: workload.minimum_requests(sweep_records[p]) for p in PROVIDERS}
+    # Unmeasured passes of (a) and (b) fill the sandbox's per-query caches for both kinds of window.
+    for variant in ("a", "b"):
+        warm = getattr(runner, variant)(0)
+        _check(warm, records)
+        log(f"  warm-up ({variant}) {warm.wall_s:6.2f} s wall")
     samples = []
     for repeat in range(1, repeats + 1):
-        for latency in workload.LATENCIES_MS:
+        for latency in (0, 20):
             sandbox.set_latency(latency)
             for variant in ("a", "b", "c"):
                 sample = getattr(runner, variant)(latency)
@@ -177,10 +211,10 @@ def measure_throughput(runner: Runner, *, repeats: int, log: Callable[[str], Non
                 samples.append(sample)
                 log(
                     f"  repeat {repeat}/{repeats}, {latency:>2} ms, ({variant}) {sample.wall_s:6.2f} s wall, "
-                    f"{sample.cpu_s:6.2f} s CPU, requests {sum(sample.requests.values())}"
+                    f"{sample.cpu_s:6.2f} s CPU, requests {sample.requests} vs minimum {sample.minimum}"
                 )
     sandbox.set_latency(0)
-    return Throughput(days, records, minimum, sweep_records, samples)
+    return Throughput(days, sandbox.workload.density, records, samples)
 
 
 def _check(sample: Sample, records: dict[str, int]) -> None:
@@ -188,30 +222,70 @@ def _check(sample: Sample, records: dict[str, int]) -> None:
     if any(sample.failed.values()):
         raise RuntimeError(f"({sample.variant}) at {sample.latency_ms} ms got failed responses: {sample.failed}")
     rows = sample.detail.get("rows")
-    if rows is not None and rows != records:
-        raise RuntimeError(f"(b) wrote {rows} rows, the sandbox holds {records}")
+    if sample.variant == "a":  # Nexudus's widened window reads beyond the range
+        rows = {p: sum(n) for p, n in sample.detail["window_records"].items()}
+        if rows["bindbee"] != records["bindbee"] or rows["nexudus"] < records["nexudus"]:
+            raise RuntimeError(f"(a) read {rows} records, the range holds {records}")
+    elif rows is not None and rows != records:
+        raise RuntimeError(f"({sample.variant}) wrote {rows} rows, the sandbox holds {records}")
 
 
 @dataclass
 class MemoryRun:
     range: Range
+    density: int
     rss_mb: dict[str, float]  # median peak RSS per provider process
     wall_s: float
     rows: dict[str, int]
+    requests: dict[str, int]
+    minimum: dict[str, int]
+    sandbox_rss_mb: float = 0.0  # the sandbox's peak so far (VmHWM) after the run
+    sandbox_cpu_s: float = 0.0  # the sandbox's CPU during the run(s)
+
+    @property
+    def label(self) -> str:
+        return f"{self.range.days} days × {self.density:,}/day"
 
 
 def measure_memory(
-    sandbox: Sandbox, scratch: Path, *, repeats: int, ranges: tuple[Range, ...], env: dict[str, str] | None = None
+    sandbox: Sandbox,
+    scratch: Path,
+    *,
+    repeats: int,
+    ranges: tuple[Range, ...],
+    env: Mapping[str, str] | None = None,
 ) -> list[MemoryRun]:
-    """(b) at the same density and no added latency: peak RSS per provider process, per range."""
+    """(b) at no added latency: peak RSS per provider process, per range of this sandbox's density."""
+    assert sandbox.workload is not None
     sandbox.set_latency(0)
     out = []
     for days in ranges:
-        runs = []
+        assert sandbox.workload.serves(days), (sandbox.workload, days)
+        records = range_records(sandbox, days)
+        samples = []
         for repeat in range(repeats):
             root = Path(tempfile.mkdtemp(prefix=f"memory-{days.days}-{repeat}-", dir=scratch))
-            runs.append(fetch_to_parquet(sandbox, days, root, env=env))
-        rss = {role: statistics.median(r.peak_rss_mb[role] for r in runs) for role in PROVIDERS}
-        rows = {p: r["rows"] for p, r in runs[0].results.items()}
-        out.append(MemoryRun(days, rss, statistics.median(r.wall_s for r in runs), rows))
+
+            def run(root: Path = root, days: Range = days) -> tuple:
+                done = fetch_to_parquet(sandbox, days, root, env=env)
+                rows = {p: r["rows"] for p, r in done.results.items()}
+                return done.wall_s, done.cpu_s, done.peak_rss_mb, {"rows": rows}
+
+            sample = _measure(sandbox, "b", 0, run)
+            _check(sample, records)
+            samples.append(sample)
+        rss = {p: statistics.median(s.rss_mb[p] for s in samples) for p in PROVIDERS}
+        out.append(
+            MemoryRun(
+                range=days,
+                density=sandbox.workload.density,
+                rss_mb=rss,
+                wall_s=statistics.median(s.wall_s for s in samples),
+                rows=records,
+                requests=samples[0].requests,
+                minimum=samples[0].minimum,
+                sandbox_rss_mb=sandbox.peak_rss_mb(),
+                sandbox_cpu_s=sum(s.sandbox_cpu_s for s in samples),
+            )
+        )
     return out

@@ -1,31 +1,30 @@
-"""The fixed workloads of `make bench` and the request windows both fetch paths walk.
+"""The fixed workloads of `make bench`, the ceiling's request windows, and the minimum requests.
 
-Everything here is plain data: the sandbox's arguments, the date ranges, how a
-range is split into sweeps (the pipeline's `sweep_days`), and the exact query
-windows of each sweep, so the bare ceiling asks the sandbox for exactly what
-the pipeline asks for.
+Everything here is plain data (no Dagster): the sandboxes' arguments, the date
+ranges, and the query windows the bare ceiling asks for. The pipeline chooses
+its own windows; the benchmark reads them back from the sandbox's query log
+(`requested_windows`) and computes the minimum for exactly those windows.
 """
 
 import datetime as dt
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 PROVIDERS = ("bindbee", "nexudus")
-PAGE_SIZE = 100
+PAGE_SIZE = 100  # the ceiling's page size: the largest Bindbee allows (SPEC)
 SEED = 7  # with seed 7 about one day in nine is empty per provider (the sandbox's design)
-# The pipeline's defaults (ProviderResource fields, nexudus DEFAULT_MARGIN_MINUTES), repeated
-# here so the bare ceiling imports no Dagster; pipeline.check_same_requests verifies them.
-SWEEP_DAYS = 8
-CONCURRENT_SWEEPS = 4
+# SPEC section 6: a Nexudus window is widened by 14 h 1 min on each side (the filter's zone is undocumented).
 NEXUDUS_MARGIN = dt.timedelta(minutes=14 * 60 + 1)
 _MICROSECOND = dt.timedelta(microseconds=1)
+_MILLISECOND = dt.timedelta(milliseconds=1)
 _MINUTE = dt.timedelta(minutes=1)
 UTC = dt.timezone.utc
 
 
 @dataclass(frozen=True)
 class Range:
-    """Days `first`..`last` (both included) served at `density` records per day."""
+    """Days `first`..`last` (both included)."""
 
     first: dt.date
     days: int
@@ -38,15 +37,17 @@ class Range:
     def cli(self) -> str:
         return f"{self.first.isoformat()}...{self.last.isoformat()}"
 
-    def sweeps(self) -> list[tuple[dt.datetime, dt.datetime]]:
-        """[start, end) of each sweep, split as ProviderClient.fetch_days splits a range (UTC days)."""
-        out = []
-        for offset in range(0, self.days, SWEEP_DAYS):
-            first = self.first + dt.timedelta(days=offset)
-            count = min(SWEEP_DAYS, self.days - offset)
-            start = dt.datetime.combine(first, dt.time(), tzinfo=UTC)
-            out.append((start, start + dt.timedelta(days=count)))
-        return out
+    @property
+    def start(self) -> dt.datetime:
+        return dt.datetime.combine(self.first, dt.time(), tzinfo=UTC)
+
+    @property
+    def end(self) -> dt.datetime:
+        return self.start + dt.timedelta(days=self.days)
+
+    def day_windows(self) -> list[tuple[dt.datetime, dt.datetime]]:
+        """[start, end) of each UTC day."""
+        return [(self.start + dt.timedelta(days=i), self.start + dt.timedelta(days=i + 1)) for i in range(self.days)]
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,23 @@ class Workload:
     sandbox_days: int
     density: int  # records per day per provider (empty days aside)
 
+    def serves(self, days: Range) -> bool:
+        """Whether the sandbox holds a day on each side of `days` (Nexudus's widened windows reach into them)."""
+        return self.sandbox_first < days.first and days.last < self.sandbox_first + dt.timedelta(
+            days=self.sandbox_days - 1
+        )
 
-# One sandbox serves the throughput runs (30 days) and the memory runs (7 and 90
-# days) at 2,000 records/day, with data beyond every range for Nexudus's margins.
-MAIN = Workload("main", dt.date(2024, 1, 1), 100, 2_000)
+
+# The 600,000-record workload (30 days x 10,000 records/day per provider) and the 10,000/day
+# memory points (7, 8 and 90 days) share one sandbox, with a day beyond every range.
+DENSE = Workload("dense", dt.date(2024, 1, 1), 92, 10_000)
 THROUGHPUT = Range(dt.date(2024, 2, 1), 30)
-MEMORY_SHORT = Range(dt.date(2024, 2, 1), 7)
-MEMORY_LONG = Range(dt.date(2024, 1, 4), 90)
+MEMORY_7 = Range(dt.date(2024, 2, 1), 7)
+MEMORY_8 = Range(dt.date(2024, 2, 1), 8)
+MEMORY_90 = Range(dt.date(2024, 1, 2), 90)
+# The other densities of the 8-day memory point, one small sandbox each.
+SPARSE = Workload("sparse", dt.date(2024, 1, 31), 10, 2_000)
+DENSEST = Workload("densest", dt.date(2024, 1, 31), 10, 50_000)
 # Rate limits on: one sandbox per provider, as the two densities differ. With seed 7
 # none of these days is empty for its provider.
 RATE_BINDBEE = Workload("rate-bindbee", dt.date(2024, 1, 1), 5, 5_000)
@@ -86,17 +97,21 @@ def sandbox_args(workload: Workload, *, rate_limits: bool = False) -> list[str]:
     return args + ["--rate-limits"] if rate_limits else args
 
 
+def _fmt_bindbee(moment: dt.datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def bindbee_params(start: dt.datetime, end: dt.datetime) -> dict[str, str]:
-    """The pipeline's sweep query: inclusive bounds, so the end is minus 1 µs."""
-
-    def fmt(moment: dt.datetime) -> str:
-        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-    return {"page_size": str(PAGE_SIZE), "completed_at_from": fmt(start), "completed_at_to": fmt(end - _MICROSECOND)}
+    """An exact Bindbee window: inclusive bounds, so the end is minus 1 µs."""
+    return {
+        "page_size": str(PAGE_SIZE),
+        "completed_at_from": _fmt_bindbee(start),
+        "completed_at_to": _fmt_bindbee(end - _MICROSECOND),
+    }
 
 
 def nexudus_params(start: dt.datetime, end: dt.datetime) -> dict[str, str]:
-    """The pipeline's sweep query: the window widened by the margin, whole minutes."""
+    """A Nexudus window widened by the margin, in whole minutes (page 1)."""
     low = (start - NEXUDUS_MARGIN).replace(second=0, microsecond=0)
     high = end + NEXUDUS_MARGIN
     if high.second or high.microsecond:
@@ -111,6 +126,53 @@ def nexudus_params(start: dt.datetime, end: dt.datetime) -> dict[str, str]:
     }
 
 
-def minimum_requests(records_per_sweep: list[int]) -> int:
-    """ceil(records the sweep window returns / page size) per sweep; an empty window still costs one."""
-    return sum(max(1, math.ceil(n / PAGE_SIZE)) for n in records_per_sweep)
+# ----- the windows a run requested, read back from the sandbox's query log -----
+
+
+@dataclass(frozen=True)
+class Window:
+    """One request window as the sandbox reads it: records with event time in [start, end) (UTC ISO 8601)."""
+
+    provider: str
+    start: str
+    end: str
+    page_size: int
+
+
+def _parse(text: str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # the bench's sandboxes filter Nexudus in UTC
+
+
+def first_page_window(provider: str, params: Mapping[str, str]) -> Window | None:
+    """The window of a first-page request (Bindbee without `cursor`, Nexudus page 1); None for a later page.
+
+    Bindbee's bounds are inclusive at millisecond precision, Nexudus's `to` is inclusive through
+    its minute (the sandbox's own reading of both filters)."""
+    if provider == "bindbee":
+        if params.get("cursor"):
+            return None
+        low = _parse(params["completed_at_from"])
+        high = _parse(params["completed_at_to"])
+        high = high.replace(microsecond=high.microsecond // 1000 * 1000) + _MILLISECOND
+        return Window(provider, low.isoformat(), high.isoformat(), int(params.get("page_size") or 100))
+    if int(params.get("page") or 1) != 1:
+        return None
+    low = _parse(params["from_CourseCompletedLesson_CreatedOn"])
+    high = _parse(params["to_CourseCompletedLesson_CreatedOn"]) + _MINUTE
+    return Window(provider, low.isoformat(), high.isoformat(), int(params.get("size") or 25))
+
+
+def requested_windows(queries: Iterable[Mapping]) -> dict[str, list[Window]]:
+    """Per provider, the windows of the first-page requests in `queries` (the sandbox's /_sandbox/queries)."""
+    out: dict[str, list[Window]] = {p: [] for p in PROVIDERS}
+    for query in queries:
+        window = first_page_window(query["provider"], query["params"])
+        if window is not None:
+            out[window.provider].append(window)
+    return out
+
+
+def minimum_requests(window_records: Iterable[tuple[int, int]]) -> int:
+    """Sum over windows of max(1, ceil(records / page size)) for (records, page size) pairs (SPEC)."""
+    return sum(max(1, math.ceil(n / size)) for n, size in window_records)
