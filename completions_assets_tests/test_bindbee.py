@@ -237,17 +237,15 @@ def test_a_record_exactly_at_midnight_belongs_to_the_next_day_only(sandbox: Sand
     assert midnight in second.table["completed_at"].to_pylist()
 
 
-def test_a_range_costs_one_request_per_page_of_each_sweep(sandbox: Sandbox) -> None:
+def test_a_range_costs_one_request_per_page_of_each_window(sandbox: Sandbox) -> None:
     days = windows("2024-01-01", "2024-01-31")
     before = sandbox.stats()["bindbee"]["requests"]
-    with bindbee_client(sandbox, sweep_days=8, max_concurrent_sweeps=4) as client:
+    with bindbee_client(sandbox, max_window_days=8, max_concurrent_requests=4) as client:
         batches = list(client.fetch_days(days))
-    sweeps = [days[i : i + 8] for i in range(0, len(days), 8)]
-    expected = sum(
-        max(1, math.ceil(len(sandbox.dataset.ground_truth("bindbee", s[0].start, s[-1].end)) / 100)) for s in sweeps
-    )
-    made = sum({id(b.stats): b.stats.requests for b in batches}.values())
-    assert made == expected == sandbox.stats()["bindbee"]["requests"] - before
+    reports = list({(w.request_from, w.request_to): w for b in batches for w in b.stats.windows}.values())
+    spans = [(dt.datetime.fromisoformat(w.request_from), dt.datetime.fromisoformat(w.request_to)) for w in reports]
+    expected = sum(max(1, math.ceil(len(sandbox.dataset.ground_truth("bindbee", *span)) / 100)) for span in spans)
+    assert sum(w.requests for w in reports) == expected == sandbox.stats()["bindbee"]["requests"] - before
 
 
 def test_include_flags_request_raw_data_and_custom_fields(sandbox: Sandbox) -> None:

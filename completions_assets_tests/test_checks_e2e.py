@@ -93,7 +93,7 @@ def digest(tmp_path) -> dict[str, str]:
 def test_run_failing_part_way_leaves_every_file_intact(tmp_path):
     config = SandboxConfig(seed=5, start_date=dt.date(2024, 3, 1), days=8, records_per_day=60)
     # Sweeps of 2 days, one at a time: request 4 is the second page of the second sweep.
-    slow = {"sweep_days": 2, "max_concurrent_sweeps": 1, **NO_WAIT}
+    slow = {"max_window_days": 2, "max_concurrent_requests": 1, **NO_WAIT}
     with start_sandbox(config) as sb:
         res = resources(sb.base_url, str(tmp_path), bindbee=slow)
         assert materialize_range("2024-03-01", "2024-03-06", res, dg.DagsterInstance.ephemeral()).success

@@ -27,7 +27,7 @@ from completions_assets_tests.clients_support import (
     windows,
 )
 
-DAYS = windows("2024-01-10", "2024-01-12")  # one sweep: Bindbee 6 pages, Nexudus 8 (widened)
+DAYS = windows("2024-01-10", "2024-01-10")  # one window, in turn: Bindbee 6 pages, Nexudus 13 (widened)
 SECRETS = ("sandbox-bindbee-key", "sandbox-connector-token", "sandbox-password", "sandbox-nexudus-token")
 
 RECOVERED: list[tuple[str, F, bool]] = [  # provider, knobs, whether a retry is needed
@@ -45,7 +45,7 @@ RECOVERED: list[tuple[str, F, bool]] = [  # provider, knobs, whether a retry is 
     ("nexudus", F(fail_status=429, fail_on=1), True),
     ("nexudus", F(fail_status=503, fail_on=1), True),
     ("nexudus", F(fail_status=500, fail_every=3), True),
-    ("nexudus", F(fail_status=502, fail_on=8), True),  # the last page
+    ("nexudus", F(fail_status=502, fail_on=13), True),  # the last page
     ("nexudus", F(disconnect_on=1), True),
     ("nexudus", F(html_on=5, html_status=502), True),
     ("nexudus", F(latency_ms=20), False),
@@ -76,7 +76,7 @@ FAILED: list[tuple[str, F, type[Exception], str]] = [  # provider, knobs, error,
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    with running_sandbox(days=20) as running:
+    with running_sandbox(days=20, records_per_day=550) as running:
         yield running
 
 
@@ -87,7 +87,7 @@ def oracles(sandbox: Sandbox) -> dict[str, Oracle]:
 
 def _client(sandbox: Sandbox, provider: str, clock: ManualClock, **options: Any) -> ProviderClient:
     make = bindbee_client if provider == "bindbee" else nexudus_client
-    return make(sandbox, clock=clock, **options)
+    return make(sandbox, clock=clock, **({"max_concurrent_requests": 1} | options))  # requests in a known order
 
 
 def _with_faults(sandbox: Sandbox, provider: str, faults: F) -> None:

@@ -1,21 +1,40 @@
 """Range fetching: day splitting, sweeps in order with bounded concurrency, request cost, resources."""
 
 import datetime as dt
+import itertools
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from completions_assets.partitions import DayWindow
 from completions_assets.providers.bindbee import BINDBEE_SCHEMA, BindbeeResource
+from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.nexudus.client import NexudusResource
-from completions_assets.providers.sweeps import FetchStats, SweepResult, run_sweeps, split_days, sweep_groups
-from completions_assets.sandbox import Sandbox
+from completions_assets.providers.planning import RecordBudget, Span, WindowPlanner, WindowTurn
+from completions_assets.providers.sweeps import (
+    DayBatch,
+    FetchStats,
+    SweepResult,
+    WindowReport,
+    check_contiguous,
+    run_windows,
+    split_days,
+)
+from completions_assets.sandbox import ProviderFaults, Sandbox
 from completions_assets.settings import ConfigurationError
-from completions_assets_tests.clients_support import Oracle, bindbee_client, nexudus_client, running_sandbox, windows
+from completions_assets_tests.clients_support import (
+    Oracle,
+    bindbee_client,
+    nexudus_client,
+    running_sandbox,
+    update_faults,
+    windows,
+)
 
 UTC = dt.timezone.utc
 JAN_2 = dt.datetime(2024, 1, 2, tzinfo=UTC)
@@ -56,56 +75,110 @@ def test_days_are_cut_half_open_and_sorted_by_time_then_id() -> None:
 )
 def test_windows_must_be_contiguous_and_sorted(days: list[DayWindow]) -> None:
     with pytest.raises(ValueError, match="contiguous and sorted"):
-        sweep_groups(days, 8)
+        check_contiguous(days)
 
 
-def _empty(start: dt.datetime, end: dt.datetime) -> SweepResult:
+# --- planning windows by records, and the record budget ---
+
+START = dt.datetime(2024, 1, 1, tzinfo=UTC)
+DAY = dt.timedelta(days=1)
+
+
+def _planner(days: int = 30, **options: Any) -> WindowPlanner:
+    settings: dict[str, Any] = {"target_records": 10_000, "max_span": 8 * DAY} | options
+    return WindowPlanner(START, START + days * DAY, **settings)
+
+
+def test_a_window_holds_about_its_target_at_the_density_seen() -> None:
+    planner = _planner()
+    first = planner.next()
+    assert first == Span(START, START + DAY)  # nothing known yet
+    planner.observe(40_000, DAY.total_seconds())  # dense: 40,000 a day
+    dense = planner.next()
+    assert dense is not None and dense.end - dense.start == dt.timedelta(hours=6)
+    planner.observe(0, 29 * DAY.total_seconds())  # the average drops to 1,333 a day
+    sparse = planner.next()
+    assert sparse is not None and sparse.end - sparse.start == 7 * DAY + dt.timedelta(hours=12)
+
+
+def test_a_widened_window_counts_its_margins() -> None:
+    planner = _planner(margin=dt.timedelta(hours=12), target_records=40_000, max_span=30 * DAY)
+    planner.observe(20_000, 2 * DAY.total_seconds())  # 10,000 a day, margins included
+    span = planner.next()
+    assert span is not None and span.end - span.start == 3 * DAY  # 4 days of records, 1 of them margin
+
+
+def test_windows_tile_the_range_without_a_sliver_at_the_end() -> None:
+    planner = _planner(days=2, first_span=dt.timedelta(hours=47, minutes=50))
+    spans = [planner.next(), planner.next()]
+    assert spans == [Span(START, START + 2 * DAY), None]
+
+
+def _empty(span: Span, turn: WindowTurn) -> SweepResult:
+    turn.planner.observe(0, span.seconds)
     return SweepResult(_table([]), FetchStats(1, 1, 0, 0.0, None))
 
 
-def test_sweeps_run_concurrently_yield_in_order_and_stay_bounded() -> None:
-    sweeps = [[w] for w in windows("2024-01-01", "2024-01-12")]
+def _daily(days: int) -> WindowPlanner:
+    return _planner(days=days, max_span=DAY)
+
+
+def test_windows_run_concurrently_yield_in_order_and_stay_bounded() -> None:
     running, peak, started = 0, 0, []
     lock = threading.Lock()
 
-    def fetch(start: dt.datetime, end: dt.datetime, stop: threading.Event) -> SweepResult:
+    def fetch(span: Span, turn: WindowTurn) -> SweepResult:
         nonlocal running, peak
         with lock:
             running += 1
             peak = max(peak, running)
-            started.append(start)
-        time.sleep(0.002 * (12 - start.day))  # later sweeps finish first
+            started.append(span.start)
+        time.sleep(0.002 * (12 - span.start.day))  # later windows finish first
         with lock:
             running -= 1
-        return _empty(start, end)
+        return _empty(span, turn)
 
     consumed = []
-    for days, _ in run_sweeps(fetch, sweeps, 3, "acme"):
-        consumed.append(days[0].start)
-        assert len(started) <= len(consumed) + 3  # never more than 3 sweeps ahead of the consumer
-    assert consumed == [s[0].start for s in sweeps]
+    for span, _ in run_windows(fetch, _daily(12), RecordBudget(10**9), 3, "acme"):
+        consumed.append(span.start)
+        assert len(started) <= len(consumed) + 3  # never more than 3 windows ahead of the consumer
+    assert consumed == [START + i * DAY for i in range(12)]
     assert 1 < peak <= 3
 
 
-def test_a_failed_sweep_raises_in_order_and_stops_the_others() -> None:
-    sweeps = [[w] for w in windows("2024-01-01", "2024-01-06")]
+def test_a_failed_window_raises_in_order_and_stops_the_others() -> None:
     stopped = []
 
-    def fetch(start: dt.datetime, end: dt.datetime, stop: threading.Event) -> SweepResult:
-        if start.day == 2:
-            raise RuntimeError("sweep 2 failed")
-        if start.day > 2:
-            stopped.append(stop.wait(timeout=5))
-        return _empty(start, end)
+    def fetch(span: Span, turn: WindowTurn) -> SweepResult:
+        if span.start.day == 2:
+            raise RuntimeError("window 2 failed")
+        if span.start.day > 2:
+            stopped.append(turn.stop.wait(timeout=5))
+        elif span.start.day == 1:
+            time.sleep(0.05)  # the walks after it start once it has shown the density
+        return _empty(span, turn)
 
-    results = run_sweeps(fetch, sweeps, 4, "acme")
-    assert next(results)[0][0].day == dt.date(2024, 1, 1)
-    with pytest.raises(RuntimeError, match="sweep 2 failed"):
+    results = run_windows(fetch, _daily(6), RecordBudget(10**9), 4, "acme")
+    assert next(results)[0].start == START
+    with pytest.raises(RuntimeError, match="window 2 failed"):
         next(results)
-    assert stopped and all(stopped)  # the sweeps in flight saw the stop signal
+    assert stopped and all(stopped)  # the walks in flight saw the stop signal
 
 
-# --- request cost over a range, against the sandbox ---
+def test_the_budget_holds_back_all_but_the_earliest_window() -> None:
+    budget, stop = RecordBudget(100), threading.Event()
+    budget.take(100, 0, stop)
+    budget.take(50, 0, stop)  # the earliest window always proceeds
+    waiting = threading.Thread(target=budget.take, args=(10, 1, stop))
+    waiting.start()
+    waiting.join(0.2)
+    assert waiting.is_alive() and budget.held == 150
+    budget.give(60)  # room again
+    waiting.join(5)
+    assert not waiting.is_alive() and budget.held == 100 and budget.peak == 150
+
+
+# --- request cost, concurrency and memory over a range, against the sandbox ---
 
 
 @pytest.fixture(scope="module", params=[3, 600], ids=["sparse", "dense"])
@@ -114,33 +187,89 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
         yield running
 
 
-def test_bindbee_range_costs_the_minimum_requests_per_sweep(sandbox: Sandbox) -> None:
+def _windows_of(batches: list[DayBatch]) -> list[WindowReport]:
+    """Each request window once, in range order (a window covering several days is in each one's stats)."""
+    unique = {(w.request_from, w.request_to): w for b in batches for w in b.stats.windows}
+    return [unique[key] for key in sorted(unique)]
+
+
+def test_bindbee_range_costs_the_minimum_requests_per_window(sandbox: Sandbox) -> None:
     days = windows("2024-01-01", "2024-01-31")
     before = sandbox.stats()["bindbee"]["requests"]
-    with bindbee_client(sandbox) as client:
+    with bindbee_client(sandbox, window_records=300) as client:
         batches = list(client.fetch_days(days))
-    sweeps = [days[i : i + 8] for i in range(0, len(days), 8)]
-    records = [len(sandbox.dataset.ground_truth("bindbee", s[0].start, s[-1].end)) for s in sweeps]
+    reports = _windows_of(batches)
+    spans = [(dt.datetime.fromisoformat(w.request_from), dt.datetime.fromisoformat(w.request_to)) for w in reports]
+    assert spans[0][0] == days[0].start and spans[-1][1] == days[-1].end
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))  # the windows tile the range
+    records = [len(sandbox.dataset.ground_truth("bindbee", start, end)) for start, end in spans]
     expected = sum(max(1, math.ceil(n / 100)) for n in records)
-    made = sum({id(b.stats): b.stats.requests for b in batches}.values())
-    assert made == expected == sandbox.stats()["bindbee"]["requests"] - before
+    assert sum(w.requests for w in reports) == expected == sandbox.stats()["bindbee"]["requests"] - before
     oracle = Oracle(sandbox, "bindbee")
     assert sum(b.table.num_rows for b in batches) == len(oracle.rows_in(days[0].start, days[-1].end))
+    if sum(records) > 31 * 100:  # dense (600 a day): after the first guesses, windows of about 300 records
+        assert len(spans) > 31 * 600 / 300 / 2 and max(records[2:]) < 2 * 300
+    else:  # sparse: two first-guess days, then 8-day windows once the density is known
+        assert len(spans) <= 2 + math.ceil(29 / 8)
 
 
-def test_nexudus_range_costs_the_minimum_requests_per_widened_sweep(sandbox: Sandbox) -> None:
+def test_nexudus_range_costs_the_minimum_requests_per_widened_window(sandbox: Sandbox) -> None:
     days = windows("2024-01-01", "2024-01-31")
     before = sandbox.stats()["nexudus"]["requests"]
     with nexudus_client(sandbox) as client:
         batches = list(client.fetch_days(days))
-    sweeps = list({id(b.stats): b.stats for b in batches}.values())
-    assert len(sweeps) == 4
-    expected = sum(max(1, math.ceil((w.total_items or 0) / 100)) for s in sweeps for w in s.windows)
-    assert sum(s.requests for s in sweeps) == expected == sandbox.stats()["nexudus"]["requests"] - before
-    assert all(w.total_items == w.distinct_fetched for s in sweeps for w in s.windows)
+    reports = _windows_of(batches)
+    expected = sum(max(1, math.ceil((w.total_items or 0) / 100)) for w in reports)
+    assert sum(w.requests for w in reports) == expected == sandbox.stats()["nexudus"]["requests"] - before
+    assert all(w.total_items == w.distinct_fetched for w in reports)
     assert sum(b.table.num_rows for b in batches) == len(
         Oracle(sandbox, "nexudus").rows_in(days[0].start, days[-1].end)
     )
+
+
+def _overlapping(requests: list[Any]) -> int:
+    """The most requests the sandbox was answering at once."""
+    edges = sorted([(r.arrived, 1) for r in requests] + [(r.answered, -1) for r in requests])
+    return max(itertools.accumulate(step for _, step in edges))
+
+
+@pytest.mark.parametrize("provider", ["bindbee", "nexudus"])
+def test_a_dense_range_is_fetched_concurrently(provider: str) -> None:
+    with running_sandbox(days=6, records_per_day=600) as sandbox:
+        update_faults(sandbox, {provider: ProviderFaults(latency_ms=20)})
+        # Bindbee: windows of about 100 records, walked 4 at a time; Nexudus: one window, its pages 4 at a time.
+        make, size = (bindbee_client, 100) if provider == "bindbee" else (nexudus_client, 10_000)
+        with make(sandbox, window_records=size, max_concurrent_requests=4) as client:
+            days = windows("2024-01-02", "2024-01-05")
+            batches = list(client.fetch_days(days))
+        oracle = Oracle(sandbox, provider)
+        assert [b.table.to_pylist() for b in batches] == [oracle.rows_in(d.start, d.end) for d in days]
+        logged = [r for r in sandbox.request_log() if r.bucket == provider]
+        assert _overlapping(logged) == 4
+
+
+@pytest.mark.parametrize("provider", ["bindbee", "nexudus"])
+def test_records_in_flight_stay_within_the_budget(provider: str) -> None:
+    # Bindbee: 16 small windows at once; Nexudus: long windows (narrow margins, so they can be shorter).
+    make: Callable[..., ProviderClient] = bindbee_client if provider == "bindbee" else nexudus_client
+    options = {"window_records": 300} if provider == "bindbee" else {"window_records": 10_000, "margin_minutes": 60}
+    days = windows("2024-01-02", "2024-01-11")
+    with running_sandbox(days=12, records_per_day=600) as sandbox:
+        peaks, largest = {}, {}
+        for limit in (1_000, 10**9):  # the control shows the budget is what holds the peak down
+            with make(sandbox, max_records_in_flight=limit, max_concurrent_requests=16, **options) as client:
+                batches = list(client.fetch_days(days))
+                peaks[limit] = client.budget.peak
+            largest[limit] = max(w.total_items or w.distinct_fetched for w in _windows_of(batches))
+            oracle = Oracle(sandbox, provider)
+            assert [b.table.to_pylist() for b in batches] == [oracle.rows_in(d.start, d.end) for d in days]
+    # The earliest window always proceeds, so the limit can be passed by one window (sized to fit the
+    # budget, from a density estimate) and what is left of its day (600 a day), plus slack: room is
+    # taken for whole pages, and the window just handed on still holds its margins. Never by the
+    # windows behind it.
+    slack = 3 * 100
+    assert largest[1_000] < 2 * 1_000
+    assert peaks[1_000] <= 1_000 + largest[1_000] + 600 + slack < peaks[10**9]
 
 
 # --- the Dagster resources ---
@@ -198,4 +327,4 @@ def test_resource_defaults_are_the_documented_ones() -> None:
         "UTC",
     )
     assert (nexudus.min_interval_ms, nexudus.requests_per_minute, nexudus.requests_per_hour) == (100, 120, 5000)
-    assert (bindbee.sweep_days, bindbee.max_concurrent_sweeps, bindbee.max_attempts) == (8, 4, 5)
+    assert (bindbee.max_window_days, bindbee.max_concurrent_requests, bindbee.max_attempts) == (8, 8, 5)

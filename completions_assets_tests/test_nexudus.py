@@ -297,24 +297,22 @@ def test_a_filter_zone_other_than_utc_loses_nothing(filter_tz: str, naive: bool,
             assert batch.table.to_pylist() == oracle.rows_in(batch.window.start, batch.window.end)
 
 
-def test_a_range_costs_one_request_per_page_of_each_widened_sweep(sandbox: Sandbox) -> None:
+def test_a_range_costs_one_request_per_page_of_each_widened_window(sandbox: Sandbox) -> None:
     before = sandbox.stats()["nexudus"]["requests"]
-    with nexudus_client(sandbox, sweep_days=8, max_concurrent_sweeps=4) as client:
+    with nexudus_client(sandbox, max_window_days=8, max_concurrent_requests=4) as client:
         batches = list(client.fetch_days(windows("2024-01-01", "2024-01-31")))
-    sweeps = {id(b.stats): b.stats for b in batches}.values()
-    assert len(sweeps) == 4
-    windows_ = [w for s in sweeps for w in s.windows]
-    totals = [w.total_items for w in windows_ if w.total_items is not None]
-    assert len(totals) == len(windows_)  # Nexudus reports TotalItems for every window
+    reports = list({(w.request_from, w.request_to): w for b in batches for w in b.stats.windows}.values())
+    totals = [w.total_items for w in reports if w.total_items is not None]
+    assert len(totals) == len(reports)  # Nexudus reports TotalItems for every window
     expected = sum(max(1, math.ceil(total / 100)) for total in totals)
-    assert sum(s.requests for s in sweeps) == expected == sandbox.stats()["nexudus"]["requests"] - before
+    assert sum(w.requests for w in reports) == expected == sandbox.stats()["nexudus"]["requests"] - before
 
 
 def test_an_expired_token_is_renewed_mid_walk() -> None:
     # Each page takes >= 100 ms and a token lives 250 ms: it expires during the walk.
     with running_sandbox(days=12, token_lifetime_s=0.25) as sandbox:
         sandbox.update(nexudus=ProviderFaults(latency_ms=100))
-        with nexudus_client(sandbox) as client:
+        with nexudus_client(sandbox, max_concurrent_requests=1) as client:  # one page after another
             (batch,) = client.fetch_days(windows("2024-01-05", "2024-01-05"))
             assert client.token_auth.grants >= 2
         assert batch.table.to_pylist() == Oracle(sandbox, "nexudus").rows_in(batch.window.start, batch.window.end)

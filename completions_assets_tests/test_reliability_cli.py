@@ -76,7 +76,7 @@ SLOW = SandboxConfig(
 
 def one_sweep_per_day() -> dict:
     """Run config: the shipped resources, fetching one day per sweep so files land one by one."""
-    slow = {"sweep_days": 1, "max_concurrent_sweeps": 1}
+    slow = {"max_window_days": 1, "max_concurrent_requests": 1}
     bindbee = {
         "base_url": {"env": "BINDBEE_BASE_URL"},
         "api_key": {"env": "BINDBEE_API_KEY"},

@@ -8,7 +8,7 @@ repeated cursor or page and the page cap raise PaginationLoopError.
 """
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -115,6 +115,25 @@ class PageNumberPaginator:
         return {**params, "page": str(page + 1)}
 
 
+def fetch_page(
+    session: HttpSession,
+    path: str,
+    params: Mapping[str, str],
+    number: int,
+    paginator: Paginator,
+    stats: RequestStats,
+    *,
+    stop: threading.Event | None = None,
+) -> Page:
+    """Page `number` of a walk, its records checked by `paginator`."""
+    request = session.client.build_request("GET", path, params=params)  # built once: it is costly
+    label = f"page {number} (GET {session.redactor.url(request.url)})"
+    payload = session.send_json(request, stats, what=label, stop=stop)
+    records = paginator.records(payload, params, label)
+    stats.pages += 1
+    return Page(number=number, label=label, payload=payload, records=records)
+
+
 def iter_pages(
     session: HttpSession,
     path: str,
@@ -124,19 +143,22 @@ def iter_pages(
     *,
     max_pages: int = DEFAULT_MAX_PAGES,
     stop: threading.Event | None = None,
+    first_number: int = 1,
+    before_page: Callable[[], None] | None = None,
 ) -> Iterator[Page]:
-    """Yields every page of one walk; stops early (quietly) once `stop` is set."""
+    """Yields every page of one walk from page `first_number`; stops early (quietly) once `stop` is set.
+
+    `before_page` runs before each request (it may wait, e.g. for room in a record budget).
+    """
     current = dict(params)
-    for number in range(1, max_pages + 1):
+    for number in range(first_number, max_pages + 1):
+        if before_page is not None:
+            before_page()
         if stop is not None and stop.is_set():
             return
-        request = session.client.build_request("GET", path, params=current)  # built once: it is costly
-        label = f"page {number} (GET {session.redactor.url(request.url)})"
-        payload = session.send_json(request, stats, what=label, stop=stop)
-        records = paginator.records(payload, current, label)
-        stats.pages += 1
-        yield Page(number=number, label=label, payload=payload, records=records)
-        following = paginator.next_params(payload, current, label)
+        page = fetch_page(session, path, current, number, paginator, stats, stop=stop)
+        yield page
+        following = paginator.next_params(page.payload, current, page.label)
         if following is None:
             return
         current = following

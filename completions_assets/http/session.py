@@ -39,12 +39,19 @@ def user_agent() -> str:
 
 @dataclass
 class RequestStats:
-    """Counters of one sweep; a sweep runs on one thread, so no locking."""
+    """Counters of one walk; a walk (or a run of its pages) runs on one thread, so no locking."""
 
     requests: int = 0
     pages: int = 0
     retries: int = 0
     rate_wait_seconds: float = 0.0
+
+    def add(self, other: "RequestStats") -> None:
+        """Counts `other` (pages fetched on another thread) in with these."""
+        self.requests += other.requests
+        self.pages += other.pages
+        self.retries += other.retries
+        self.rate_wait_seconds += other.rate_wait_seconds
 
 
 def build_client(

@@ -1,4 +1,4 @@
-"""The generic provider client: one httpx.Client and pacer, page walks, sweeps split into days.
+"""The generic provider client: one httpx.Client and pacer, page walks, windows handed on as days.
 
 It reads the provider's declaration (endpoint, paginator, throttle statuses,
 columns) and its resource's settings; a provider subclass adds only what is its
@@ -11,12 +11,12 @@ import datetime as dt
 import itertools
 import logging
 import random
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Self
 
 import httpx
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from completions_assets.http.pacing import Clock, Pacer, SystemClock
 from completions_assets.http.pagination import Page, iter_pages
@@ -24,9 +24,19 @@ from completions_assets.http.redaction import Redactor
 from completions_assets.http.session import HttpSession, RequestStats, build_client
 from completions_assets.partitions import DayWindow
 from completions_assets.providers.declaration import Provider
+from completions_assets.providers.planning import RecordBudget, Span, WindowPlanner, WindowTurn
 from completions_assets.providers.records import RecordLocator, parse_walk, unknown_fields
 from completions_assets.providers.resource import ProviderResource
-from completions_assets.providers.sweeps import DayBatch, FetchStats, SweepResult, run_sweeps, split_days, sweep_groups
+from completions_assets.providers.sweeps import (
+    DayAssembler,
+    DayBatch,
+    FetchStats,
+    SweepResult,
+    WindowReport,
+    check_contiguous,
+    run_windows,
+    trim,
+)
 from completions_assets.settings import check_base_url
 
 logger = logging.getLogger(__name__)
@@ -60,7 +70,7 @@ class ProviderClient(abc.ABC):
             auth=self.auth(),
             connect_timeout_s=settings.connect_timeout_s,
             read_timeout_s=settings.read_timeout_s,
-            max_connections=settings.max_concurrent_sweeps + 1,
+            max_connections=settings.max_concurrent_requests + 2,
             transport=transport,
         )
         self.session = HttpSession(
@@ -100,10 +110,18 @@ class ProviderClient(abc.ABC):
         """Records as a table of the provider's schema."""
 
     def finish_sweep(
-        self, table: pa.Table, first: Page | None, params: Mapping[str, str], stats: RequestStats, unknown: set[str]
+        self,
+        span: Span,
+        table: pa.Table,
+        first: Page | None,
+        params: Mapping[str, str],
+        stats: RequestStats,
+        unknown: set[str],
     ) -> SweepResult:
-        """The sweep's result; a provider may cross-check what it reported here."""
-        return SweepResult(table=table, stats=FetchStats.from_requests(stats, unknown_fields=unknown))
+        """The window's result; a provider may cross-check what it reported here."""
+        distinct = pc.count_distinct(table[self.provider.id_column]).as_py()
+        report = WindowReport(span.start.isoformat(), span.end.isoformat(), None, distinct, stats.requests)
+        return SweepResult(table=table, stats=FetchStats.from_requests(stats, [report], unknown_fields=unknown))
 
     def close(self) -> None:
         self.session.close()
@@ -114,42 +132,86 @@ class ProviderClient(abc.ABC):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def fetch_sweep(self, start: dt.datetime, end: dt.datetime, stop: threading.Event) -> SweepResult:
-        """Every record with event time in [start, end) (possibly more), parsed."""
-        params = self.sweep_params(start, end)
-        stats = RequestStats()
-        walker = self.provider.paginator(self.provider.name)
-        pages = iter_pages(self.session, self.provider.path, params, walker, stats, max_pages=MAX_PAGES, stop=stop)
-        first = next(pages, None)
-        unknown: set[str] = set()
+    def window_concurrency(self) -> int:
+        """Windows walked at once: one request each, for a provider whose pages can only be walked in turn."""
+        return self.settings.max_concurrent_requests
+
+    def window_margin(self) -> dt.timedelta:
+        """How far the provider's query widens each side of a window (more records than the window's)."""
+        return dt.timedelta(0)
+
+    def checked_parser(self, unknown: set[str]) -> Callable[[list[dict[str, Any]], RecordLocator], pa.Table]:
+        """`parse`, collecting into `unknown` the fields the provider sent beyond the documented ones."""
 
         def parse(records: list[dict[str, Any]], locator: RecordLocator) -> pa.Table:
             unknown.update(unknown_fields(records, self.provider.documented_fields))
             return self.parse(records, locator)
 
-        table = parse_walk(itertools.chain([first] if first else [], pages), parse, self.provider.name)
-        logger.debug(
-            "%s sweep %s..%s: %d records in %d requests", self.provider.name, start, end, table.num_rows, stats.requests
+        return parse
+
+    def fetch_sweep(self, span: Span, turn: WindowTurn) -> SweepResult:
+        """Every record with event time in the window (possibly more), parsed; a page at a time, in turn."""
+        params = self.sweep_params(span.start, span.end)
+        stats = RequestStats()
+        walker = self.provider.paginator(self.provider.name)
+        page_size = self.settings.page_size
+        pages = iter_pages(
+            self.session,
+            self.provider.path,
+            params,
+            walker,
+            stats,
+            max_pages=MAX_PAGES,
+            stop=turn.stop,
+            before_page=lambda: turn.take(page_size),
         )
-        return self.finish_sweep(table, first, params, stats, unknown)
+
+        first = next(pages, None)
+        unknown: set[str] = set()
+        walked = itertools.chain([first] if first else [], pages)
+        table = parse_walk(turn.returning_room(walked, page_size), self.checked_parser(unknown), self.provider.name)
+        logger.debug(
+            "%s window %s..%s: %d records in %d requests",
+            self.provider.name,
+            span.start,
+            span.end,
+            table.num_rows,
+            stats.requests,
+        )
+        turn.planner.observe(table.num_rows, span.seconds + 2 * self.window_margin().total_seconds())
+        return self.finish_sweep(span, table, first, params, stats, unknown)
 
     def fetch_days(self, windows: Sequence[DayWindow]) -> Iterator[DayBatch]:
-        """Yields one DayBatch per window, in order.
+        """Yields one DayBatch per window, in order, each as soon as its records are in.
 
         Args:
             windows: contiguous, sorted day windows (one day or a range).
 
         Raises:
             ValueError: the windows are not contiguous and sorted.
-            ProviderError: a sweep failed (days before it have been yielded).
+            ProviderError: a window failed (days before it have been yielded).
         """
-        sweeps = sweep_groups(windows, self.settings.sweep_days)
-        provider = self.provider
-        results = run_sweeps(
-            self.fetch_sweep, sweeps, self.settings.max_concurrent_sweeps, provider.name, on_interrupt=self.close
+        check_contiguous(windows)
+        if not windows:
+            return
+        settings, provider = self.settings, self.provider
+        planner = WindowPlanner(
+            windows[0].start,
+            windows[-1].end,
+            # A window's days are handed on once it is in: it must fit the budget itself.
+            target_records=min(settings.window_records, settings.max_records_in_flight),
+            max_span=dt.timedelta(days=settings.max_window_days),
+            margin=self.window_margin(),
         )
-        for days, result in results:
-            for window, table in zip(
-                days, split_days(result.table, days, provider.event_column, provider.id_column), strict=True
-            ):
-                yield DayBatch(window=window, table=table, stats=result.stats)
+        budget = RecordBudget(settings.max_records_in_flight)
+        self.budget = budget  # read by tests and the benchmark
+        days = DayAssembler(windows, provider.event_column, provider.id_column)
+        results = run_windows(
+            self.fetch_sweep, planner, budget, self.window_concurrency(), provider.name, on_interrupt=self.close
+        )
+        for span, result in results:
+            kept = trim(result.table, span, provider.event_column)
+            budget.give(result.table.num_rows - kept.num_rows)
+            for batch in days.add(span, kept, result.stats):
+                yield batch
+                budget.give(batch.table.num_rows)  # written by now

@@ -40,8 +40,18 @@ class ProviderResource(ConfigurableResource):
         description="Longest wait honoured from a Retry-After header; a provider asking for more fails the request at once.",
     )
     rate_margin_ms: int = Field(default=1, ge=0, description="Safety margin added to every rate-limit window.")
-    sweep_days: int = Field(default=8, ge=1, description="Consecutive days fetched by one request sweep.")
-    max_concurrent_sweeps: int = Field(default=4, ge=1, description="Sweeps in flight at once (threads).")
+    window_records: int = Field(
+        default=10_000,
+        ge=1,
+        description="Records a request window is sized to hold, from the density seen so far.",
+    )
+    max_window_days: int = Field(default=8, ge=1, description="Longest request window, in days (sparse ranges).")
+    max_concurrent_requests: int = Field(default=8, ge=1, description="Requests in flight at once (threads).")
+    max_records_in_flight: int = Field(
+        default=100_000,
+        ge=1,
+        description="Records fetched but not yet written that a step may hold; fetching waits beyond it.",
+    )
     secret_env: dict[str, str] = Field(
         default_factory=dict,
         description="Secret fields read from these environment variables when a step starts "

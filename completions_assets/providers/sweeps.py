@@ -1,10 +1,10 @@
-"""Fetching a range of days: sweeps of several days, run concurrently, yielded day by day.
+"""Fetching a range of days: request windows walked concurrently, handed on day by day.
 
-A range costs about ceil(records / page_size) requests per sweep, never one
-sweep per day: consecutive days are grouped into sweeps of up to
-`sweep_days`, at most `max_concurrent_sweeps` run at once on one thread pool
-(sharing the client's httpx.Client and pacer), and days are yielded in order
-as their sweep completes, so memory is bounded by the sweeps in flight.
+The planner (planning.py) cuts the range into windows sized by records; at
+most `concurrent` windows are walked at once on one thread pool (sharing the
+client's httpx.Client and pacer), their results are taken in range order, and
+each day is handed on as soon as the windows covering it are in, so memory
+follows the record budget, not the length of the range.
 """
 
 import datetime as dt
@@ -21,18 +21,20 @@ import pyarrow.compute as pc
 
 from completions_assets.http.session import RequestStats
 from completions_assets.partitions import DayWindow
+from completions_assets.providers.planning import RecordBudget, Span, WindowPlanner, WindowTurn
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 @dataclass(frozen=True)
 class WindowReport:
-    """One request window (Nexudus: widened, minute resolution) and what it returned."""
+    """One request window as sent (Nexudus: widened, minute resolution) and what it returned."""
 
     request_from: str
     request_to: str
-    total_items: int | None  # as reported by the provider (Nexudus TotalItems)
+    total_items: int | None  # as reported by the provider (Nexudus TotalItems); None if it reports none
     distinct_fetched: int  # distinct ids actually received
+    requests: int = 0
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class FetchStats:
     pages: int
     retries: int
     rate_wait_seconds: float
-    reported_total: int | None  # Nexudus: sum of TotalItems of the sweep(s) covering the day
+    reported_total: int | None  # Nexudus: sum of TotalItems of the windows covering the day
     windows: tuple[WindowReport, ...] = ()
     unknown_fields: tuple[str, ...] = ()  # record fields the provider sent beyond the documented ones
 
@@ -61,6 +63,20 @@ class FetchStats:
             tuple(sorted(unknown_fields)),
         )
 
+    @classmethod
+    def combined(cls, parts: Sequence["FetchStats"]) -> "FetchStats":
+        """The cost of several windows (those covering one day)."""
+        totals = [p.reported_total for p in parts]
+        return cls(
+            sum(p.requests for p in parts),
+            sum(p.pages for p in parts),
+            sum(p.retries for p in parts),
+            round(sum(p.rate_wait_seconds for p in parts), 3),
+            None if not parts or None in totals else sum(t or 0 for t in totals),
+            tuple(w for p in parts for w in p.windows),
+            tuple(sorted({f for p in parts for f in p.unknown_fields})),
+        )
+
 
 @dataclass(frozen=True)
 class DayBatch:
@@ -68,77 +84,130 @@ class DayBatch:
 
     window: DayWindow
     table: pa.Table
-    stats: FetchStats  # of the sweep that covered this day (shared by its days)
+    stats: FetchStats  # of the request windows that covered this day
 
 
 @dataclass(frozen=True)
 class SweepResult:
-    table: pa.Table  # every parsed record of the sweep, untrimmed, any order
+    table: pa.Table  # every parsed record of the window, untrimmed, any order
     stats: FetchStats
 
 
-SweepFn = Callable[[dt.datetime, dt.datetime, threading.Event], SweepResult]
+WindowFn = Callable[[Span, WindowTurn], SweepResult]
 
 
-def sweep_groups(windows: Sequence[DayWindow], sweep_days: int) -> list[list[DayWindow]]:
-    """Contiguous, sorted day windows cut into sweeps of up to `sweep_days` days.
-
-    Raises:
-        ValueError: the windows are not contiguous and sorted.
-    """
+def check_contiguous(windows: Sequence[DayWindow]) -> None:
+    """Raises ValueError unless the day windows are contiguous and sorted."""
     for before, after in itertools.pairwise(windows):
         if before.end != after.start:
             raise ValueError(f"day windows must be contiguous and sorted: {before.day} then {after.day}")
-    return [list(windows[i : i + sweep_days]) for i in range(0, len(windows), sweep_days)]
 
 
-def run_sweeps(
-    fetch_sweep: SweepFn,
-    sweeps: list[list[DayWindow]],
-    max_concurrent: int,
+def run_windows(
+    fetch_window: WindowFn,
+    planner: WindowPlanner,
+    budget: RecordBudget,
+    concurrent: int,
     provider: str,
     *,
     on_interrupt: Callable[[], None] | None = None,
-) -> Iterator[tuple[list[DayWindow], SweepResult]]:
-    """Results in sweep order, with at most `max_concurrent` sweeps running or waiting to be consumed.
+) -> Iterator[tuple[Span, SweepResult]]:
+    """Window results in range order, with at most `concurrent` windows running or waiting to be consumed.
 
-    When the caller stops (an error, an abandoned generator, or the step being
-    terminated), every sweep stops at its next page or wait; on termination
-    `on_interrupt` also cuts requests in flight, so the step ends within seconds.
+    A window is planned when a worker frees up, so each one is sized by what
+    the windows before it found. When the caller stops (an error, an abandoned
+    generator, or the step being terminated), every walk stops at its next page
+    or wait; on termination `on_interrupt` also cuts requests in flight.
     """
     stop = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix=f"{provider}-sweep")
-    pending: deque[tuple[list[DayWindow], Future[SweepResult]]] = deque()
-    remaining = iter(sweeps)
+    pool = ThreadPoolExecutor(max_workers=concurrent, thread_name_prefix=f"{provider}-window")
+    pending: deque[tuple[Span, Future[SweepResult]]] = deque()
+    planned = 0
+
+    def plan() -> None:
+        nonlocal planned
+        # Until a window has shown the density, two first-guess windows: a sparse range would
+        # otherwise pay a request for each of `concurrent` short windows.
+        while (
+            len(pending) < (concurrent if planner.knows_density else min(concurrent, 2))
+            and (span := planner.next()) is not None
+        ):
+            turn = WindowTurn(planned, budget, planner, stop)
+            pending.append((span, pool.submit(fetch_window, span, turn)))
+            planned += 1
+
     try:
-        for days in remaining:
-            pending.append((days, pool.submit(fetch_sweep, days[0].start, days[-1].end, stop)))
-            if len(pending) >= max_concurrent:
-                break
+        plan()
+        consumed = 0
         while pending:
-            days, future = pending.popleft()
+            span, future = pending.popleft()
             result = future.result()
-            following = next(remaining, None)
-            if following is not None:
-                pending.append((following, pool.submit(fetch_sweep, following[0].start, following[-1].end, stop)))
-            yield days, result
+            budget.handed_on(consumed)
+            consumed += 1
+            plan()
+            yield span, result
     except BaseException as exc:
         stop.set()
         if on_interrupt is not None and not isinstance(exc, Exception):  # terminated, not failed
             on_interrupt()
         raise
     finally:
-        stop.set()  # a failure or an abandoned generator ends the other sweeps at their next page
+        stop.set()  # a failure or an abandoned generator ends the other walks at their next page
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DayAssembler:
+    """Turns window results, taken in range order, into whole days as soon as each is covered."""
+
+    def __init__(self, days: Sequence[DayWindow], event_column: str, id_column: str) -> None:
+        self._days = deque(days)
+        self._event = event_column
+        self._id = id_column
+        self._parts: list[pa.Table] = []
+        self._windows: list[tuple[Span, FetchStats]] = []
+
+    def add(self, span: Span, table: pa.Table, stats: FetchStats) -> Iterator[DayBatch]:
+        """Days that end by `span.end`; `table` holds the window's rows in [span.start, span.end) only."""
+        self._parts.append(table)
+        self._windows.append((span, stats))
+        ready = []
+        while self._days and self._days[0].end <= span.end:
+            ready.append(self._days.popleft())
+        if not ready:
+            return
+        rows = pa.concat_tables(self._parts) if len(self._parts) > 1 else self._parts[0]
+        tables, rest = cut_days(rows, ready, self._event, self._id)
+        self._parts = [rest]
+        for day, day_table in zip(ready, tables, strict=True):
+            covering = [stats for window, stats in self._windows if window.start < day.end and window.end > day.start]
+            yield DayBatch(window=day, table=day_table, stats=FetchStats.combined(covering))
+        self._windows = [(w, s) for w, s in self._windows if not self._days or w.end > self._days[0].start]
+
+
+def trim(table: pa.Table, span: Span, event_column: str) -> pa.Table:
+    """Rows with span.start <= event < span.end (a widened window returns more)."""
+    events = table[event_column]
+    inside = pc.and_(
+        pc.greater_equal(events, pa.scalar(span.start, events.type)),
+        pc.less(events, pa.scalar(span.end, events.type)),
+    )
+    return table.filter(inside)
 
 
 def split_days(table: pa.Table, days: Sequence[DayWindow], event_column: str, id_column: str) -> list[pa.Table]:
     """One table per day: rows with start <= event < end, sorted by (event time, id)."""
+    return cut_days(table, days, event_column, id_column)[0]
+
+
+def cut_days(
+    table: pa.Table, days: Sequence[DayWindow], event_column: str, id_column: str
+) -> tuple[list[pa.Table], pa.Table]:
+    """`split_days`, and the sorted rows at or after the last day's end."""
     table = table.take(pc.sort_indices(table, sort_keys=[(event_column, "ascending"), (id_column, "ascending")]))
     micros = table.column(event_column).cast(pa.int64()).to_numpy()
     bounds = [_micros(days[0].start)] + [_micros(day.end) for day in days]
     cuts = np.searchsorted(micros, bounds, side="left")
-    return [table.slice(int(lo), int(hi - lo)) for lo, hi in itertools.pairwise(cuts)]
+    return [table.slice(int(lo), int(hi - lo)) for lo, hi in itertools.pairwise(cuts)], table.slice(int(cuts[-1]))
 
 
 def _micros(moment: dt.datetime) -> int:

@@ -3,6 +3,7 @@
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,9 +18,11 @@ from completions_assets.http.pagination import Page, PageNumberPaginator
 from completions_assets.http.session import RequestStats
 from completions_assets.lms.dedupe import keep_latest
 from completions_assets.providers.checks import MATCHES_REPORTED_TOTAL
-from completions_assets.providers.client import ProviderClient
+from completions_assets.providers.client import MAX_PAGES, ProviderClient
 from completions_assets.providers.declaration import Provider
 from completions_assets.providers.nexudus.auth import TOKEN_PATH, NexudusAuth
+from completions_assets.providers.nexudus.pages import PageWalk, walk_pages
+from completions_assets.providers.planning import Span, WindowTurn
 from completions_assets.providers.records import UTC_TIMESTAMP, RecordLocator, column, json_text, timestamps
 from completions_assets.providers.resource import ProviderResource
 from completions_assets.providers.sweeps import FetchStats, SweepResult, WindowReport
@@ -101,6 +104,35 @@ class NexudusClient(ProviderClient):
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigurationError(f"nexudus: timezone {settings.timezone!r} is not an IANA time zone") from None
         super().__init__(NEXUDUS, settings, **options)
+        self.page_pool = ThreadPoolExecutor(settings.max_concurrent_requests, thread_name_prefix="nexudus-page")
+
+    def close(self) -> None:
+        self.page_pool.shutdown(wait=False, cancel_futures=True)
+        super().close()
+
+    def window_concurrency(self) -> int:
+        # Pages run concurrently within a window; a second window overlaps the first one's tail.
+        return 2
+
+    def window_margin(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.settings.margin_minutes)
+
+    def fetch_sweep(self, span: Span, turn: WindowTurn) -> SweepResult:
+        params = self.sweep_params(span.start, span.end)
+        unknown: set[str] = set()
+        walk = PageWalk(
+            self.session,
+            NEXUDUS.path,
+            params,
+            self.settings.page_size,
+            NEXUDUS.name,
+            MAX_PAGES,
+            seconds=span.seconds + 2 * self.window_margin().total_seconds(),
+        )
+        table, first, stats = walk_pages(
+            walk, self.page_pool, self.settings.max_concurrent_requests, turn, self.checked_parser(unknown)
+        )
+        return self.finish_sweep(span, table, first, params, stats, unknown)
 
     def check_credentials(self) -> None:
         given = self.credentials
@@ -137,11 +169,18 @@ class NexudusClient(ProviderClient):
         return parse_lessons(records, locator, timezone=self.settings.timezone)
 
     def finish_sweep(
-        self, table: pa.Table, first: Page | None, params: Mapping[str, str], stats: RequestStats, unknown: set[str]
+        self,
+        span: Span,
+        table: pa.Table,
+        first: Page | None,
+        params: Mapping[str, str],
+        stats: RequestStats,
+        unknown: set[str],
     ) -> SweepResult:
         window = (params["from_CourseCompletedLesson_CreatedOn"], params["to_CourseCompletedLesson_CreatedOn"])
         self._cross_check(table, first, stats.pages, window)
-        report = WindowReport(*window, _reported(first, "TotalItems"), pc.count_distinct(table["id"]).as_py())
+        distinct = pc.count_distinct(table["id"]).as_py()
+        report = WindowReport(*window, _reported(first, "TotalItems"), distinct, stats.requests)
         # Offset paging serves a record twice when rows shift between pages; it is
         # one record (the latest copy kept). A record skipped by the shift shows
         # up as fewer distinct ids than TotalItems in the report above.
@@ -174,6 +213,12 @@ class NexudusResource(ProviderResource):
     password: str | None = Field(default=None, description="Password grant password.")
     timezone: str = Field(default="UTC", description="IANA zone in which timestamps without an offset are read.")
     page_size: int = Field(default=100, ge=1, le=1000, description="Records per page (`size`).")
+    window_records: int = Field(
+        default=100_000,
+        ge=1,
+        description="Records a request window is sized to hold, widening included: long windows "
+        "spread the widening over more days.",
+    )
     margin_minutes: int = Field(
         default=DEFAULT_MARGIN_MINUTES, ge=0, description="Widening of each side of the CreatedOn filter."
     )

@@ -1,0 +1,167 @@
+"""Nexudus pages fetched concurrently: once page 1 has told `TotalPages`, pages 2..N are known.
+
+They are fetched in runs of consecutive pages on the client's page pool, each
+run parsed as one batch, and put back in page order. Every check of a walk in
+turn still holds: each page is the one asked for, `HasNextPage` is a boolean
+that agrees with `TotalPages`, no page repeats the one before it (also across
+runs), and a last page that says more came in meanwhile is followed in turn.
+"""
+
+import math
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from completions_assets.http.errors import PaginationLoopError, ProviderError
+from completions_assets.http.pagination import Page, PageNumberPaginator, fetch_page, iter_pages
+from completions_assets.http.session import HttpSession, RequestStats
+from completions_assets.providers.planning import WindowTurn
+from completions_assets.providers.records import PARSE_BATCH_RECORDS, RecordLocator, parse_walk
+
+Parse = Callable[[list[dict[str, Any]], RecordLocator], pa.Table]
+
+
+@dataclass
+class _Run:
+    """Consecutive pages fetched on one thread, parsed as one table."""
+
+    table: pa.Table
+    stats: RequestStats
+    paginator: PageNumberPaginator  # remembers the last page's ids
+    first: Page | None = None
+    last: Page | None = None
+    records: int = 0
+    following: dict[str, str] | None = field(default=None)  # the last page's next params, if any
+    error: ProviderError | None = None  # the first page's, raised once it is known not to repeat the page before
+
+
+@dataclass(frozen=True)
+class PageWalk:
+    """Where a window's pages come from: the endpoint, its first query, and the page size."""
+
+    session: HttpSession
+    path: str
+    params: Mapping[str, str]
+    page_size: int
+    provider: str
+    max_pages: int
+    seconds: float  # of event time the query covers, widening included
+
+
+def walk_pages(
+    walk: PageWalk, pool: ThreadPoolExecutor, concurrent: int, turn: WindowTurn, parse: Parse
+) -> tuple[pa.Table, Page | None, RequestStats]:
+    """Every page of the window: page 1, then the rest `concurrent` runs at a time, in page order."""
+    stats = RequestStats()
+    paginator = PageNumberPaginator(walk.provider)
+    turn.take(walk.page_size)
+    # On the pool too, so the pool's size bounds every request in flight.
+    first = pool.submit(fetch_page, walk.session, walk.path, walk.params, 1, paginator, stats, stop=turn.stop).result()
+    turn.budget.give(walk.page_size - len(first.records))
+    _observe(first, turn, walk)
+    first_locator = RecordLocator(walk.provider)
+    first_locator.add_page(first.label, len(first.records))
+    tables = [parse(first.records, first_locator)]
+    following = paginator.next_params(first.payload, walk.params, first.label)
+    total_pages = first.payload.get("TotalPages")
+    last_paginator = paginator
+    if following is not None and type(total_pages) is int and total_pages > 1:
+        runs = _fetch_runs(walk, pool, _page_runs(total_pages, walk.page_size, concurrent), turn, parse)
+        previous = first
+        for run in runs:
+            _check_follows(walk.provider, previous, run.first)
+            if run.error is not None:
+                raise run.error
+            previous = run.last or previous
+            stats.add(run.stats)
+            tables.append(run.table)
+        following = runs[-1].following if runs else None
+        last_paginator = runs[-1].paginator if runs else paginator
+    if following is not None:  # no TotalPages, or more records came in: on in turn
+        rest = iter_pages(
+            walk.session,
+            walk.path,
+            following,
+            last_paginator,
+            stats,
+            max_pages=walk.max_pages,
+            stop=turn.stop,
+            first_number=int(following["page"]),
+            before_page=lambda: turn.take(walk.page_size),
+        )
+        tables.append(parse_walk(turn.returning_room(rest, walk.page_size), parse, walk.provider))
+    return pa.concat_tables(tables), first, stats
+
+
+def _observe(first: Page, turn: WindowTurn, walk: PageWalk) -> None:
+    # TotalItems tells the planner the density before the rest of the window is in.
+    total = first.payload.get("TotalItems")
+    if type(total) is int:
+        turn.planner.observe(total, walk.seconds)
+
+
+def _page_runs(total_pages: int, page_size: int, concurrent: int) -> list[range]:
+    """Pages 2..total_pages cut into runs: enough runs to keep `concurrent` threads busy, each
+    at most a parse batch long."""
+    pages = range(2, total_pages + 1)
+    length = max(1, min(PARSE_BATCH_RECORDS // page_size, math.ceil(len(pages) / concurrent)))
+    return [pages[i : i + length] for i in range(0, len(pages), length)]
+
+
+def _fetch_runs(
+    walk: PageWalk, pool: ThreadPoolExecutor, runs: Sequence[range], turn: WindowTurn, parse: Parse
+) -> list[_Run]:
+    futures: list[Future[_Run]] = []
+    try:
+        for numbers in runs:
+            turn.take(len(numbers) * walk.page_size)  # before submitting: a queued run never waits for room
+            if turn.stop.is_set():
+                break
+            futures.append(pool.submit(_fetch_run, walk, numbers, turn.stop, parse))
+        done = [future.result() for future in futures]
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+    for numbers, run in zip(runs, done, strict=False):
+        turn.budget.give(len(numbers) * walk.page_size - run.records)
+    return done
+
+
+def _fetch_run(walk: PageWalk, numbers: range, stop: threading.Event, parse: Parse) -> _Run:
+    stats = RequestStats()
+    paginator = PageNumberPaginator(walk.provider)
+    locator = RecordLocator(walk.provider)
+    records: list[dict[str, Any]] = []
+    run = _Run(pa.table({}), stats, paginator)
+    for number in numbers:
+        if stop.is_set():
+            break
+        params = {**walk.params, "page": str(number)}
+        page = fetch_page(walk.session, walk.path, params, number, paginator, stats, stop=stop)
+        first = run.first is None
+        run.first = run.first or page
+        run.last = page
+        locator.add_page(page.label, len(page.records))
+        records.extend(page.records)
+        try:
+            run.following = paginator.next_params(page.payload, params, page.label)  # checks HasNextPage
+        except ProviderError as exc:
+            if not first:
+                raise
+            run.error = exc  # a walk in turn would first have found this page repeating the one before
+            break
+    run.records = len(records)
+    run.table = parse(records, locator)
+    return run
+
+
+def _check_follows(provider: str, previous: Page, page: Page | None) -> None:
+    if page is None or not page.records:
+        return
+    if [r.get("Id") for r in page.records] == [r.get("Id") for r in previous.records]:
+        raise PaginationLoopError(provider, f"{page.label}: same records as the previous page")

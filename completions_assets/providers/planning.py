@@ -1,0 +1,151 @@
+"""How a range is cut into request windows, and how many records may be held at once.
+
+A window is sized by records, not days: the planner learns the density from
+what the provider reported (Nexudus's TotalItems) or what finished windows
+returned, and sizes the next window to hold about `target_records`. Dense
+ranges thus get more, shorter windows (more walks in parallel), sparse ones
+fewer, longer windows (fewer requests). The budget caps records fetched but
+not yet handed on as days; the earliest unfinished window is never held back,
+so a range always finishes.
+"""
+
+import datetime as dt
+import math
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from completions_assets.http.pagination import Page
+
+_MINUTE = dt.timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A request window [start, end) in UTC, before any provider widening."""
+
+    start: dt.datetime
+    end: dt.datetime
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+class WindowPlanner:
+    """Cuts [start, end) into consecutive windows of about `target_records` records. Thread-safe.
+
+    Until anything is known, a window is `first_span` long. `margin` is what the
+    provider adds on each side of a window (Nexudus widens its filter), so a
+    window of length L returns about density x (L + 2 margin) records.
+    """
+
+    def __init__(
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        target_records: int,
+        max_span: dt.timedelta,
+        first_span: dt.timedelta = dt.timedelta(days=1),
+        min_span: dt.timedelta = dt.timedelta(minutes=15),
+        margin: dt.timedelta = dt.timedelta(0),
+    ) -> None:
+        self._next_start = start
+        self._end = end
+        self._target = target_records
+        self._max = max_span
+        self._first = min(first_span, max_span)
+        self._min = min(min_span, max_span)
+        self._margin = margin
+        self._records = 0
+        self._seconds = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, records: int, seconds: float) -> None:
+        """`records` were found in `seconds` of event time (margins included, if the provider widens)."""
+        with self._lock:
+            self._records += records
+            self._seconds += seconds
+
+    @property
+    def knows_density(self) -> bool:
+        with self._lock:
+            return self._seconds > 0
+
+    def next(self) -> Span | None:
+        """The next window, or None once the range is covered."""
+        with self._lock:
+            start = self._next_start
+            if start >= self._end:
+                return None
+            end = min(self._end, start + self._span())
+            if self._end - end < self._min:  # no sliver of a window at the end
+                end = self._end
+            self._next_start = end
+            return Span(start, end)
+
+    def _span(self) -> dt.timedelta:
+        if not self._seconds:
+            return self._first
+        density = self._records / self._seconds  # records per second
+        if not density:
+            return self._max
+        seconds = self._target / density - 2 * self._margin.total_seconds()
+        minutes = max(1, math.floor(seconds / 60))  # whole minutes: Nexudus filters by the minute
+        return max(self._min, min(self._max, minutes * _MINUTE))
+
+
+class RecordBudget:
+    """Records fetched and not yet handed on, capped at `limit`. Thread-safe.
+
+    Windows are numbered in range order. A window takes room before each
+    request and waits while the budget is spent, unless it is the earliest
+    window not yet handed on: that one always proceeds, so the range finishes
+    and memory stays near `limit` (plus one window's pages in flight).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self.peak = 0
+        self._earliest = 0
+        self._changed = threading.Condition()
+
+    def take(self, records: int, window: int, stop: threading.Event) -> None:
+        with self._changed:
+            while self.held + records > self.limit and window != self._earliest and not stop.is_set():
+                self._changed.wait(0.05)  # also notices `stop`, which nobody notifies
+            self.held += records
+            self.peak = max(self.peak, self.held)
+
+    def give(self, records: int) -> None:
+        if records:
+            with self._changed:
+                self.held -= records
+                self._changed.notify_all()
+
+    def handed_on(self, window: int) -> None:
+        """Window `window` is complete and consumed: the next one is now the earliest."""
+        with self._changed:
+            self._earliest = window + 1
+            self._changed.notify_all()
+
+
+@dataclass(frozen=True)
+class WindowTurn:
+    """What a window's walk needs besides its span: its place in the range, the budget, the stop flag."""
+
+    index: int
+    budget: RecordBudget
+    planner: WindowPlanner
+    stop: threading.Event
+
+    def take(self, records: int) -> None:
+        self.budget.take(records, self.index, self.stop)
+
+    def returning_room(self, pages: Iterable[Page], page_size: int) -> Iterator[Page]:
+        """`pages`, giving back the room a short page did not fill (a full page's was taken)."""
+        for page in pages:
+            self.budget.give(page_size - len(page.records))
+            yield page
