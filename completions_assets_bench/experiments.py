@@ -28,15 +28,25 @@ class Experiment:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
+UNBOUNDED = 10**9  # a window size or budget no workload here reaches
 EXPERIMENTS = (
     # pyarrow's own default pool; the package sets ARROW_DEFAULT_MEMORY_POOL=system when it is unset.
     Experiment(
         "pyarrow's mimalloc pool (ARROW_DEFAULT_MEMORY_POOL=mimalloc)", env={"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}
     ),
-    # The fetch design before issue 12: fixed 8-day sweeps, four at a time (fields of that design).
+    # The fetch before issue 12, emulated with its replacement's fields: 8-day windows whatever the
+    # density, four requests in flight (the four sweeps), no budget of records in flight.
     Experiment(
-        "fixed sweeps: sweep_days=8, max_concurrent_sweeps=4", run_config={"sweep_days": 8, "max_concurrent_sweeps": 4}
+        "old fetch: 8-day windows, 4 in flight, no records budget",
+        run_config={
+            "window_records": UNBOUNDED,
+            "max_window_days": 8,
+            "max_concurrent_requests": 4,
+            "max_records_in_flight": UNBOUNDED,
+        },
     ),
+    Experiment("windows not sized by records (8-day windows)", run_config={"window_records": UNBOUNDED}),
+    Experiment("no budget of records in flight", run_config={"max_records_in_flight": UNBOUNDED}),
 )
 
 
