@@ -1,9 +1,11 @@
 """`make bench`: how close the pipeline comes to a bare fetch of the same data (SPEC section 10).
 
 `python -m completions_assets_bench` prints its tables and writes
-docs/benchmarks.md. Modules: `workload` (what is fetched, and how a range is
-split), `sandbox` (the sandbox process and its counters), `procs` (measured
-child processes), `ceiling` (a), `pipeline` (b), `dagster_run` (c),
-`throughput`, `ratelimited` and `experiments` (the measurements), `machine`,
-`report` and `findings` (the Markdown).
+docs/benchmarks.md. Modules: `workload` (the sandboxes, ranges and the
+ceiling's windows; the windows a run requested and their minimum), `sandbox`
+(the sandbox process, its counters and query log), `procs` (measured child
+processes), `ceiling` (a), `pipeline` (b), `dagster_run` and `run_config`
+(c, with run config derived from the definitions), `throughput`,
+`ratelimited` and `experiments` (the measurements), `machine`, `report` and
+`findings` (the Markdown).
 """
