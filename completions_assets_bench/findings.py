@@ -51,7 +51,7 @@ def dagster_section(t: Throughput) -> str:
             f"At {latency} ms the run took {wall:.1f} s: {startup:.1f} s to its first step, the longest provider step "
             f"{longest:.1f} s, against {t.median('a', latency, lambda s: s.wall_s):.1f} s for (a)"
         )
-    return "### The Dagster run\n\n" + "; ".join(parts) + "."
+    return "### The Dagster run\n\n" + ". ".join(parts) + "."
 
 
 def rate_section(rates: list[RateResult], e: Experiments) -> str:
