@@ -7,6 +7,7 @@ from dagster._utils.warnings import SupersessionWarning
 
 from completions_assets.connections import load_connections
 from completions_assets.defs.assets import build_assets
+from completions_assets.defs.executor import executor
 from completions_assets.defs.freshness import build_freshness_checks, build_freshness_sensors
 from completions_assets.defs.resources import build_resources
 from completions_assets.defs.schedules import build_job, build_rebuild_sensor, build_schedule
@@ -37,4 +38,5 @@ defs = dg.Definitions(
     schedules=[build_schedule(completions_job, settings)],
     sensors=sensors,
     resources=build_resources(connections, settings),
+    executor=executor,
 )
