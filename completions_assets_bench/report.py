@@ -65,12 +65,14 @@ def _requests(samples: list[Sample]) -> str:
     parts = []
     for p in PROVIDERS:
         worst = max(samples, key=lambda s: s.requests[p] - s.minimum[p])
-        parts.append(f"{worst.requests[p]:,} / {worst.minimum[p]:,} ({_windows(worst.windows[p])})")
+        parts.append(f"{worst.requests[p]:,} / {worst.minimum[p]:,} ({_windows(worst, p)})")
     return "; ".join(parts)
 
 
-def _windows(n: int) -> str:
-    return f"{n} window" if n == 1 else f"{n} windows"
+def _windows(s: Sample | MemoryRun, provider: str) -> str:
+    n, given_up = s.windows[provider], s.probes.get(provider, 0)
+    text = f"{n} window" if n == 1 else f"{n} windows"
+    return text + (f" + {given_up} given up" if given_up else "")
 
 
 def over(s: Sample | MemoryRun, provider: str) -> float:
@@ -142,7 +144,7 @@ def memory_table(runs: list[MemoryRun]) -> str:
             " / ".join(f"{run.rows[p]:,}" for p in PROVIDERS),
             " / ".join(f"{run.rss_mb[p]:.0f}" for p in PROVIDERS),
             f"{run.wall_s:.1f}",
-            " / ".join(f"{run.requests[p]:,} vs {run.minimum[p]:,}" for p in PROVIDERS),
+            " / ".join(f"{run.requests[p]:,} vs {run.minimum[p]:,} ({_windows(run, p)})" for p in PROVIDERS),
             f"{run.sandbox_rss_mb:.0f} MB, {run.sandbox_cpu_s:.1f} s",
         ]
         for run in runs
@@ -181,7 +183,7 @@ def requests_table(t: Throughput, nexudus_range_minimum: int) -> str:
                     [
                         f"({variant}) {latency} ms",
                         *(
-                            f"{_windows(s.windows[p])}: {s.requests[p]:,} made, {s.minimum[p]:,} minimum ({over(s, p):+.1%})"
+                            f"{_windows(s, p)}: {s.requests[p]:,} made, {s.minimum[p]:,} minimum ({over(s, p):+.1%})"
                             for p in PROVIDERS
                         ),
                         f"{s.requests['nexudus'] / nexudus_range_minimum - 1:+.1%}",
@@ -394,9 +396,11 @@ def render(
                 "found by the pids in the run's step events). Unmeasured (a) and (b) passes first fill the sandbox's per-query "
                 "caches.\n\n"
                 "**Minimum requests**: the windows a run chose are read back from the sandbox's query log (`GET "
-                "/_sandbox/queries`): each first-page request (Bindbee without `cursor`, Nexudus `page=1`) carries its window. "
-                "The minimum is the sum over those windows of max(1, ceil(records the window returns / page size)), with the "
-                "records counted by the sandbox's ground truth (for Nexudus, of the widened window). Requests are counted by "
+                "/_sandbox/queries`): every page request carries its window's filter (Bindbee `completed_at_from`/`_to`, "
+                "Nexudus `from_`/`to_CourseCompletedLesson_CreatedOn`). The minimum is the sum over the windows walked to their "
+                "end of max(1, ceil(records the window returns / page size)), with the records counted by the sandbox's ground "
+                "truth (for Nexudus, of the widened window); a window given up before its end (a first page read to size "
+                "smaller windows, say) adds its requests to those made and nothing to the minimum. Requests are counted by "
                 "the sandbox (data endpoints only; the Nexudus token requests are not included).",
                 f"## Throughput ({t.range.days} days × {t.density:,} records/day per provider)\n\n"
                 + throughput_table(t),

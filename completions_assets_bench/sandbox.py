@@ -2,7 +2,7 @@
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +12,15 @@ import httpx
 from completions_assets.local.launch import sandbox_process
 from completions_assets.sandbox.config import load_credentials
 from completions_assets_bench.procs import cpu_seconds, descendants, peak_rss_mb
-from completions_assets_bench.workload import Window, Workload, minimum_requests, requested_windows, sandbox_args
+from completions_assets_bench.workload import (
+    Window,
+    Workload,
+    minimum_requests,
+    needed,
+    requested_windows,
+    requests_per_window,
+    sandbox_args,
+)
 
 CREDENTIALS = load_credentials()  # what a sandbox started from this environment accepts
 
@@ -41,6 +49,10 @@ class Sandbox:
         """The request windows (first pages) of the data requests since the mark, per provider."""
         return requested_windows(self.queries(since))
 
+    def requests_since(self, since: int) -> dict[str, dict[Window | None, int]]:
+        """Requests per window (every page) since the mark, per provider."""
+        return requests_per_window(self.queries(since))
+
     def window_records(self, window: Window) -> int:
         """Records the sandbox returns for `window` (ground truth, cached)."""
         key = (window.provider, window.start, window.end)
@@ -51,6 +63,17 @@ class Sandbox:
     def minimum(self, windows: list[Window]) -> int:
         """ceil(records / page size) per window, an empty window one (SPEC)."""
         return minimum_requests((self.window_records(w), w.page_size) for w in windows)
+
+    def walked(self, requests: Mapping[Window | None, int]) -> tuple[list[Window], list[Window]]:
+        """The windows walked to their end (as many requests as a full walk needs, or more) and those
+        given up before it (probes: a first page read, say, to size smaller windows)."""
+        walked: list[Window] = []
+        probes: list[Window] = []
+        for window, count in requests.items():
+            if window is not None:
+                full = count >= needed(self.window_records(window), window.page_size)
+                (walked if full else probes).append(window)
+        return walked, probes
 
     def peak_rss_mb(self) -> float:
         return peak_rss_mb(self.pid) or 0.0

@@ -43,8 +43,9 @@ class Sample:
     failed: dict[str, int]  # responses other than 200, per provider
     sandbox_cpu_s: float
     detail: dict[str, Any] = field(default_factory=dict)
-    windows: dict[str, int] = field(default_factory=dict)  # request windows (first pages) per provider
+    windows: dict[str, int] = field(default_factory=dict)  # request windows walked to their end, per provider
     minimum: dict[str, int] = field(default_factory=dict)  # minimum requests for those windows, per provider
+    probes: dict[str, int] = field(default_factory=dict)  # windows given up before their end, per provider
 
 
 @dataclass
@@ -84,7 +85,8 @@ def _measure(sandbox: Sandbox, variant: str, latency_ms: int, run: Callable[[], 
     before, cpu_before, mark = sandbox.stats(), sandbox.cpu_s(), sandbox.next_query()
     wall, cpu, rss, detail = run()
     after, cpu_after = sandbox.stats(), sandbox.cpu_s()
-    windows = sandbox.windows_since(mark)
+    per_window = sandbox.requests_since(mark)
+    walked = {p: sandbox.walked(per_window[p]) for p in PROVIDERS}
     requests = {p: after[p]["requests"] - before[p]["requests"] for p in PROVIDERS}
     failed = {
         p: sum(
@@ -102,8 +104,9 @@ def _measure(sandbox: Sandbox, variant: str, latency_ms: int, run: Callable[[], 
         failed,
         cpu_after - cpu_before,
         detail,
-        windows={p: len(windows[p]) for p in PROVIDERS},
-        minimum={p: sandbox.minimum(windows[p]) for p in PROVIDERS},
+        windows={p: len(walked[p][0]) for p in PROVIDERS},
+        minimum={p: sandbox.minimum(walked[p][0]) for p in PROVIDERS},
+        probes={p: len(walked[p][1]) for p in PROVIDERS},
     )
 
 
@@ -239,6 +242,8 @@ class MemoryRun:
     rows: dict[str, int]
     requests: dict[str, int]
     minimum: dict[str, int]
+    windows: dict[str, int]
+    probes: dict[str, int]
     sandbox_rss_mb: float = 0.0  # the sandbox's peak so far (VmHWM) after the run
     sandbox_cpu_s: float = 0.0  # the sandbox's CPU during the run(s)
 
@@ -284,6 +289,8 @@ def measure_memory(
                 rows=records,
                 requests=samples[0].requests,
                 minimum=samples[0].minimum,
+                windows=samples[0].windows,
+                probes=samples[0].probes,
                 sandbox_rss_mb=sandbox.peak_rss_mb(),
                 sandbox_cpu_s=sum(s.sandbox_cpu_s for s in samples),
             )

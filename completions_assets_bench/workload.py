@@ -144,23 +144,30 @@ def _parse(text: str) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # the bench's sandboxes filter Nexudus in UTC
 
 
-def first_page_window(provider: str, params: Mapping[str, str]) -> Window | None:
-    """The window of a first-page request (Bindbee without `cursor`, Nexudus page 1); None for a later page.
+def window_of(provider: str, params: Mapping[str, str]) -> Window | None:
+    """The window a request (any page) reads; None if it names no time filter.
 
     Bindbee's bounds are inclusive at millisecond precision, Nexudus's `to` is inclusive through
     its minute (the sandbox's own reading of both filters)."""
     if provider == "bindbee":
-        if params.get("cursor"):
+        if "completed_at_from" not in params or "completed_at_to" not in params:
             return None
         low = _parse(params["completed_at_from"])
         high = _parse(params["completed_at_to"])
         high = high.replace(microsecond=high.microsecond // 1000 * 1000) + _MILLISECOND
         return Window(provider, low.isoformat(), high.isoformat(), int(params.get("page_size") or 100))
-    if int(params.get("page") or 1) != 1:
+    names = ("from_CourseCompletedLesson_CreatedOn", "to_CourseCompletedLesson_CreatedOn")
+    if not all(name in params for name in names):
         return None
-    low = _parse(params["from_CourseCompletedLesson_CreatedOn"])
-    high = _parse(params["to_CourseCompletedLesson_CreatedOn"]) + _MINUTE
+    low = _parse(params[names[0]])
+    high = _parse(params[names[1]]) + _MINUTE
     return Window(provider, low.isoformat(), high.isoformat(), int(params.get("size") or 25))
+
+
+def first_page_window(provider: str, params: Mapping[str, str]) -> Window | None:
+    """The window of a first-page request (Bindbee without `cursor`, Nexudus page 1); None for a later page."""
+    later = bool(params.get("cursor")) if provider == "bindbee" else int(params.get("page") or 1) != 1
+    return None if later else window_of(provider, params)
 
 
 def requested_windows(queries: Iterable[Mapping]) -> dict[str, list[Window]]:
@@ -171,6 +178,21 @@ def requested_windows(queries: Iterable[Mapping]) -> dict[str, list[Window]]:
         if window is not None:
             out[window.provider].append(window)
     return out
+
+
+def requests_per_window(queries: Iterable[Mapping]) -> dict[str, dict[Window | None, int]]:
+    """Per provider, the requests (every page) made for each window, in the order first asked for."""
+    out: dict[str, dict[Window | None, int]] = {p: {} for p in PROVIDERS}
+    for query in queries:
+        window = window_of(query["provider"], query["params"])
+        counts = out[query["provider"]]
+        counts[window] = counts.get(window, 0) + 1
+    return out
+
+
+def needed(records: int, page_size: int) -> int:
+    """Requests a full walk of a window needs (SPEC): ceil(records / page size), an empty window one."""
+    return max(1, math.ceil(records / page_size))
 
 
 def minimum_requests(window_records: Iterable[tuple[int, int]]) -> int:
