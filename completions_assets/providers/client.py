@@ -136,6 +136,11 @@ class ProviderClient(abc.ABC):
         """Windows walked at once: one request each, for a provider whose pages can only be walked in turn."""
         return self.settings.max_concurrent_requests
 
+    def first_windows(self) -> tuple[int, dt.timedelta]:
+        """How many windows to walk, and how long, before any has shown the density: two days
+        at once, as a cursor walk reports no total."""
+        return 2, dt.timedelta(days=1)
+
     def window_margin(self) -> dt.timedelta:
         """How far the provider's query widens each side of a window (more records than the window's)."""
         return dt.timedelta(0)
@@ -195,19 +200,27 @@ class ProviderClient(abc.ABC):
         if not windows:
             return
         settings, provider = self.settings, self.provider
+        blind, first_span = self.first_windows()
         planner = WindowPlanner(
             windows[0].start,
             windows[-1].end,
             # A window's days are handed on once it is in: it must fit the budget itself.
             target_records=min(settings.window_records, settings.max_records_in_flight),
             max_span=dt.timedelta(days=settings.max_window_days),
+            first_span=first_span,
             margin=self.window_margin(),
         )
         budget = RecordBudget(settings.max_records_in_flight)
         self.budget = budget  # read by tests and the benchmark
         days = DayAssembler(windows, provider.event_column, provider.id_column)
         results = run_windows(
-            self.fetch_sweep, planner, budget, self.window_concurrency(), provider.name, on_interrupt=self.close
+            self.fetch_sweep,
+            planner,
+            budget,
+            self.window_concurrency(),
+            provider.name,
+            blind=blind,
+            on_interrupt=self.close,
         )
         for span, result in results:
             kept = trim(result.table, span, provider.event_column)

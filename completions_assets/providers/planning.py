@@ -68,6 +68,18 @@ class WindowPlanner:
             self._records += records
             self._seconds += seconds
 
+    def oversized(self, records: int, span: Span) -> bool:
+        """Whether a window reported to hold `records` is worth cutting up (Nexudus's first page says
+        so): well over the target and longer than the shortest window."""
+        return records > 1.5 * self._target and span.end - span.start > self._min
+
+    def rewind(self, span: Span) -> None:
+        """Plan again from `span.start`, now that more is known: `span` was the last window planned."""
+        with self._lock:
+            if self._next_start != span.end:
+                raise ValueError(f"only the last window planned can be planned again, not {span}")
+            self._next_start = span.start
+
     @property
     def knows_density(self) -> bool:
         with self._lock:
@@ -140,6 +152,7 @@ class WindowTurn:
     budget: RecordBudget
     planner: WindowPlanner
     stop: threading.Event
+    blind: bool = False  # planned before any window had shown the density
 
     def take(self, records: int) -> None:
         self.budget.take(records, self.index, self.stop)

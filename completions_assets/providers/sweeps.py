@@ -96,6 +96,10 @@ class SweepResult:
 WindowFn = Callable[[Span, WindowTurn], SweepResult]
 
 
+class WindowTooLarge(Exception):
+    """A window's first page showed it holds far more records than planned: plan it again."""
+
+
 def check_contiguous(windows: Sequence[DayWindow]) -> None:
     """Raises ValueError unless the day windows are contiguous and sorted."""
     for before, after in itertools.pairwise(windows):
@@ -110,12 +114,15 @@ def run_windows(
     concurrent: int,
     provider: str,
     *,
+    blind: int = 2,
     on_interrupt: Callable[[], None] | None = None,
 ) -> Iterator[tuple[Span, SweepResult]]:
     """Window results in range order, with at most `concurrent` windows running or waiting to be consumed.
 
     A window is planned when a worker frees up, so each one is sized by what
-    the windows before it found. When the caller stops (an error, an abandoned
+    the windows before it found; until one has, at most `blind` windows run. A
+    window that raises WindowTooLarge is planned again, if it was the only one
+    running (a blind window of a provider that reports totals). When the caller stops (an error, an abandoned
     generator, or the step being terminated), every walk stops at its next page
     or wait; on termination `on_interrupt` also cuts requests in flight.
     """
@@ -126,13 +133,13 @@ def run_windows(
 
     def plan() -> None:
         nonlocal planned
-        # Until a window has shown the density, two first-guess windows: a sparse range would
+        # Until a window has shown the density, `blind` first-guess windows: a sparse range would
         # otherwise pay a request for each of `concurrent` short windows.
         while (
-            len(pending) < (concurrent if planner.knows_density else min(concurrent, 2))
+            len(pending) < (concurrent if planner.knows_density else min(concurrent, blind))
             and (span := planner.next()) is not None
         ):
-            turn = WindowTurn(planned, budget, planner, stop)
+            turn = WindowTurn(planned, budget, planner, stop, blind=not planner.knows_density)
             pending.append((span, pool.submit(fetch_window, span, turn)))
             planned += 1
 
@@ -141,7 +148,15 @@ def run_windows(
         consumed = 0
         while pending:
             span, future = pending.popleft()
-            result = future.result()
+            try:
+                result = future.result()
+            except WindowTooLarge:
+                if pending:
+                    raise
+                planner.rewind(span)
+                planned -= 1  # the window planned again keeps its place in the range
+                plan()
+                continue
             budget.handed_on(consumed)
             consumed += 1
             plan()

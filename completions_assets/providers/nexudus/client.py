@@ -112,7 +112,11 @@ class NexudusClient(ProviderClient):
 
     def window_concurrency(self) -> int:
         # Pages run concurrently within a window; a second window overlaps the first one's tail.
-        return 2
+        return min(2, self.settings.max_concurrent_requests)
+
+    def first_windows(self) -> tuple[int, dt.timedelta]:
+        # One long window: its first page's TotalItems tells whether to cut it up, for one request.
+        return 1, dt.timedelta(days=self.settings.max_window_days)
 
     def window_margin(self) -> dt.timedelta:
         return dt.timedelta(minutes=self.settings.margin_minutes)
@@ -130,7 +134,7 @@ class NexudusClient(ProviderClient):
             seconds=span.seconds + 2 * self.window_margin().total_seconds(),
         )
         table, first, stats = walk_pages(
-            walk, self.page_pool, self.settings.max_concurrent_requests, turn, self.checked_parser(unknown)
+            walk, span, self.page_pool, self.settings.max_concurrent_requests, turn, self.checked_parser(unknown)
         )
         return self.finish_sweep(span, table, first, params, stats, unknown)
 

@@ -19,8 +19,9 @@ import pyarrow as pa
 from completions_assets.http.errors import PaginationLoopError, ProviderError
 from completions_assets.http.pagination import Page, PageNumberPaginator, fetch_page, iter_pages
 from completions_assets.http.session import HttpSession, RequestStats
-from completions_assets.providers.planning import WindowTurn
+from completions_assets.providers.planning import Span, WindowTurn
 from completions_assets.providers.records import PARSE_BATCH_RECORDS, RecordLocator, parse_walk
+from completions_assets.providers.sweeps import WindowTooLarge
 
 Parse = Callable[[list[dict[str, Any]], RecordLocator], pa.Table]
 
@@ -53,16 +54,25 @@ class PageWalk:
 
 
 def walk_pages(
-    walk: PageWalk, pool: ThreadPoolExecutor, concurrent: int, turn: WindowTurn, parse: Parse
+    walk: PageWalk, span: Span, pool: ThreadPoolExecutor, concurrent: int, turn: WindowTurn, parse: Parse
 ) -> tuple[pa.Table, Page | None, RequestStats]:
-    """Every page of the window: page 1, then the rest `concurrent` runs at a time, in page order."""
+    """Every page of the window: page 1, then the rest `concurrent` runs at a time, in page order.
+
+    Raises:
+        WindowTooLarge: page 1's TotalItems is far beyond what the window was planned to hold.
+    """
     stats = RequestStats()
     paginator = PageNumberPaginator(walk.provider)
     turn.take(walk.page_size)
     # On the pool too, so the pool's size bounds every request in flight.
     first = pool.submit(fetch_page, walk.session, walk.path, walk.params, 1, paginator, stats, stop=turn.stop).result()
     turn.budget.give(walk.page_size - len(first.records))
-    _observe(first, turn, walk)
+    total = first.payload.get("TotalItems")
+    if type(total) is int:  # the density, before the rest of the window is in
+        turn.planner.observe(total, walk.seconds)
+        if turn.blind and turn.planner.oversized(total, span):
+            turn.budget.give(len(first.records))
+            raise WindowTooLarge(f"{walk.provider}: {first.label}: TotalItems {total}")
     first_locator = RecordLocator(walk.provider)
     first_locator.add_page(first.label, len(first.records))
     tables = [parse(first.records, first_locator)]
@@ -95,13 +105,6 @@ def walk_pages(
         )
         tables.append(parse_walk(turn.returning_room(rest, walk.page_size), parse, walk.provider))
     return pa.concat_tables(tables), first, stats
-
-
-def _observe(first: Page, turn: WindowTurn, walk: PageWalk) -> None:
-    # TotalItems tells the planner the density before the rest of the window is in.
-    total = first.payload.get("TotalItems")
-    if type(total) is int:
-        turn.planner.observe(total, walk.seconds)
 
 
 def _page_runs(total_pages: int, page_size: int, concurrent: int) -> list[range]:
