@@ -92,7 +92,8 @@ def digest(tmp_path) -> dict[str, str]:
 
 def test_run_failing_part_way_leaves_every_file_intact(tmp_path):
     config = SandboxConfig(seed=5, start_date=dt.date(2024, 3, 1), days=8, records_per_day=60)
-    # Sweeps of 2 days, one at a time: request 4 is the second page of the second sweep.
+    # One window at a time: day 1 (the first guess, 1 page), then 2-day windows of 2 pages each,
+    # so request 4 is the first page of the third window (days 4 and 5).
     slow = {"max_window_days": 2, "max_concurrent_requests": 1, **NO_WAIT}
     with start_sandbox(config) as sb:
         res = resources(sb.base_url, str(tmp_path), bindbee=slow)
@@ -106,7 +107,7 @@ def test_run_failing_part_way_leaves_every_file_intact(tmp_path):
     message = failure.event_specific_data.error.to_string()
     assert "bindbee" in message.lower() and "json" in message.lower()
     assert digest(tmp_path) == before
-    assert instance.get_materialized_partitions(source_key("bindbee")) == {"2024-03-01", "2024-03-02"}
+    assert instance.get_materialized_partitions(source_key("bindbee")) == {"2024-03-01", "2024-03-02", "2024-03-03"}
     storage = ParquetStorage(root=str(tmp_path))
     for offset in range(6):
         assert storage.read("lms_completions", dt.date(2024, 3, 1) + dt.timedelta(days=offset)).num_rows

@@ -17,7 +17,7 @@ from completions_assets.storage import ParquetStorage
 from completions_assets_tests.support import materialize_range, resources
 
 NEXUDUS_PATH = "/api/content/coursecompletedlessons"
-FIRST, LAST = "2024-03-03", "2024-03-05"  # three days: one request sweep, its pages in order
+FIRST, LAST = "2024-03-03", "2024-03-05"  # three days: one request window, its pages one at a time
 RANGE_START = dt.datetime(2024, 3, 3, tzinfo=dt.timezone.utc)
 RANGE_END = dt.datetime(2024, 3, 6, tzinfo=dt.timezone.utc)
 CONFIG = SandboxConfig(
@@ -51,7 +51,9 @@ class PageLog:
 
 
 def run(sandbox: Sandbox, root: str) -> dg.ExecuteInProcessResult:
-    result = materialize_range(FIRST, LAST, resources(sandbox.base_url, root), dg.DagsterInstance.ephemeral())
+    in_turn = {"max_concurrent_requests": 1}  # so the sandbox counts pages in page order
+    res = resources(sandbox.base_url, root, nexudus=in_turn)
+    result = materialize_range(FIRST, LAST, res, dg.DagsterInstance.ephemeral())
     assert result.success
     evaluations = result.get_asset_check_evaluations()
     assert evaluations  # the checks ran

@@ -227,6 +227,21 @@ def test_nexudus_range_costs_the_minimum_requests_per_widened_window(sandbox: Sa
     )
 
 
+def test_a_nexudus_first_window_found_too_large_is_cut_up_for_one_request() -> None:
+    days = windows("2024-01-02", "2024-01-11")
+    with running_sandbox(days=12, records_per_day=600) as sandbox:
+        before = sandbox.stats()["nexudus"]["requests"]
+        # The first window is 8 days: page 1 reports about 5,500 records against a target of 2,000.
+        with nexudus_client(sandbox, window_records=2_000) as client:
+            batches = list(client.fetch_days(days))
+        made = sandbox.stats()["nexudus"]["requests"] - before
+        oracle = Oracle(sandbox, "nexudus")
+        assert [b.table.to_pylist() for b in batches] == [oracle.rows_in(d.start, d.end) for d in days]
+    reports = _windows_of(batches)
+    assert len(reports) > 3 and max(w.total_items or 0 for w in reports) < 3_000
+    assert made == sum(max(1, math.ceil((w.total_items or 0) / 100)) for w in reports) + 1  # + the first page
+
+
 def _overlapping(requests: list[Any]) -> int:
     """The most requests the sandbox was answering at once."""
     edges = sorted([(r.arrived, 1) for r in requests] + [(r.answered, -1) for r in requests])

@@ -30,12 +30,13 @@ CONFIG = SandboxConfig(seed=41, start_date=dt.date(2024, 3, 1), days=8, records_
 FIRST, LAST = "2024-03-02", "2024-03-06"
 DAYS = [(dt.date(2024, 3, 2) + dt.timedelta(days=i)).isoformat() for i in range(5)]
 NO_WAIT = {"backoff_initial_s": 0.0}
-# Small pages so every walk has several (Bindbee about 12, Nexudus about 8); one sweep covers the range.
+# Small pages so every window has several (Bindbee 3 a day, Nexudus about 3 for the first day),
+# one request at a time so that "the Nth request" is a known page of the first window.
 # Pacing off: this module makes far more than Bindbee's 200 requests a minute, and a paced client
 # would rightly wait for the budget the sandbox reports (pacing has its own case below).
 FAST = {
-    "bindbee": {**NO_WAIT, "page_size": 25, "requests_per_minute": 0},
-    "nexudus": {**NO_WAIT, "page_size": 50, "min_interval_ms": 0},
+    "bindbee": {**NO_WAIT, "page_size": 25, "requests_per_minute": 0, "max_concurrent_requests": 1},
+    "nexudus": {**NO_WAIT, "page_size": 50, "min_interval_ms": 0, "max_concurrent_requests": 1},
 }
 STEPS = {"bindbee": "bindbee_completions__default", "nexudus": "nexudus_completions__default"}
 

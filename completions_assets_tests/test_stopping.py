@@ -52,7 +52,7 @@ def test_sigterm_stops_a_run_waiting_on_retry_after_within_seconds(tmp_path):
                 process.wait()
         print(f"stopped in {stopped_in:.1f} s")  # shown with -s: the measurement behind the bound
         assert stopped_in < STOP_WITHIN_S, f"took {stopped_in:.1f} s to stop"
-        assert sb.stats()["bindbee"]["requests"] == 1  # it never retried early
+        assert sb.stats()["bindbee"]["requests"] <= 2  # the two first windows asked once each, never again early
         assert not list(root.rglob("bindbee_completions/**/*.parquet"))  # nothing half-fetched written
         assert not list(root.rglob("_tmp-*"))
         instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
@@ -106,7 +106,7 @@ def test_terminating_from_the_ui_stops_a_run_waiting_on_retry_after_within_secon
             stopped_in = time.monotonic() - sent
         print(f"stopped in {stopped_in:.1f} s")  # shown with -s: the measurement behind the bound
         assert stopped_in < STOP_WITHIN_S, f"took {stopped_in:.1f} s to stop"
-        assert sb.stats()["bindbee"]["requests"] == 1
+        assert sb.stats()["bindbee"]["requests"] <= 2  # the two first windows asked once each, never again early
         assert not list(Path(env["COMPLETIONS_DATA_ROOT"]).rglob("bindbee_completions/**/*.parquet"))
         instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
         assert not instance.event_log_storage.get_concurrency_info("bindbee-default").claimed_slots
