@@ -27,7 +27,7 @@ _EXTRA_FRACTION = r"(\.\d{6})\d+"
 # no exponent, sign, padding, separators or leading zeros that could change its meaning.
 _INTEGER_TEXT = re.compile(r"-?(?:0|[1-9]\d*)")
 _DECIMAL_TEXT = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?")
-PARSE_BATCH_RECORDS = 2_000
+PARSE_BATCH_RECORDS = 500
 _CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError)
 
 

@@ -188,7 +188,8 @@ class NexudusClient(ProviderClient):
         # Offset paging serves a record twice when rows shift between pages; it is
         # one record (the latest copy kept). A record skipped by the shift shows
         # up as fewer distinct ids than TotalItems in the report above.
-        table = keep_latest(table, [NEXUDUS.id_column], NEXUDUS.version_column)
+        if distinct < table.num_rows:  # no copy of the window when nothing was served twice
+            table = keep_latest(table, [NEXUDUS.id_column], NEXUDUS.version_column)
         return SweepResult(table=table, stats=FetchStats.from_requests(stats, [report], unknown_fields=unknown))
 
     def _cross_check(self, table: pa.Table, first: Page | None, pages: int, window: tuple[str, str]) -> None:
