@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from completions_assets.http.errors import PaginationLoopError, PayloadError
+from completions_assets.http.redaction import Label, PageLabel
 from completions_assets.http.session import HttpSession, RequestStats
 
 DEFAULT_MAX_PAGES = 100_000
@@ -21,7 +22,7 @@ DEFAULT_MAX_PAGES = 100_000
 @dataclass(frozen=True)
 class Page:
     number: int  # 1-based position in this walk
-    label: str  # "page N (GET sanitised-url)", for error messages
+    label: PageLabel  # "page N (GET sanitised-url)", for error messages
     payload: dict[str, Any]
     records: list[dict[str, Any]]
 
@@ -29,12 +30,14 @@ class Page:
 class Paginator(Protocol):
     provider: str
 
-    def records(self, payload: Any, params: Mapping[str, str], label: str) -> list[dict[str, Any]]: ...
+    def records(self, payload: Any, params: Mapping[str, str], label: Label) -> list[dict[str, Any]]: ...
 
-    def next_params(self, payload: dict[str, Any], params: Mapping[str, str], label: str) -> dict[str, str] | None: ...
+    def next_params(
+        self, payload: dict[str, Any], params: Mapping[str, str], label: Label
+    ) -> dict[str, str] | None: ...
 
 
-def _record_list(provider: str, payload: Any, key: str, label: str) -> list[dict[str, Any]]:
+def _record_list(provider: str, payload: Any, key: str, label: Label) -> list[dict[str, Any]]:
     if not isinstance(payload, dict):
         raise PayloadError(provider, f"{label}: expected a JSON object, got {type(payload).__name__}")
     items = payload.get(key)
@@ -56,10 +59,10 @@ class CursorPaginator:
         self._cursor_key = cursor_key
         self._seen: set[str] = set()
 
-    def records(self, payload: Any, params: Mapping[str, str], label: str) -> list[dict[str, Any]]:
+    def records(self, payload: Any, params: Mapping[str, str], label: Label) -> list[dict[str, Any]]:
         return _record_list(self.provider, payload, self._items_key, label)
 
-    def next_params(self, payload: dict[str, Any], params: Mapping[str, str], label: str) -> dict[str, str] | None:
+    def next_params(self, payload: dict[str, Any], params: Mapping[str, str], label: Label) -> dict[str, str] | None:
         if self._cursor_key not in payload:
             raise PayloadError(self.provider, f"{label}: field {self._cursor_key!r} is missing")
         cursor = payload[self._cursor_key]
@@ -84,7 +87,7 @@ class PageNumberPaginator:
         self._id_key = id_key
         self._previous_ids: list[Any] | None = None
 
-    def records(self, payload: Any, params: Mapping[str, str], label: str) -> list[dict[str, Any]]:
+    def records(self, payload: Any, params: Mapping[str, str], label: Label) -> list[dict[str, Any]]:
         if isinstance(payload, dict) and payload.get("WasSuccessful") is False:
             message = str(payload.get("Message") or "")[:200]
             errors = str(payload.get("Errors") or "")[:200]
@@ -102,7 +105,7 @@ class PageNumberPaginator:
         self._previous_ids = ids
         return records
 
-    def next_params(self, payload: dict[str, Any], params: Mapping[str, str], label: str) -> dict[str, str] | None:
+    def next_params(self, payload: dict[str, Any], params: Mapping[str, str], label: Label) -> dict[str, str] | None:
         has_next = payload.get("HasNextPage")
         if not isinstance(has_next, bool):
             raise PayloadError(self.provider, f"{label}: field 'HasNextPage' is {has_next!r}, expected true/false")
@@ -127,7 +130,7 @@ def fetch_page(
 ) -> Page:
     """Page `number` of a walk, its records checked by `paginator`."""
     request = session.client.build_request("GET", path, params=params)  # built once: it is costly
-    label = f"page {number} (GET {session.redactor.url(request.url)})"
+    label = PageLabel(number, request.url, session.redactor)
     payload = session.send_json(request, stats, what=label, stop=stop)
     records = paginator.records(payload, params, label)
     stats.pages += 1

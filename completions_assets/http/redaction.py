@@ -109,3 +109,27 @@ class Redactor:
         if len(snippet) > limit:
             snippet = snippet[:limit] + "…"
         return snippet or "<empty body>"
+
+
+class PageLabel:
+    """`page N (GET redacted-url)` for messages, built only when one is shown: redacting every
+    page's URL up front costs more than parsing its records into Arrow."""
+
+    __slots__ = ("_number", "_redactor", "_text", "_url")
+
+    def __init__(self, number: int, url: httpx.URL, redactor: Redactor) -> None:
+        self._number = number
+        self._url = url
+        self._redactor = redactor
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            self._text = f"page {self._number} (GET {self._redactor.url(self._url)})"
+        return self._text
+
+    def __repr__(self) -> str:
+        return repr(str(self))
+
+
+Label = str | PageLabel  # what a message names: a request, a page

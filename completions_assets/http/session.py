@@ -26,7 +26,7 @@ from completions_assets.http.errors import (
     transport_error,
 )
 from completions_assets.http.pacing import Clock, Pacer
-from completions_assets.http.redaction import Redactor
+from completions_assets.http.redaction import Label, Redactor
 from completions_assets.http.retry import RetrySettings, parse_retry_after, retry_delay
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class HttpSession:
         params: Mapping[str, str],
         stats: RequestStats,
         *,
-        what: str,
+        what: Label,
         stop: threading.Event | None = None,
     ) -> Any:
         """GETs `path` with retries and returns the decoded JSON body.
@@ -158,7 +158,7 @@ class HttpSession:
         return self.send_json(self.client.build_request("GET", path, params=params), stats, what=what, stop=stop)
 
     def send_json(
-        self, request: httpx.Request, stats: RequestStats, *, what: str, stop: threading.Event | None = None
+        self, request: httpx.Request, stats: RequestStats, *, what: Label, stop: threading.Event | None = None
     ) -> Any:
         """Sends a request built on `self.client` with retries; returns the decoded JSON body.
 
@@ -194,7 +194,7 @@ class HttpSession:
             stats.retries += 1
         raise AssertionError("unreachable")
 
-    def _attempt(self, request: httpx.Request, what: str) -> Any:
+    def _attempt(self, request: httpx.Request, what: Label) -> Any:
         """One send: the decoded body, or the ProviderError describing the failure."""
         began = time.perf_counter()
         try:
@@ -223,7 +223,7 @@ class HttpSession:
             retry_after=parse_retry_after(response.headers.get("Retry-After"), now_epoch=self.clock.time()),
         )
 
-    def _decode(self, response: httpx.Response, what: str) -> Any:
+    def _decode(self, response: httpx.Response, what: Label) -> Any:
         content_type = response.headers.get("Content-Type", "")
         try:
             return json.loads(response.content)

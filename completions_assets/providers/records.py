@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from completions_assets.http.errors import PayloadError
 from completions_assets.http.pagination import Page
+from completions_assets.http.redaction import Label
 from completions_assets.providers.durations import DurationError, parse_durations
 
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")  # every timestamp column of every file
@@ -37,10 +38,10 @@ class RecordLocator:
     def __init__(self, provider: str) -> None:
         self.provider = provider
         self._starts: list[int] = []
-        self._labels: list[str] = []
+        self._labels: list[Label] = []
         self.count = 0
 
-    def add_page(self, label: str, size: int) -> None:
+    def add_page(self, label: Label, size: int) -> None:
         self._starts.append(self.count)
         self._labels.append(label)
         self.count += size
