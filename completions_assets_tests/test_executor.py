@@ -70,8 +70,8 @@ while cli.poll() is None:
             command = open(f"/proc/{entry}/cmdline").read().replace("\0", " ")
         except OSError:
             continue
-        if command:  # the first sight of each process: its parent before any reparenting
-            seen.setdefault(int(entry), [int(stat.rsplit(")", 1)[1].split()[1]), command])
+        if command:  # its first parent (before any reparenting), its latest command line (after exec)
+            seen.setdefault(int(entry), [int(stat.rsplit(")", 1)[1].split()[1]), command])[1] = command
     time.sleep(0.02)
 left = []
 while True:
