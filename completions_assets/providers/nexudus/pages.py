@@ -18,12 +18,26 @@ import pyarrow as pa
 
 from completions_assets.http.errors import PaginationLoopError, ProviderError
 from completions_assets.http.pagination import Page, PageNumberPaginator, fetch_page, iter_pages
+from completions_assets.http.redaction import Label
 from completions_assets.http.session import HttpSession, RequestStats
 from completions_assets.providers.planning import Span, WindowTurn
 from completions_assets.providers.records import PARSE_BATCH_RECORDS, RecordLocator, parse_walk
 from completions_assets.providers.sweeps import WindowTooLarge
 
 Parse = Callable[[list[dict[str, Any]], RecordLocator], pa.Table]
+
+
+@dataclass(frozen=True)
+class _Edge:
+    """A page at the edge of a run: enough to tell whether the next page repeats it (its
+    records are not kept: the runs of a window would otherwise hold two pages each)."""
+
+    label: Label
+    ids: list[Any]
+
+    @classmethod
+    def of(cls, page: Page) -> "_Edge":
+        return cls(page.label, [record.get("Id") for record in page.records])
 
 
 @dataclass
@@ -33,8 +47,8 @@ class _Run:
     table: pa.Table
     stats: RequestStats
     paginator: PageNumberPaginator  # remembers the last page's ids
-    first: Page | None = None
-    last: Page | None = None
+    first: _Edge | None = None
+    last: _Edge | None = None
     records: int = 0
     following: dict[str, str] | None = field(default=None)  # the last page's next params, if any
     error: ProviderError | None = None  # the first page's, raised once it is known not to repeat the page before
@@ -81,7 +95,7 @@ def walk_pages(
     last_paginator = paginator
     if following is not None and type(total_pages) is int and total_pages > 1:
         runs = _fetch_runs(walk, pool, _page_runs(total_pages, walk.page_size, concurrent), turn, parse)
-        previous = first
+        previous = _Edge.of(first)
         for run in runs:
             _check_follows(walk.provider, previous, run.first)
             if run.error is not None:
@@ -147,8 +161,8 @@ def _fetch_run(walk: PageWalk, numbers: range, stop: threading.Event, parse: Par
         params = {**walk.params, "page": str(number)}
         page = fetch_page(walk.session, walk.path, params, number, paginator, stats, stop=stop)
         first = run.first is None
-        run.first = run.first or page
-        run.last = page
+        run.last = _Edge.of(page)
+        run.first = run.first or run.last
         locator.add_page(page.label, len(page.records))
         records.extend(page.records)
         try:
@@ -163,8 +177,6 @@ def _fetch_run(walk: PageWalk, numbers: range, stop: threading.Event, parse: Par
     return run
 
 
-def _check_follows(provider: str, previous: Page, page: Page | None) -> None:
-    if page is None or not page.records:
-        return
-    if [r.get("Id") for r in page.records] == [r.get("Id") for r in previous.records]:
+def _check_follows(provider: str, previous: _Edge, page: _Edge | None) -> None:
+    if page is not None and page.ids and page.ids == previous.ids:
         raise PaginationLoopError(provider, f"{page.label}: same records as the previous page")
