@@ -101,13 +101,6 @@ def test_a_window_holds_about_its_target_at_the_density_seen() -> None:
     assert sparse is not None and sparse.end - sparse.start == 7 * DAY + dt.timedelta(hours=12)
 
 
-def test_a_widened_window_counts_its_margins() -> None:
-    planner = _planner(margin=dt.timedelta(hours=12), target_records=40_000, max_span=30 * DAY)
-    planner.observe(20_000, 2 * DAY.total_seconds())  # 10,000 a day, margins included
-    span = planner.next()
-    assert span is not None and span.end - span.start == 3 * DAY  # 4 days of records, 1 of them margin
-
-
 def test_windows_tile_the_range_without_a_sliver_at_the_end() -> None:
     planner = _planner(days=2, first_span=dt.timedelta(hours=47, minutes=50))
     spans = [planner.next(), planner.next()]
@@ -231,14 +224,15 @@ def test_a_nexudus_first_window_found_too_large_is_cut_up_for_one_request() -> N
     days = windows("2024-01-02", "2024-01-11")
     with running_sandbox(days=12, records_per_day=600) as sandbox:
         before = sandbox.stats()["nexudus"]["requests"]
-        # The first window is 8 days: page 1 reports about 5,500 records against a target of 2,000.
-        with nexudus_client(sandbox, window_records=2_000) as client:
+        # The first window is 8 days: page 1 reports about 4,800 records inside it against a target of 1,000.
+        with nexudus_client(sandbox, window_records=1_000) as client:
             batches = list(client.fetch_days(days))
         made = sandbox.stats()["nexudus"]["requests"] - before
         oracle = Oracle(sandbox, "nexudus")
         assert [b.table.to_pylist() for b in batches] == [oracle.rows_in(d.start, d.end) for d in days]
     reports = _windows_of(batches)
-    assert len(reports) > 3 and max(w.total_items or 0 for w in reports) < 3_000
+    # Windows of about 1,000 records inside (1.7 days), each with 28 h 2 min of margin (700 records).
+    assert len(reports) >= 5 and max(w.total_items or 0 for w in reports) < 1_000 * 1.5 + 700
     assert made == sum(max(1, math.ceil((w.total_items or 0) / 100)) for w in reports) + 1  # + the first page
 
 

@@ -208,7 +208,6 @@ class ProviderClient(abc.ABC):
             target_records=min(settings.window_records, settings.max_records_in_flight),
             max_span=dt.timedelta(days=settings.max_window_days),
             first_span=first_span,
-            margin=self.window_margin(),
         )
         budget = RecordBudget(settings.max_records_in_flight)
         self.budget = budget  # read by tests and the benchmark

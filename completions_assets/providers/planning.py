@@ -35,9 +35,8 @@ class Span:
 class WindowPlanner:
     """Cuts [start, end) into consecutive windows of about `target_records` records. Thread-safe.
 
-    Until anything is known, a window is `first_span` long. `margin` is what the
-    provider adds on each side of a window (Nexudus widens its filter), so a
-    window of length L returns about density x (L + 2 margin) records.
+    Until anything is known, a window is `first_span` long. Only the records inside a window
+    count: a provider that widens its query (Nexudus) drops the rest as pages arrive.
     """
 
     def __init__(
@@ -49,7 +48,6 @@ class WindowPlanner:
         max_span: dt.timedelta,
         first_span: dt.timedelta = dt.timedelta(days=1),
         min_span: dt.timedelta = dt.timedelta(minutes=15),
-        margin: dt.timedelta = dt.timedelta(0),
     ) -> None:
         self._next_start = start
         self._end = end
@@ -57,13 +55,12 @@ class WindowPlanner:
         self._max = max_span
         self._first = min(first_span, max_span)
         self._min = min(min_span, max_span)
-        self._margin = margin
         self._records = 0
         self._seconds = 0.0
         self._lock = threading.Lock()
 
     def observe(self, records: int, seconds: float) -> None:
-        """`records` were found in `seconds` of event time (margins included, if the provider widens)."""
+        """`records` were found in `seconds` of event time."""
         with self._lock:
             self._records += records
             self._seconds += seconds
@@ -103,7 +100,7 @@ class WindowPlanner:
         density = self._records / self._seconds  # records per second
         if not density:
             return self._max
-        seconds = self._target / density - 2 * self._margin.total_seconds()
+        seconds = self._target / density
         minutes = max(1, math.floor(seconds / 60))  # whole minutes: Nexudus filters by the minute
         return max(self._min, min(self._max, minutes * _MINUTE))
 

@@ -200,8 +200,12 @@ class DayAssembler:
 
 
 def trim(table: pa.Table, span: Span, event_column: str) -> pa.Table:
-    """Rows with span.start <= event < span.end (a widened window returns more)."""
+    """Rows with span.start <= event < span.end (a widened window returns more); `table` itself
+    when every row is inside, as a filter would copy it."""
     events = table[event_column]
+    bounds = pc.min_max(events).as_py()
+    if bounds["min"] is not None and span.start <= bounds["min"] and bounds["max"] < span.end:
+        return table
     inside = pc.and_(
         pc.greater_equal(events, pa.scalar(span.start, events.type)),
         pc.less(events, pa.scalar(span.end, events.type)),

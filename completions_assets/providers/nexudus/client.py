@@ -2,7 +2,7 @@
 
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,7 +15,6 @@ from pydantic import Field
 
 from completions_assets.http.pacing import Clock, RateLimit
 from completions_assets.http.pagination import Page, PageNumberPaginator
-from completions_assets.http.session import RequestStats
 from completions_assets.lms.dedupe import keep_latest
 from completions_assets.providers.checks import MATCHES_REPORTED_TOTAL
 from completions_assets.providers.client import MAX_PAGES, ProviderClient
@@ -25,7 +24,7 @@ from completions_assets.providers.nexudus.pages import PageWalk, walk_pages
 from completions_assets.providers.planning import Span, WindowTurn
 from completions_assets.providers.records import UTC_TIMESTAMP, RecordLocator, column, json_text, timestamps
 from completions_assets.providers.resource import ProviderResource
-from completions_assets.providers.sweeps import FetchStats, SweepResult, WindowReport
+from completions_assets.providers.sweeps import FetchStats, SweepResult, WindowReport, trim
 from completions_assets.settings import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -133,10 +132,30 @@ class NexudusClient(ProviderClient):
             MAX_PAGES,
             seconds=span.seconds + 2 * self.window_margin().total_seconds(),
         )
-        table, first, stats = walk_pages(
-            walk, span, self.page_pool, self.settings.max_concurrent_requests, turn, self.checked_parser(unknown)
+
+        def split(table: pa.Table) -> tuple[pa.Table, pa.Table]:
+            return trim(table, span, NEXUDUS.event_column), table.select([NEXUDUS.id_column, NEXUDUS.event_column])
+
+        kept, served, first, stats = walk_pages(
+            walk,
+            span,
+            self.page_pool,
+            self.settings.max_concurrent_requests,
+            turn,
+            self.checked_parser(unknown),
+            split,
         )
-        return self.finish_sweep(span, table, first, params, stats, unknown)
+        window = (params["from_CourseCompletedLesson_CreatedOn"], params["to_CourseCompletedLesson_CreatedOn"])
+        self._cross_check(served, first, stats.pages, window)
+        report = WindowReport(
+            *window, _reported(first, "TotalItems"), pc.count_distinct(served["id"]).as_py(), stats.requests
+        )
+        # Offset paging serves a record twice when rows shift between pages; it is
+        # one record (the latest copy kept). A record skipped by the shift shows
+        # up as fewer distinct ids than TotalItems in the report above.
+        if pc.count_distinct(kept["id"]).as_py() < kept.num_rows:  # no copy when nothing was served twice
+            kept = keep_latest(kept, [NEXUDUS.id_column], NEXUDUS.version_column)
+        return SweepResult(table=kept, stats=FetchStats.from_requests(stats, [report], unknown_fields=unknown))
 
     def check_credentials(self) -> None:
         given = self.credentials
@@ -172,30 +191,10 @@ class NexudusClient(ProviderClient):
     def parse(self, records: list[dict[str, Any]], locator: RecordLocator) -> pa.Table:
         return parse_lessons(records, locator, timezone=self.settings.timezone)
 
-    def finish_sweep(
-        self,
-        span: Span,
-        table: pa.Table,
-        first: Page | None,
-        params: Mapping[str, str],
-        stats: RequestStats,
-        unknown: set[str],
-    ) -> SweepResult:
-        window = (params["from_CourseCompletedLesson_CreatedOn"], params["to_CourseCompletedLesson_CreatedOn"])
-        self._cross_check(table, first, stats.pages, window)
-        distinct = pc.count_distinct(table["id"]).as_py()
-        report = WindowReport(*window, _reported(first, "TotalItems"), distinct, stats.requests)
-        # Offset paging serves a record twice when rows shift between pages; it is
-        # one record (the latest copy kept). A record skipped by the shift shows
-        # up as fewer distinct ids than TotalItems in the report above.
-        if distinct < table.num_rows:  # no copy of the window when nothing was served twice
-            table = keep_latest(table, [NEXUDUS.id_column], NEXUDUS.version_column)
-        return SweepResult(table=table, stats=FetchStats.from_requests(stats, [report], unknown_fields=unknown))
-
-    def _cross_check(self, table: pa.Table, first: Page | None, pages: int, window: tuple[str, str]) -> None:
+    def _cross_check(self, served: pa.Table, first: Page | None, pages: int, window: tuple[str, str]) -> None:
         # `dir` is documented three ways: verify the order instead of trusting it (rows get sorted anyway).
-        served = table["created_on"].cast(pa.int64()).to_numpy()
-        if len(served) > 1 and bool(np.any(served[1:] < served[:-1])):
+        times = served["created_on"].cast(pa.int64()).to_numpy()
+        if len(times) > 1 and bool(np.any(times[1:] < times[:-1])):
             logger.warning("nexudus %s..%s: rows were not served in CreatedOn order", *window)
         total_pages = _reported(first, "TotalPages")
         if total_pages is not None and pages != max(1, total_pages):
@@ -219,10 +218,10 @@ class NexudusResource(ProviderResource):
     timezone: str = Field(default="UTC", description="IANA zone in which timestamps without an offset are read.")
     page_size: int = Field(default=100, ge=1, le=1000, description="Records per page (`size`).")
     window_records: int = Field(
-        default=100_000,
+        default=50_000,
         ge=1,
-        description="Records a request window is sized to hold, widening included: long windows "
-        "spread the widening over more days.",
+        description="Records a request window is sized to keep (the widening's are dropped as pages "
+        "arrive): long windows spread the widening over more days.",
     )
     margin_minutes: int = Field(
         default=DEFAULT_MARGIN_MINUTES, ge=0, description="Widening of each side of the CreatedOn filter."

@@ -25,6 +25,9 @@ from completions_assets.providers.records import PARSE_BATCH_RECORDS, RecordLoca
 from completions_assets.providers.sweeps import WindowTooLarge
 
 Parse = Callable[[list[dict[str, Any]], RecordLocator], pa.Table]
+# A parsed batch -> (its rows inside the window, what was served: the columns the window's
+# checks need, every row). Margin rows go at once, so a window holds only what it keeps.
+Split = Callable[[pa.Table], tuple[pa.Table, pa.Table]]
 
 
 @dataclass(frozen=True)
@@ -44,12 +47,13 @@ class _Edge:
 class _Run:
     """Consecutive pages fetched on one thread, parsed as one table."""
 
-    table: pa.Table
+    table: pa.Table  # rows inside the window
+    served: pa.Table
     stats: RequestStats
     paginator: PageNumberPaginator  # remembers the last page's ids
     first: _Edge | None = None
     last: _Edge | None = None
-    records: int = 0
+    records: int = 0  # kept
     following: dict[str, str] | None = field(default=None)  # the last page's next params, if any
     error: ProviderError | None = None  # the first page's, raised once it is known not to repeat the page before
 
@@ -68,9 +72,18 @@ class PageWalk:
 
 
 def walk_pages(
-    walk: PageWalk, span: Span, pool: ThreadPoolExecutor, concurrent: int, turn: WindowTurn, parse: Parse
-) -> tuple[pa.Table, Page | None, RequestStats]:
+    walk: PageWalk,
+    span: Span,
+    pool: ThreadPoolExecutor,
+    concurrent: int,
+    turn: WindowTurn,
+    parse: Parse,
+    split: Split,
+) -> tuple[pa.Table, pa.Table, Page, RequestStats]:
     """Every page of the window: page 1, then the rest `concurrent` runs at a time, in page order.
+
+    Returns the rows inside the window, what was served (see Split) in page order, page 1 and
+    the requests' counts.
 
     Raises:
         WindowTooLarge: page 1's TotalItems is far beyond what the window was planned to hold.
@@ -80,21 +93,22 @@ def walk_pages(
     turn.take(walk.page_size)
     # On the pool too, so the pool's size bounds every request in flight.
     first = pool.submit(fetch_page, walk.session, walk.path, walk.params, 1, paginator, stats, stop=turn.stop).result()
-    turn.budget.give(walk.page_size - len(first.records))
     total = first.payload.get("TotalItems")
     if type(total) is int:  # the density, before the rest of the window is in
         turn.planner.observe(total, walk.seconds)
-        if turn.blind and turn.planner.oversized(total, span):
-            turn.budget.give(len(first.records))
+        if turn.blind and turn.planner.oversized(round(total * span.seconds / walk.seconds), span):
+            turn.budget.give(walk.page_size)
             raise WindowTooLarge(f"{walk.provider}: {first.label}: TotalItems {total}")
     first_locator = RecordLocator(walk.provider)
     first_locator.add_page(first.label, len(first.records))
-    tables = [parse(first.records, first_locator)]
+    kept, served = split(parse(first.records, first_locator))
+    turn.budget.give(walk.page_size - kept.num_rows)
+    tables, served_parts = [kept], [served]
     following = paginator.next_params(first.payload, walk.params, first.label)
     total_pages = first.payload.get("TotalPages")
     last_paginator = paginator
     if following is not None and type(total_pages) is int and total_pages > 1:
-        runs = _fetch_runs(walk, pool, _page_runs(total_pages, walk.page_size, concurrent), turn, parse)
+        runs = _fetch_runs(walk, pool, _page_runs(total_pages, walk.page_size, concurrent), turn, parse, split)
         previous = _Edge.of(first)
         for run in runs:
             _check_follows(walk.provider, previous, run.first)
@@ -103,6 +117,7 @@ def walk_pages(
             previous = run.last or previous
             stats.add(run.stats)
             tables.append(run.table)
+            served_parts.append(run.served)
         following = runs[-1].following if runs else None
         last_paginator = runs[-1].paginator if runs else paginator
     if following is not None:  # no TotalPages, or more records came in: on in turn
@@ -117,8 +132,11 @@ def walk_pages(
             first_number=int(following["page"]),
             before_page=lambda: turn.take(walk.page_size),
         )
-        tables.append(parse_walk(turn.returning_room(rest, walk.page_size), parse, walk.provider))
-    return pa.concat_tables(tables), first, stats
+        kept, served = split(parse_walk(turn.returning_room(rest, walk.page_size), parse, walk.provider))
+        turn.budget.give(served.num_rows - kept.num_rows)
+        tables.append(kept)
+        served_parts.append(served)
+    return pa.concat_tables(tables), pa.concat_tables(served_parts), first, stats
 
 
 def _page_runs(total_pages: int, page_size: int, concurrent: int) -> list[range]:
@@ -130,7 +148,7 @@ def _page_runs(total_pages: int, page_size: int, concurrent: int) -> list[range]
 
 
 def _fetch_runs(
-    walk: PageWalk, pool: ThreadPoolExecutor, runs: Sequence[range], turn: WindowTurn, parse: Parse
+    walk: PageWalk, pool: ThreadPoolExecutor, runs: Sequence[range], turn: WindowTurn, parse: Parse, split: Split
 ) -> list[_Run]:
     futures: list[Future[_Run]] = []
     try:
@@ -138,7 +156,7 @@ def _fetch_runs(
             turn.take(len(numbers) * walk.page_size)  # before submitting: a queued run never waits for room
             if turn.stop.is_set():
                 break
-            futures.append(pool.submit(_fetch_run, walk, numbers, turn.stop, parse))
+            futures.append(pool.submit(_fetch_run, walk, numbers, turn.stop, parse, split))
         done = [future.result() for future in futures]
     except BaseException:
         for future in futures:
@@ -149,12 +167,12 @@ def _fetch_runs(
     return done
 
 
-def _fetch_run(walk: PageWalk, numbers: range, stop: threading.Event, parse: Parse) -> _Run:
+def _fetch_run(walk: PageWalk, numbers: range, stop: threading.Event, parse: Parse, split: Split) -> _Run:
     stats = RequestStats()
     paginator = PageNumberPaginator(walk.provider)
     locator = RecordLocator(walk.provider)
     records: list[dict[str, Any]] = []
-    run = _Run(pa.table({}), stats, paginator)
+    run = _Run(pa.table({}), pa.table({}), stats, paginator)
     for number in numbers:
         if stop.is_set():
             break
@@ -172,8 +190,8 @@ def _fetch_run(walk: PageWalk, numbers: range, stop: threading.Event, parse: Par
                 raise
             run.error = exc  # a walk in turn would first have found this page repeating the one before
             break
-    run.records = len(records)
-    run.table = parse(records, locator)
+    run.table, run.served = split(parse(records, locator))
+    run.records = run.table.num_rows
     return run
 
 
