@@ -48,7 +48,7 @@ class ProviderResource(ConfigurableResource):
     max_window_days: int = Field(default=8, ge=1, description="Longest request window, in days (sparse ranges).")
     max_concurrent_requests: int = Field(default=8, ge=1, description="Requests in flight at once (threads).")
     max_records_in_flight: int = Field(
-        default=100_000,
+        default=50_000,
         ge=1,
         description="Records fetched but not yet written that a step may hold; fetching waits beyond it.",
     )
