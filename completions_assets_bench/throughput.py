@@ -110,33 +110,18 @@ def _measure(sandbox: Sandbox, variant: str, latency_ms: int, run: Callable[[], 
     )
 
 
+def _roles(sandbox: Sandbox, days: Range, **extra: object) -> dict[str, dict[str, object]]:
+    """Each provider's worker arguments: where the sandbox is, which days, and `extra`."""
+    base = {"base_url": sandbox.base_url, "credentials": CREDENTIALS, "first": days.first.isoformat()}
+    return {p: {"provider": p, **base, "days": days.days, **extra} for p in PROVIDERS}
+
+
 def ceiling(sandbox: Sandbox, days: Range) -> Measured:
-    roles = {
-        p: {
-            "provider": p,
-            "base_url": sandbox.base_url,
-            "credentials": CREDENTIALS,
-            "first": days.first.isoformat(),
-            "days": days.days,
-        }
-        for p in PROVIDERS
-    }
-    return run_workers("ceiling", roles, timeout_s=WORKER_TIMEOUT_S)
+    return run_workers("ceiling", _roles(sandbox, days), timeout_s=WORKER_TIMEOUT_S)
 
 
 def fetch_to_parquet(sandbox: Sandbox, days: Range, root: Path, *, env: Mapping[str, str] | None = None) -> Measured:
-    roles = {
-        p: {
-            "provider": p,
-            "base_url": sandbox.base_url,
-            "credentials": CREDENTIALS,
-            "first": days.first.isoformat(),
-            "days": days.days,
-            "root": str(root),
-            "pacing": False,
-        }
-        for p in PROVIDERS
-    }
+    roles = _roles(sandbox, days, root=str(root), pacing=False)
     return run_workers("pipeline", roles, timeout_s=WORKER_TIMEOUT_S, env=None if env is None else os.environ | env)
 
 
