@@ -141,6 +141,13 @@ class ProviderClient(abc.ABC):
         at once, as a cursor walk reports no total."""
         return 2, dt.timedelta(days=1)
 
+    def window_target(self) -> int:
+        """Records a window is sized to keep. Windows are handed on in range order, so all those
+        walked at once must fit the budget together: otherwise the later ones, done, would hold
+        it while everything waits on the earliest."""
+        settings = self.settings
+        return max(1, min(settings.window_records, settings.max_records_in_flight // self.window_concurrency()))
+
     def window_margin(self) -> dt.timedelta:
         """How far the provider's query widens each side of a window (more records than the window's)."""
         return dt.timedelta(0)
@@ -204,8 +211,7 @@ class ProviderClient(abc.ABC):
         planner = WindowPlanner(
             windows[0].start,
             windows[-1].end,
-            # A window's days are handed on once it is in: it must fit the budget itself.
-            target_records=min(settings.window_records, settings.max_records_in_flight),
+            target_records=self.window_target(),
             max_span=dt.timedelta(days=settings.max_window_days),
             first_span=first_span,
         )

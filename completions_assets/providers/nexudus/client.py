@@ -117,6 +117,10 @@ class NexudusClient(ProviderClient):
         # One long window: its first page's TotalItems tells whether to cut it up, for one request.
         return 1, dt.timedelta(days=self.settings.max_window_days)
 
+    def window_target(self) -> int:
+        # Pages, not windows, run at once: the earliest window may fill the budget by itself.
+        return min(self.settings.window_records, self.settings.max_records_in_flight)
+
     def window_margin(self) -> dt.timedelta:
         return dt.timedelta(minutes=self.settings.margin_minutes)
 
