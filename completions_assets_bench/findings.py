@@ -58,9 +58,13 @@ def where_it_goes_section(t: Throughput, memory: list[MemoryRun]) -> str:
         "a run of pages kept its first and last page's records for the repeat check, 36,000 decoded records for a "
         "900-page window (330 → 277 MB); the widening's records are now dropped as each run of pages is parsed "
         "(277 → 254 MB; at 50,000 a day 411 → 341 MB); parse batches of 500 records instead of 2,000. Tried and "
-        "not adopted: glibc's `M_ARENA_MAX=2` (no change once the above were in). At 50,000 a day a day's "
-        "records alone, decoded and in Arrow, are most of what is left over the target: a day is written as one "
-        "file, so it cannot be split further."
+        "not adopted: glibc's `M_ARENA_MAX=2` (no change once the above were in). What is left is not fully "
+        "attributed: at 50,000 a day (side run, 2026-12-02) Arrow's own allocations peaked at 65 MB "
+        "(`pa.total_allocated_bytes`, sampled every 10 ms) of about 220 MB over the process's start, so most of "
+        "the rest is decoded JSON of the pages in flight and what the allocator keeps after freeing it; the "
+        "90-day Nexudus run also peaks above the 7-day one, which is a single window and never overlaps a second. "
+        "These misses are within the project's reach (decoding pages straight into Arrow, fewer pages decoded at "
+        "once) and are left open."
     )
 
 
