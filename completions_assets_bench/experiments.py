@@ -34,6 +34,12 @@ EXPERIMENTS = (
     Experiment(
         "pyarrow's mimalloc pool (ARROW_DEFAULT_MEMORY_POOL=mimalloc)", env={"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}
     ),
+    # glibc's malloc untuned: the package sets two heaps and a fixed 1 MiB trim threshold when these
+    # are unset; 8 heaps per core is glibc's default and 32 MiB where its sliding threshold ends up.
+    Experiment(
+        "glibc's malloc untuned (MALLOC_ARENA_MAX=16, MALLOC_TRIM_THRESHOLD_=32 MiB)",
+        env={"MALLOC_ARENA_MAX": "16", "MALLOC_TRIM_THRESHOLD_": str(32 << 20)},
+    ),
     # The fetch before issue 12, emulated with its replacement's fields: 8-day windows whatever the
     # density, four requests in flight (the four sweeps), no budget of records in flight.
     Experiment(
