@@ -8,7 +8,6 @@ checks once a sweep is in.
 
 import abc
 import datetime as dt
-import itertools
 import logging
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -19,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from completions_assets.http.pacing import Clock, Pacer, SystemClock
-from completions_assets.http.pagination import Page, iter_pages
+from completions_assets.http.pagination import iter_pages
 from completions_assets.http.redaction import Redactor
 from completions_assets.http.session import HttpSession, RequestStats, build_client
 from completions_assets.partitions import DayWindow
@@ -109,20 +108,6 @@ class ProviderClient(abc.ABC):
     def parse(self, records: list[dict[str, Any]], locator: RecordLocator) -> pa.Table:
         """Records as a table of the provider's schema."""
 
-    def finish_sweep(
-        self,
-        span: Span,
-        table: pa.Table,
-        first: Page | None,
-        params: Mapping[str, str],
-        stats: RequestStats,
-        unknown: set[str],
-    ) -> SweepResult:
-        """The window's result; a provider may cross-check what it reported here."""
-        distinct = pc.count_distinct(table[self.provider.id_column]).as_py()
-        report = WindowReport(span.start.isoformat(), span.end.isoformat(), None, distinct, stats.requests)
-        return SweepResult(table=table, stats=FetchStats.from_requests(stats, [report], unknown_fields=unknown))
-
     def close(self) -> None:
         self.session.close()
 
@@ -148,10 +133,6 @@ class ProviderClient(abc.ABC):
         settings = self.settings
         return max(1, min(settings.window_records, settings.max_records_in_flight // self.window_concurrency()))
 
-    def window_margin(self) -> dt.timedelta:
-        """How far the provider's query widens each side of a window (more records than the window's)."""
-        return dt.timedelta(0)
-
     def checked_parser(self, unknown: set[str]) -> Callable[[list[dict[str, Any]], RecordLocator], pa.Table]:
         """`parse`, collecting into `unknown` the fields the provider sent beyond the documented ones."""
 
@@ -162,7 +143,7 @@ class ProviderClient(abc.ABC):
         return parse
 
     def fetch_sweep(self, span: Span, turn: WindowTurn) -> SweepResult:
-        """Every record with event time in the window (possibly more), parsed; a page at a time, in turn."""
+        """Every record with event time in the window, parsed; a page at a time, in turn."""
         params = self.sweep_params(span.start, span.end)
         stats = RequestStats()
         walker = self.provider.paginator(self.provider.name)
@@ -177,11 +158,8 @@ class ProviderClient(abc.ABC):
             stop=turn.stop,
             before_page=lambda: turn.take(page_size),
         )
-
-        first = next(pages, None)
         unknown: set[str] = set()
-        walked = itertools.chain([first] if first else [], pages)
-        table = parse_walk(turn.returning_room(walked, page_size), self.checked_parser(unknown), self.provider.name)
+        table = parse_walk(turn.returning_room(pages, page_size), self.checked_parser(unknown), self.provider.name)
         logger.debug(
             "%s window %s..%s: %d records in %d requests",
             self.provider.name,
@@ -190,8 +168,10 @@ class ProviderClient(abc.ABC):
             table.num_rows,
             stats.requests,
         )
-        turn.planner.observe(table.num_rows, span.seconds + 2 * self.window_margin().total_seconds())
-        return self.finish_sweep(span, table, first, params, stats, unknown)
+        turn.planner.observe(table.num_rows, span.seconds)
+        distinct = pc.count_distinct(table[self.provider.id_column]).as_py()
+        report = WindowReport(span.start.isoformat(), span.end.isoformat(), None, distinct, stats.requests)
+        return SweepResult(table=table, stats=FetchStats.from_requests(stats, [report], unknown_fields=unknown))
 
     def fetch_days(self, windows: Sequence[DayWindow]) -> Iterator[DayBatch]:
         """Yields one DayBatch per window, in order, each as soon as its records are in.

@@ -121,9 +121,6 @@ class NexudusClient(ProviderClient):
         # Pages, not windows, run at once: the earliest window may fill the budget by itself.
         return min(self.settings.window_records, self.settings.max_records_in_flight)
 
-    def window_margin(self) -> dt.timedelta:
-        return dt.timedelta(minutes=self.settings.margin_minutes)
-
     def fetch_sweep(self, span: Span, turn: WindowTurn) -> SweepResult:
         params = self.sweep_params(span.start, span.end)
         unknown: set[str] = set()
@@ -134,7 +131,7 @@ class NexudusClient(ProviderClient):
             self.settings.page_size,
             NEXUDUS.name,
             MAX_PAGES,
-            seconds=span.seconds + 2 * self.window_margin().total_seconds(),
+            seconds=span.seconds + 2 * 60 * self.settings.margin_minutes,
         )
 
         def split(table: pa.Table) -> tuple[pa.Table, pa.Table]:
