@@ -99,9 +99,7 @@ def walk_pages(
         if turn.blind and turn.planner.oversized(round(total * span.seconds / walk.seconds), span):
             turn.budget.give(walk.page_size)
             raise WindowTooLarge(f"{walk.provider}: {first.label}: TotalItems {total}")
-    first_locator = RecordLocator(walk.provider)
-    first_locator.add_page(first.label, len(first.records))
-    kept, served = split(parse(first.records, first_locator))
+    kept, served = split(parse_walk([first], parse, walk.provider))
     turn.budget.give(walk.page_size - kept.num_rows)
     tables, served_parts = [kept], [served]
     following = paginator.next_params(first.payload, walk.params, first.label)
