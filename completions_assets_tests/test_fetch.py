@@ -22,8 +22,8 @@ from completions_assets.providers.sweeps import (
     SweepResult,
     WindowReport,
     check_contiguous,
+    cut_days,
     run_windows,
-    split_days,
 )
 from completions_assets.sandbox import ProviderFaults, Sandbox
 from completions_assets.settings import ConfigurationError
@@ -60,9 +60,10 @@ def test_days_are_cut_half_open_and_sorted_by_time_then_id() -> None:
         ("late", JAN_2 + dt.timedelta(days=1)),
         ("c", JAN_2 - MICRO),
     ]
-    first, second = split_days(_table(rows), windows("2024-01-01", "2024-01-02"), "completed_at", "id")
+    (first, second), later = cut_days(_table(rows), windows("2024-01-01", "2024-01-02"), "completed_at", "id")
     assert first["id"].to_pylist() == ["a", "b", "c", "c"]  # duplicates as served
     assert second["id"].to_pylist() == ["z"]  # exactly at midnight: the next day only
+    assert later["id"].to_pylist() == ["late"]  # after the last day: left for the windows to come
     assert first.schema == second.schema == BINDBEE_SCHEMA
 
 

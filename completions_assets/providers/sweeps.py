@@ -213,15 +213,11 @@ def trim(table: pa.Table, span: Span, event_column: str) -> pa.Table:
     return table.filter(inside)
 
 
-def split_days(table: pa.Table, days: Sequence[DayWindow], event_column: str, id_column: str) -> list[pa.Table]:
-    """One table per day: rows with start <= event < end, sorted by (event time, id)."""
-    return cut_days(table, days, event_column, id_column)[0]
-
-
 def cut_days(
     table: pa.Table, days: Sequence[DayWindow], event_column: str, id_column: str
 ) -> tuple[list[pa.Table], pa.Table]:
-    """`split_days`, and the sorted rows at or after the last day's end."""
+    """One table per day (rows with start <= event < end, sorted by (event time, id)), and the
+    sorted rows at or after the last day's end."""
     table = table.take(pc.sort_indices(table, sort_keys=[(event_column, "ascending"), (id_column, "ascending")]))
     micros = table.column(event_column).cast(pa.int64()).to_numpy()
     bounds = [_micros(days[0].start)] + [_micros(day.end) for day in days]
