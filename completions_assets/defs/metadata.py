@@ -36,10 +36,15 @@ def fetch_metadata(stats: FetchStats) -> dict[str, object]:
 
 def row_changes(previous: pa.Table | None, current: pa.Table, keys: list[str]) -> dict[str, int]:
     """Rows added and removed (by `keys`) since the file this write replaces."""
+    after = _distinct(current, keys)
+    if previous is None:
+        return {"rows_added": after.num_rows, "rows_removed": 0}
+    before = _distinct(previous, keys)
+    return {
+        "rows_added": after.join(before, keys, join_type="left anti").num_rows,
+        "rows_removed": before.join(after, keys, join_type="left anti").num_rows,
+    }
 
-    def rows(table: pa.Table) -> set[tuple]:
-        return set(zip(*(table[key].to_pylist() for key in keys), strict=True))
 
-    before = rows(previous) if previous is not None else set()
-    after = rows(current)
-    return {"rows_added": len(after - before), "rows_removed": len(before - after)}
+def _distinct(table: pa.Table, keys: list[str]) -> pa.Table:
+    return table.select(keys).group_by(keys, use_threads=False).aggregate([])
