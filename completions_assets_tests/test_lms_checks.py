@@ -81,6 +81,16 @@ def test_a_source_row_lost_in_the_merge_is_reported():
     ).passed
 
 
+def test_reconciliation_counts_every_lost_extra_and_repeated_row_and_names_the_first():
+    merged = lms(*({"completion_id": str(i)} for i in (7, 8, 8, 9)))  # 8 twice; 8 and 9 are no source's
+    sources = {"bindbee:acme": pa.array([str(i) for i in range(8)])}  # 0..6 lost in the merge
+    result = rules.reconciles_with_sources(day(merged, sources))
+    assert result.failed_rows == 7 + 2 + 1  # lost, extra, one row too many
+    assert result.examples == tuple(f"bindbee:acme:{i}" for i in range(5))  # the first, in order
+    lost = rules.reconciles_with_sources(day(merged, {"bindbee:acme": pa.array(["7", "8", "9", "10"])}))
+    assert (lost.failed_rows, lost.examples) == (2, ("bindbee:acme:10", "bindbee:acme:8"))
+
+
 def test_reconciliation_is_per_connection():
     two = lms({"completion_id": "1"}, {"completion_id": "1", "connection": "globex"})
     sources = {"bindbee:acme": pa.array(["1"]), "bindbee:globex": pa.array(["1"])}

@@ -5,7 +5,6 @@ check and day, also in range runs); a run of the checks alone reads the day's
 files instead.
 """
 
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -94,14 +93,15 @@ def reconciles_with_sources(day: Day) -> CheckOutcome:
     source_rows, merged_rows = {}, {}
     labels = pc.binary_join_element_wise(day.table["provider"], day.table["connection"], ":")
     for label, source_ids in day.source_ids.items():
-        expected = set(source_ids.to_pylist())
-        merged = day.table.filter(pc.equal(labels, label))["completion_id"].to_pylist()
-        missing = sorted(expected - set(merged))
-        extra = sorted(set(merged) - expected)
-        repeated = sorted(i for i, n in Counter(merged).items() if n > 1)
-        failed += len(missing) + len(extra) + (len(merged) - len(set(merged)))
-        examples += [f"{label}:{i}" for i in missing + extra + repeated]
-        source_rows[label], merged_rows[label] = len(expected), len(merged)
+        merged = day.table.filter(pc.equal(labels, label))["completion_id"].combine_chunks()
+        counts = pc.value_counts(merged)
+        ids, times = counts.field("values"), counts.field("counts")
+        missing = source_ids.filter(pc.invert(pc.is_in(source_ids, value_set=ids)))
+        extra = ids.filter(pc.invert(pc.is_in(ids, value_set=source_ids)))
+        failed += len(missing) + len(extra) + (len(merged) - len(ids))
+        for part in (missing, extra, ids.filter(pc.greater(times, 1))):
+            examples += [f"{label}:{i}" for i in _first_sorted(part)]
+        source_rows[label], merged_rows[label] = len(source_ids), len(merged)
     orphans = pc.invert(pc.is_in(labels, pa.array(list(day.source_ids), pa.string())))
     stray = day.table.filter(orphans)  # rows of a connection that has no source file
     failed += stray.num_rows
@@ -115,6 +115,11 @@ def all_connections_present(day: Day) -> CheckOutcome:
     lacking = sorted({*day.absent, *day.failed})
     details = {"connections_without_file": list(day.absent), "connections_failed": list(day.failed)}
     return CheckOutcome(len(lacking), tuple(lacking[:EXAMPLES]), details)
+
+
+def _first_sorted(values: pa.Array) -> list[str]:
+    """The first EXAMPLES of `values` in order: all a check names."""
+    return values.take(pc.sort_indices(values)).slice(0, EXAMPLES).to_pylist()
 
 
 @lms_check(WARN, "started_at <= completed_at where both are set.")
