@@ -76,12 +76,10 @@ class ParquetStorage(ConfigurableResource):
     def read(self, asset: str, day: dt.date, columns: list[str] | None = None) -> pa.Table | None:
         """The day's table (or just `columns`), or None when the day was never written."""
         target = self.path(asset, day)
-        # One thread: a day file is small, and pyarrow 26 reading with its thread
-        # pool sometimes aborts the interpreter at exit ("terminate called ...").
         if self._is_local:
             if not os.path.exists(target):
                 return None
-            return pq.read_table(target, columns=columns, use_threads=False)
+            return _read_parquet(target, columns)
         fs, fs_path = _filesystem(target)
         try:
             # One GET, no existence check first: a cached listing could miss a file
@@ -89,7 +87,15 @@ class ParquetStorage(ConfigurableResource):
             data = fs.cat_file(fs_path)
         except FileNotFoundError:
             return None
-        return pq.read_table(pa.BufferReader(data), columns=columns, use_threads=False)
+        return _read_parquet(pa.BufferReader(data), columns)
+
+
+def _read_parquet(source: str | pa.BufferReader, columns: list[str] | None) -> pa.Table:
+    # One file, not a dataset: `pq.read_table` would set up dataset discovery for
+    # every read. One thread: a day file is small, and pyarrow 26 reading with its
+    # thread pool sometimes aborts the interpreter at exit ("terminate called ...").
+    with pq.ParquetFile(source) as file:
+        return file.read(columns=columns, use_threads=False)
 
 
 def _filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
