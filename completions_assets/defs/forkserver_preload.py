@@ -1,5 +1,6 @@
 """What a run's forkserver imports once, before it forks any step process: the code
-location and the storage of the instance (SQLite locally, PostgreSQL in production).
+location, the storage of the instance (SQLite locally, PostgreSQL in production) and
+what pyarrow imports lazily.
 A spawned step process imports all of it again (about 1.5 CPU seconds per step).
 
 Never raises: the forkserver tolerates only an ImportError in a preloaded module, and a
@@ -15,3 +16,8 @@ with contextlib.suppress(Exception):
     import dagster._core.storage.sqlite_storage  # noqa: F401
 with contextlib.suppress(Exception):
     import dagster_postgres  # noqa: F401
+with contextlib.suppress(Exception):
+    # Imported by pyarrow on a step's first Parquet write and first join (about half a
+    # CPU second in each step process otherwise).
+    import pandas  # type: ignore[import-untyped]  # noqa: F401
+    import pyarrow.dataset  # noqa: F401
