@@ -15,7 +15,7 @@ from completions_assets_bench.machine import machine_facts
 from completions_assets_bench.ratelimited import measure_rate_limits
 from completions_assets_bench.report import SandboxFacts
 from completions_assets_bench.sandbox import Sandbox, serving
-from completions_assets_bench.throughput import MemoryRun, Runner, measure_memory, measure_throughput
+from completions_assets_bench.throughput import MemoryRun, Runner, measure_floor, measure_memory, measure_throughput
 
 SANDBOX_START_TIMEOUT_S = 600.0
 
@@ -70,6 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             log("experiments: the Dagster run with earlier settings put back")
             experiments = measure_experiments(runner, Path(scratch))
+        log(f"fixed cost: the Dagster run at {workload.FLOOR.density:,} records/day")
+        started = time.monotonic()
+        with serving(workload.FLOOR) as sandbox:
+            sandboxes.append(_started(sandbox, workload.FLOOR, started))
+            floor = measure_floor(
+                Runner(sandbox, Path(scratch) / "floor", workload.THROUGHPUT), repeats=args.repeats, log=log
+            )
         for work in (workload.SPARSE, workload.DENSEST):
             log(f"memory: 8 days at {work.density:,}/day (sandbox {work.sandbox_days} days)")
             started = time.monotonic()
@@ -82,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = report.render(
         facts=machine_facts(),
         t=throughput,
+        floor=floor,
         memory=memory,
         sandboxes=sandboxes,
         rates=rates,
@@ -89,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         nexudus_range_minimum=nexudus_range_minimum,
         repeats=args.repeats,
         duration_s=time.monotonic() - began,
-        analysis=findings(throughput, memory, rates, experiments, nexudus_range_minimum),
+        analysis=findings(throughput, floor, memory, rates, experiments, nexudus_range_minimum),
     )
     print(text)
     if not args.no_write:

@@ -28,6 +28,9 @@ class DagsterRun:
     step_s: dict[str, float] = field(default_factory=dict)  # each step's start to success
     startup_s: float = 0.0  # process start to the first step starting
     events: int = 0  # entries the run wrote to the event log
+    # CPU seconds (sampled every 0.1 s, so a process's last tenth may be missing): "cli", each
+    # step key, and "other" for the rest of the tree (the forkserver, compute-log capture).
+    cpu_s_by_process: dict[str, float] = field(default_factory=dict)
 
 
 def materialize(days: Range, *, env: dict[str, str], run_config: Path, log: Path, timeout_s: float) -> DagsterRun:
@@ -38,6 +41,9 @@ def materialize(days: Range, *, env: dict[str, str], run_config: Path, log: Path
     starts, ends, pids, events = _step_events(env["DAGSTER_HOME"], log)
     peaks = {"cli": done.peak_rss_mb.get(done.pid, 0.0)}
     peaks |= {step: 0.0 if pid is None else done.peak_rss_mb.get(pid, 0.0) for step, pid in pids.items()}
+    cpu = {"cli": done.cpu_s_by_pid.get(done.pid, 0.0)}
+    cpu |= {step: 0.0 if pid is None else done.cpu_s_by_pid.get(pid, 0.0) for step, pid in pids.items()}
+    cpu["other"] = max(0.0, done.cpu_s - sum(cpu.values()))
     return DagsterRun(
         wall_s=done.wall_s,
         cpu_s=done.cpu_s,
@@ -45,6 +51,7 @@ def materialize(days: Range, *, env: dict[str, str], run_config: Path, log: Path
         step_s={step: ends[step] - starts[step] for step in starts if step in ends},
         startup_s=min(starts.values()) - done.began,
         events=events,
+        cpu_s_by_process=cpu,
     )
 
 

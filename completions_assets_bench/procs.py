@@ -163,13 +163,15 @@ class CommandRun:
     wall_s: float
     cpu_s: float  # the command and every descendant it waited for
     peak_rss_mb: dict[int, float]  # per pid: the command and each descendant, sampled
+    cpu_s_by_pid: dict[int, float] = field(default_factory=dict)  # per pid: CPU seconds when last sampled
 
 
 def run_command(
     command: Sequence[str], *, env: Mapping[str, str], cwd: Path, log: Path, timeout_s: float, poll_s: float = 0.1
 ) -> CommandRun:
-    """Run a command to its end, sampling its process tree's peak RSS every `poll_s`."""
+    """Run a command to its end, sampling its process tree's peak RSS and CPU every `poll_s`."""
     peaks: dict[int, float] = {}
+    cpu: dict[int, float] = {}
     with log.open("w") as handle:
         epoch, began = time.time(), time.perf_counter()
         process = subprocess.Popen(
@@ -182,6 +184,9 @@ def run_command(
                     peak = peak_rss_mb(pid)
                     if peak is not None:
                         peaks[pid] = max(peaks.get(pid, 0.0), peak)
+                    spent = cpu_seconds(pid)
+                    if spent is not None:
+                        cpu[pid] = spent
                 pid, status, usage = os.wait4(process.pid, os.WNOHANG)
                 if pid:
                     wall = time.perf_counter() - began
@@ -201,4 +206,5 @@ def run_command(
         wall_s=wall,
         cpu_s=usage.ru_utime + usage.ru_stime,
         peak_rss_mb=peaks,
+        cpu_s_by_pid=cpu,
     )

@@ -119,9 +119,11 @@ def throughput_table(t: Throughput) -> str:
 def dagster_breakdown(t: Throughput) -> str:
     rows = []
     keys = list(dict.fromkeys(k for s in t.of("c", LATENCIES_MS[0]) for k in s.detail["step_s"]))
+    processes = ["cli", *keys, "other"]
     for latency in LATENCIES_MS:
         samples = t.of("c", latency)
         steps = {k: statistics.median(s.detail["step_s"].get(k, 0.0) for s in samples) for k in keys}
+        cpu = {k: statistics.median(s.detail["cpu_s"].get(k, 0.0) for s in samples) for k in processes}
         startup = statistics.median(s.detail["startup_s"] for s in samples)
         events = statistics.median(s.detail["events"] for s in samples)
         rows.append(
@@ -130,10 +132,18 @@ def dagster_breakdown(t: Throughput) -> str:
                 f"{t.median('c', latency, lambda s: s.wall_s):.1f}",
                 f"{startup:.1f}",
                 *(f"{steps[k]:.1f}" for k in keys),
+                " / ".join(f"{cpu[k]:.1f}" for k in processes),
                 f"{events:.0f}",
             ]
         )
-    header = ["added latency", "wall s", "start to first step s", *(f"step {k} s" for k in keys), "events stored"]
+    header = [
+        "added latency",
+        "wall s",
+        "start to first step s",
+        *(f"step {k} s" for k in keys),
+        f"CPU s: {' / '.join(processes)}",
+        "events stored",
+    ]
     return _table(header, rows)
 
 
@@ -350,6 +360,7 @@ def render(
     *,
     facts: list[tuple[str, str]],
     t: Throughput,
+    floor: Throughput,
     memory: list[MemoryRun],
     sandboxes: list[SandboxFacts],
     rates: list[RateResult],
@@ -404,7 +415,15 @@ def render(
                 "the sandbox (data endpoints only; the Nexudus token requests are not included).",
                 f"## Throughput ({t.range.days} days × {t.density:,} records/day per provider)\n\n"
                 + throughput_table(t),
-                "### Where the Dagster run's time goes (medians)\n\n" + dagster_breakdown(t),
+                "### Where the Dagster run's time goes (medians)\n\n"
+                "CPU per process is sampled every 0.1 s (a process's last tenth may be missing); `other` is the rest of "
+                "the run's process tree: the forkserver the steps are forked from and Dagster's compute-log capture.\n\n"
+                + dagster_breakdown(t),
+                "### The run's fixed cost\n\n"
+                f"The same (c) run over the same {floor.range.days} days, against a sandbox holding "
+                f"{floor.density:,} records a day per provider ({floor.total:,} in the range): what a run costs with "
+                "next to nothing to fetch. Its events are the same in number (one materialization per asset and day, one "
+                "result per check and day).\n\n" + dagster_breakdown(floor),
                 "### Requests against the minimum, per run\n\n"
                 "Made and minimum for the windows each run asked for. The last column compares Nexudus's requests with "
                 f"the {nexudus_range_minimum:,} one window over the whole range (widened once) would need: the cost of "

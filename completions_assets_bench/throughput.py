@@ -173,7 +173,12 @@ class Runner:
                 log=root / "run.log",
                 timeout_s=DAGSTER_TIMEOUT_S,
             )
-            detail = {"step_s": done.step_s, "startup_s": done.startup_s, "events": done.events}
+            detail = {
+                "step_s": done.step_s,
+                "startup_s": done.startup_s,
+                "events": done.events,
+                "cpu_s": done.cpu_s_by_process,
+            }
             return done.wall_s, done.cpu_s, done.peak_rss_mb, detail
 
         return _measure(self.sandbox, "c", latency_ms, run)
@@ -203,6 +208,20 @@ def measure_throughput(runner: Runner, *, repeats: int, log: Callable[[str], Non
                 )
     sandbox.set_latency(0)
     return Throughput(days, sandbox.workload.density, records, samples)
+
+
+def measure_floor(runner: Runner, *, repeats: int, log: Callable[[str], None]) -> Throughput:
+    """(c) over the throughput range of a sandbox with next to no records: the run's fixed cost."""
+    sandbox = runner.sandbox
+    assert sandbox.workload is not None and sandbox.workload.serves(runner.days)
+    records = range_records(sandbox, runner.days)
+    samples = []
+    for repeat in range(1, repeats + 1):
+        sample = runner.c(0)
+        _check(sample, records)
+        samples.append(sample)
+        log(f"  repeat {repeat}/{repeats}, (c) {sample.wall_s:6.2f} s wall, {sample.cpu_s:6.2f} s CPU")
+    return Throughput(runner.days, sandbox.workload.density, records, samples)
 
 
 def _check(sample: Sample, records: dict[str, int]) -> None:

@@ -71,6 +71,8 @@ THROUGHPUT = Range(dt.date(2024, 2, 1), 30)
 MEMORY_7 = Range(dt.date(2024, 2, 1), 7)
 MEMORY_8 = Range(dt.date(2024, 2, 1), 8)
 MEMORY_90 = Range(dt.date(2024, 1, 2), 90)
+# The throughput range at 100 records a day: what a Dagster run costs with next to nothing to fetch.
+FLOOR = Workload("floor", dt.date(2024, 1, 31), 32, 100)
 # The other densities of the 8-day memory point, one small sandbox each.
 SPARSE = Workload("sparse", dt.date(2024, 1, 31), 10, 2_000)
 DENSEST = Workload("densest", dt.date(2024, 1, 31), 10, 50_000)
