@@ -160,7 +160,9 @@ def run_windows(
             budget.handed_on(consumed)
             consumed += 1
             plan()
+            del future  # it holds the result too: the window's rows must go once the caller is done
             yield span, result
+            del result  # not kept while the next window is awaited
     except BaseException as exc:
         stop.set()
         if on_interrupt is not None and not isinstance(exc, Exception):  # terminated, not failed
@@ -191,11 +193,13 @@ class DayAssembler:
         if not ready:
             return
         rows = pa.concat_tables(self._parts) if len(self._parts) > 1 else self._parts[0]
-        tables, rest = cut_days(rows, ready, self._event, self._id)
-        self._parts = [rest]
-        for day, day_table in zip(ready, tables, strict=True):
+        order, cuts = _day_order(rows, ready, self._event, self._id)
+        # Each day, and the rest, is its own copy, taken when it is handed on: a slice of one sorted
+        # copy of the window would keep all of it alive as long as any day (or the rest) is held.
+        self._parts = [rows.take(order[cuts[-1] :])]
+        for day, (lo, hi) in zip(ready, itertools.pairwise(cuts), strict=True):
             covering = [stats for window, stats in self._windows if window.start < day.end and window.end > day.start]
-            yield DayBatch(window=day, table=day_table, stats=FetchStats.combined(covering))
+            yield DayBatch(window=day, table=rows.take(order[lo:hi]), stats=FetchStats.combined(covering))
         self._windows = [(w, s) for w, s in self._windows if not self._days or w.end > self._days[0].start]
 
 
@@ -218,11 +222,19 @@ def cut_days(
 ) -> tuple[list[pa.Table], pa.Table]:
     """One table per day (rows with start <= event < end, sorted by (event time, id)), and the
     sorted rows at or after the last day's end."""
-    table = table.take(pc.sort_indices(table, sort_keys=[(event_column, "ascending"), (id_column, "ascending")]))
-    micros = table.column(event_column).cast(pa.int64()).to_numpy()
+    order, cuts = _day_order(table, days, event_column, id_column)
+    return [table.take(order[lo:hi]) for lo, hi in itertools.pairwise(cuts)], table.take(order[cuts[-1] :])
+
+
+def _day_order(
+    table: pa.Table, days: Sequence[DayWindow], event_column: str, id_column: str
+) -> tuple[pa.Array, list[int]]:
+    """The indices that sort `table` by (event time, id), and where in them each day starts, then
+    where the last one ends (len(days) + 1 positions): rows of day i are order[cuts[i]:cuts[i + 1]]."""
+    order = pc.sort_indices(table, sort_keys=[(event_column, "ascending"), (id_column, "ascending")])
+    micros = pc.take(table.column(event_column), order).cast(pa.int64()).to_numpy()
     bounds = [_micros(days[0].start)] + [_micros(day.end) for day in days]
-    cuts = np.searchsorted(micros, bounds, side="left")
-    return [table.slice(int(lo), int(hi - lo)) for lo, hi in itertools.pairwise(cuts)], table.slice(int(cuts[-1]))
+    return order, [int(cut) for cut in np.searchsorted(micros, bounds, side="left")]
 
 
 def _micros(moment: dt.datetime) -> int:
