@@ -210,6 +210,10 @@ class ProviderClient(abc.ABC):
         for span, result in results:
             kept = trim(result.table, span, provider.event_column)
             budget.give(result.table.num_rows - kept.num_rows)
-            for batch in days.add(span, kept, result.stats):
+            stats = result.stats
+            del result  # a generator's locals live on while it waits: the window's rows go with its days
+            for batch in days.add(span, kept, stats):
                 yield batch
                 budget.give(batch.table.num_rows)  # written by now
+                del batch
+            del kept
