@@ -120,7 +120,7 @@ def dagster_breakdown(t: Throughput) -> str:
     rows = []
     keys = list(dict.fromkeys(k for s in t.of("c", LATENCIES_MS[0]) for k in s.detail["step_s"]))
     processes = ["cli", *keys, "other"]
-    for latency in LATENCIES_MS:
+    for latency in sorted({s.latency_ms for s in t.samples if s.variant == "c"}):  # the fixed-cost run: 0 ms only
         samples = t.of("c", latency)
         steps = {k: statistics.median(s.detail["step_s"].get(k, 0.0) for s in samples) for k in keys}
         cpu = {k: statistics.median(s.detail["cpu_s"].get(k, 0.0) for s in samples) for k in processes}
