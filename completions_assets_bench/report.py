@@ -322,36 +322,38 @@ def verdict_table(items: list[Verdict]) -> str:
 
 
 def experiments_table(t: Throughput, e: Experiments) -> str:
-    shipped = t.of("c", 0)
+    def pair(shipped: float, back: float, digits: int = 1) -> str:
+        return f"{shipped:,.{digits}f} → {back:,.{digits}f} ({back / shipped - 1:+.0%})"
 
-    def row(label: str, samples: list[Sample]) -> list[str]:
-        rss = _median_rss(samples)
-        steps = provider_steps(rss)
-        wall = statistics.median(s.wall_s for s in samples)
-        cpu = statistics.median(s.cpu_s for s in samples)
-        return [
-            label,
-            f"{wall:.1f}",
-            f"{t.total / wall:,.0f}",
-            f"{cpu / t.total * 1e6:.1f}",
-            ", ".join(f"{_step_name(k)} {rss[k]:.0f}" for k in steps),
-            _requests(samples),
-        ]
-
-    rows = [row("shipped (the (c) run above)", shipped)]
+    rows = []
     for result in e.results:
-        if result.sample is None:
-            rows.append([f"{result.experiment.label}: skipped, {result.skipped}", "", "", "", "", ""])
+        experiment = result.experiment
+        if result.sample is None or result.shipped is None:
+            rows.append([f"{experiment.label}: skipped, {result.skipped}", "", "", "", "", ""])
             continue
         note = "".join(f" ({key} lacks {', '.join(names)})" for key, names in result.unknown.items())
-        rows.append(row(result.experiment.label + note, [result.sample]))
+        shipped, back = result.shipped, result.sample
+        rss_shipped, rss_back = _median_rss([shipped]), _median_rss([back])
+        rows.append(
+            [
+                experiment.label + note,
+                f"{experiment.latency_ms} ms",
+                pair(shipped.wall_s, back.wall_s),
+                pair(shipped.cpu_s / t.total * 1e6, back.cpu_s / t.total * 1e6),
+                ", ".join(
+                    f"{_step_name(k)} {rss_shipped.get(k, 0.0):.0f} → {rss_back.get(k, 0.0):.0f}"
+                    for k in provider_steps(rss_back)
+                ),
+                _requests([back]),
+            ]
+        )
     header = [
-        f"(c), {t.range.days} days × {t.density:,}/day, 0 ms",
-        "wall s",
-        "records/s",
-        "CPU s per M records",
-        "provider-step peak RSS MB",
-        "requests made / minimum bindbee; nexudus",
+        f"(c), {t.range.days} days × {t.density:,}/day: put back",
+        "added latency",
+        "wall s, shipped → put back",
+        "CPU s per M records, shipped → put back",
+        "provider-step peak RSS MB, shipped → put back",
+        "requests made / minimum bindbee; nexudus (put back)",
     ]
     return _table(header, rows)
 
@@ -442,10 +444,11 @@ def render(
                 "limit's rate.\n\n" + rate_table(rates),
                 "## Targets\n\n" + verdict_table(verdicts(t, memory, rates)),
                 "## What each change bought\n\n"
-                "The Dagster run of the throughput workload at 0 ms again, once per experiment, with one earlier setting put "
-                "back through run config or the environment (`completions_assets_bench/experiments.py`, a list of (label, "
-                "run-config overrides, environment)); an experiment naming fields no resource declares any more is shown as "
-                "skipped.\n\n" + experiments_table(t, experiments) + "\n\n"
+                "The Dagster run of the throughput workload once per experiment with one earlier setting put back through "
+                "run config or the environment (`completions_assets_bench/experiments.py`, a list of (label, run-config "
+                "overrides, environment, added latency)), right after a run of the shipped code at the same latency: each "
+                "row is one such pair, run back to back. An experiment naming fields no resource declares any more is shown "
+                "as skipped.\n\n" + experiments_table(t, experiments) + "\n\n"
                 "The pacing margin: the Nexudus rate-limited run again, right after the one above (40 more requests stay "
                 "within 120 per minute), with the old `rate_margin_ms=10`.\n\n"
                 + rate_table(
