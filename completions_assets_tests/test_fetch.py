@@ -17,12 +17,12 @@ from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.nexudus.client import NexudusResource
 from completions_assets.providers.planning import RecordBudget, Span, WindowPlanner, WindowTurn
 from completions_assets.providers.sweeps import (
+    DayAssembler,
     DayBatch,
     FetchStats,
     SweepResult,
     WindowReport,
     check_contiguous,
-    cut_days,
     run_windows,
 )
 from completions_assets.sandbox import ProviderFaults, Sandbox
@@ -53,18 +53,25 @@ def _table(rows: list[tuple[str, dt.datetime]]) -> pa.Table:
 def test_days_are_cut_half_open_and_sorted_by_time_then_id() -> None:
     rows = [
         ("z", JAN_2),
-        ("b", JAN_2 - MICRO),
-        ("a", JAN_2 - dt.timedelta(days=1)),
         ("c", JAN_2 - MICRO),
-        ("early", JAN_2 - dt.timedelta(days=2)),
+        ("a", JAN_2 - dt.timedelta(days=1)),
+        ("b", JAN_2 - MICRO),
+        ("early", JAN_2 - dt.timedelta(days=2)),  # before the first day: never in a day
         ("late", JAN_2 + dt.timedelta(days=1)),
         ("c", JAN_2 - MICRO),
     ]
-    (first, second), later = cut_days(_table(rows), windows("2024-01-01", "2024-01-02"), "completed_at", "id")
-    assert first["id"].to_pylist() == ["a", "b", "c", "c"]  # duplicates as served
-    assert second["id"].to_pylist() == ["z"]  # exactly at midnight: the next day only
-    assert later["id"].to_pylist() == ["late"]  # after the last day: left for the windows to come
-    assert first.schema == second.schema == BINDBEE_SCHEMA
+    days = DayAssembler(windows("2024-01-01", "2024-01-03"), "completed_at", "id")
+    stats = FetchStats(0, 0, 0, 0.0, None)
+    # The first window ends an hour into the third day: it completes two days and keeps "late".
+    first, second = days.add(
+        Span(JAN_2 - dt.timedelta(days=1), JAN_2 + dt.timedelta(days=1, hours=1)), _table(rows), stats
+    )
+    assert first.table["id"].to_pylist() == ["a", "b", "c", "c"]  # duplicates as served
+    assert second.table["id"].to_pylist() == ["z"]  # exactly at midnight: the next day only
+    assert first.table.schema == second.table.schema == BINDBEE_SCHEMA
+    empty = _table([])
+    (third,) = days.add(Span(JAN_2 + dt.timedelta(days=1, hours=1), JAN_2 + dt.timedelta(days=2)), empty, stats)
+    assert third.table["id"].to_pylist() == ["late"]  # after the last complete day: left for the next window
 
 
 @pytest.mark.parametrize(

@@ -217,15 +217,6 @@ def trim(table: pa.Table, span: Span, event_column: str) -> pa.Table:
     return table.filter(inside)
 
 
-def cut_days(
-    table: pa.Table, days: Sequence[DayWindow], event_column: str, id_column: str
-) -> tuple[list[pa.Table], pa.Table]:
-    """One table per day (rows with start <= event < end, sorted by (event time, id)), and the
-    sorted rows at or after the last day's end."""
-    order, cuts = _day_order(table, days, event_column, id_column)
-    return [table.take(order[lo:hi]) for lo, hi in itertools.pairwise(cuts)], table.take(order[cuts[-1] :])
-
-
 def _day_order(
     table: pa.Table, days: Sequence[DayWindow], event_column: str, id_column: str
 ) -> tuple[pa.Array, list[int]]:
