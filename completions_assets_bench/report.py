@@ -322,8 +322,8 @@ def verdict_table(items: list[Verdict]) -> str:
 
 
 def experiments_table(t: Throughput, e: Experiments) -> str:
-    def pair(shipped: float, back: float, digits: int = 1) -> str:
-        return f"{shipped:,.{digits}f} → {back:,.{digits}f} ({back / shipped - 1:+.0%})"
+    def pair(shipped: float, back: float) -> str:
+        return f"{shipped:,.1f} → {back:,.1f} ({back / shipped - 1:+.0%})"
 
     rows = []
     for result in e.results:
