@@ -9,7 +9,7 @@ from pathlib import Path
 
 from completions_assets.local.launch import REPO
 from completions_assets_bench import report, workload
-from completions_assets_bench.experiments import measure_experiments
+from completions_assets_bench.experiments import MEMORY_EXPERIMENTS, measure_experiments
 from completions_assets_bench.findings import findings
 from completions_assets_bench.machine import machine_facts
 from completions_assets_bench.ratelimited import measure_rate_limits
@@ -68,8 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 repeats=args.repeats,
                 ranges=(workload.MEMORY_7, workload.MEMORY_8, workload.MEMORY_90),
             )
-            log("experiments: the Dagster run with earlier settings put back")
-            experiments = measure_experiments(runner, Path(scratch))
+            log("experiments: the Dagster run with earlier settings or code put back")
+            experiments = measure_experiments(runner, Path(scratch), repeats=args.repeats, log=log)
         log(f"fixed cost: the Dagster run at {workload.FLOOR.density:,} records/day")
         started = time.monotonic()
         with serving(workload.FLOOR) as sandbox:
@@ -83,6 +83,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             with serving(work) as sandbox:
                 sandboxes.append(_started(sandbox, work, started))
                 memory += measure_memory(sandbox, Path(scratch), repeats=args.repeats, ranges=(workload.MEMORY_8,))
+                if work is workload.DENSEST:
+                    for experiment in MEMORY_EXPERIMENTS:
+                        log(f"  put back: {experiment.label}")
+                        (run,) = measure_memory(
+                            sandbox,
+                            Path(scratch),
+                            repeats=args.repeats,
+                            ranges=(workload.MEMORY_8,),
+                            env=experiment.env,
+                        )
+                        experiments.memory.append((experiment, run))
         memory.sort(key=lambda m: (m.range.days != 8, m.density, m.range.days))
         log("rate limits on: Bindbee 5 days x 5,000, Nexudus 2 days x 2,000 (about 65 s)")
         rates, experiments.nexudus_old_margin = measure_rate_limits()

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from completions_assets.local.launch import REPO, materialize_command
+from completions_assets.local.launch import materialize_command
 from completions_assets.local.run_report import check_results
 from completions_assets_bench.procs import run_command
+from completions_assets_bench.run_config import code_environment
 from completions_assets_bench.workload import Range
 
 
@@ -33,9 +34,13 @@ class DagsterRun:
     cpu_s_by_process: dict[str, float] = field(default_factory=dict)
 
 
-def materialize(days: Range, *, env: dict[str, str], run_config: Path, log: Path, timeout_s: float) -> DagsterRun:
+def materialize(
+    days: Range, *, env: dict[str, str], run_config: Path, log: Path, timeout_s: float, code: Path | None = None
+) -> DagsterRun:
+    """The run, with the product loaded from `code` (an earlier commit's package) if given."""
     command = materialize_command(days.first.isoformat(), days.last.isoformat(), "-c", str(run_config))
-    done = run_command(command, env=env, cwd=REPO, log=log, timeout_s=timeout_s)
+    run_env, cwd = code_environment(env, code)
+    done = run_command(command, env=run_env, cwd=cwd, log=log, timeout_s=timeout_s)
     if done.returncode != 0:
         raise RuntimeError(f"dagster run over {days.cli} failed (exit {done.returncode}); see {log}")
     starts, ends, pids, events = _step_events(env["DAGSTER_HOME"], log)

@@ -24,24 +24,10 @@ from completions_assets.providers.resource import ProviderResource
 from completions_assets.providers.sweeps import DayBatch
 from completions_assets.storage import ParquetStorage
 from completions_assets_bench.procs import child_main
+from completions_assets_bench.run_config import check_pacing_off, pacing_off
 
 ASSETS = {"bindbee": ("bindbee_completions", BINDBEE_SCHEMA), "nexudus": ("nexudus_completions", NEXUDUS_SCHEMA)}
-# Every pacing field a provider resource has had; 0 turns each off. Only those the resource class
-# still declares are set (pacing_off), and a resource built with them must report no rate limit.
-PACING_FIELDS = ("requests_per_minute", "requests_per_hour", "min_interval_ms")
 TIMED_POOL = 64  # connections of the timed transport: more than any fetch here keeps in flight
-
-
-def pacing_off(resource_type: type[ProviderResource]) -> dict[str, int]:
-    """The overrides that turn `resource_type`'s pacing off."""
-    return {name: 0 for name in PACING_FIELDS if name in resource_type.model_fields}
-
-
-def check_pacing_off(resource: ProviderResource) -> None:
-    """Fail loudly if a resource meant to run unpaced still paces (a new pacing field, say)."""
-    limits = resource.rate_limits()
-    if limits:
-        raise RuntimeError(f"{type(resource).__name__} still paces with {list(limits)}: update PACING_FIELDS")
 
 
 def make_resource(

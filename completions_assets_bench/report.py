@@ -1,12 +1,12 @@
 """Machine facts, the measured tables and the target verdicts, as Markdown."""
 
 import statistics
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from completions_assets_bench import workload
 from completions_assets_bench.ceiling import IN_FLIGHT
-from completions_assets_bench.experiments import Experiments
+from completions_assets_bench.experiments import SHIPPED_AFTER_BASELINES, Experiments
 from completions_assets_bench.ratelimited import RateResult
 from completions_assets_bench.throughput import VARIANTS, MemoryRun, Sample, Throughput
 from completions_assets_bench.workload import LATENCIES_MS, PROVIDERS
@@ -321,41 +321,122 @@ def verdict_table(items: list[Verdict]) -> str:
     return _table(["target", "measured", "met"], [[v.target, v.measured, "yes" if v.met else "**no**"] for v in items])
 
 
-def experiments_table(t: Throughput, e: Experiments) -> str:
-    def pair(shipped: float, back: float) -> str:
-        return f"{shipped:,.1f} → {back:,.1f} ({back / shipped - 1:+.0%})"
+def _pair(shipped: float, back: float) -> str:
+    return f"{shipped:,.1f} → {back:,.1f} ({back / shipped - 1:+.0%})"
 
+
+def _median(samples: list[Sample], value: Callable[[Sample], float]) -> float:
+    return statistics.median(value(s) for s in samples)
+
+
+def experiments_table(t: Throughput, e: Experiments) -> str:
     rows = []
-    for result in e.results:
+    for result in e.settings():
         experiment = result.experiment
-        if result.sample is None or result.shipped is None:
+        if result.skipped:
             rows.append([f"{experiment.label}: skipped, {result.skipped}", "", "", "", "", ""])
             continue
         note = "".join(f" ({key} lacks {', '.join(names)})" for key, names in result.unknown.items())
-        shipped, back = result.shipped, result.sample
-        rss_shipped, rss_back = _median_rss([shipped]), _median_rss([back])
+        shipped, back = result.shipped, result.samples
+        rss_shipped, rss_back = _median_rss(shipped), _median_rss(back)
         rows.append(
             [
                 experiment.label + note,
                 f"{experiment.latency_ms} ms",
-                pair(shipped.wall_s, back.wall_s),
-                pair(shipped.cpu_s / t.total * 1e6, back.cpu_s / t.total * 1e6),
+                _pair(_median(shipped, lambda s: s.wall_s), _median(back, lambda s: s.wall_s)),
+                _pair(_median(shipped, lambda s: s.cpu_s), _median(back, lambda s: s.cpu_s)),
                 ", ".join(
                     f"{_step_name(k)} {rss_shipped.get(k, 0.0):.0f} → {rss_back.get(k, 0.0):.0f}"
                     for k in provider_steps(rss_back)
                 ),
-                _requests([back]),
+                _requests(back),
             ]
         )
     header = [
         f"(c), {t.range.days} days × {t.density:,}/day: put back",
         "added latency",
         "wall s, shipped → put back",
-        "CPU s per M records, shipped → put back",
+        "CPU s, shipped → put back",
         "provider-step peak RSS MB, shipped → put back",
         "requests made / minimum bindbee; nexudus (put back)",
     ]
     return _table(header, rows)
+
+
+def memory_experiments_table(memory: list[MemoryRun], e: Experiments) -> str:
+    rows = []
+    for experiment, run in e.memory:
+        shipped = next(m for m in memory if m.range == run.range and m.density == run.density)
+        rows.append(
+            [
+                experiment.label,
+                run.label,
+                " / ".join(f"{shipped.rss_mb[p]:.0f} → {run.rss_mb[p]:.0f}" for p in PROVIDERS),
+                f"{shipped.wall_s:.1f} → {run.wall_s:.1f}",
+            ]
+        )
+    header = ["path (b): put back", "range × density", "peak RSS MB bindbee / nexudus, shipped → put back", "wall s"]
+    return _table(header, rows)
+
+
+def baselines_table(t: Throughput, e: Experiments) -> str:
+    """Each earlier commit, then the shipped code, each beside the row above it (same latency)."""
+    rows = []
+    for latency in sorted({r.experiment.latency_ms for r in e.baselines()}):
+        chain = [r for r in e.baselines() if r.experiment.latency_ms == latency]
+        steps: list[tuple[str, str, list[Sample]]] = []
+        for result in chain:
+            if result.skipped:
+                skipped = [f"`{result.experiment.commit}`", result.experiment.label, f"skipped: {result.skipped}"]
+                rows.append(skipped + [""] * 6)
+                continue
+            steps.append((f"`{result.experiment.commit}`", result.experiment.label, result.samples))
+        shipped = next((r.shipped for r in chain if r.shipped), [])
+        if shipped:
+            steps.append(("shipped", SHIPPED_AFTER_BASELINES, shipped))
+        before: list[Sample] = []
+        for code, label, samples in steps:
+            wall, cpu = _median(samples, lambda s: s.wall_s), _median(samples, lambda s: s.cpu_s)
+            by_process, rss = _median_cpu(samples), _median_rss(samples)
+            rows.append(
+                [
+                    code,
+                    label,
+                    f"{latency} ms",
+                    f"{wall:.1f}" + (f" ({wall / _median(before, lambda s: s.wall_s) - 1:+.0%})" if before else ""),
+                    f"{cpu / t.total * 1e6:.1f}"
+                    + (f" ({cpu / _median(before, lambda s: s.cpu_s) - 1:+.0%})" if before else ""),
+                    ", ".join(f"{_step_name(k)} {by_process[k]:.1f}" for k in _process_order(by_process)),
+                    ", ".join(f"{_step_name(k)} {rss[k]:.0f}" for k in _process_order(rss) if k != "cli"),
+                    f"{_median(samples, lambda s: s.detail['events']):.0f}",
+                    _requests(samples),
+                ]
+            )
+            before = samples
+    header = [
+        "code",
+        "what it adds to the row above",
+        "added latency",
+        "wall s (vs row above)",
+        "CPU s per M records (vs row above)",
+        "CPU s per process",
+        "step peak RSS MB",
+        "events stored",
+        "requests made / minimum bindbee; nexudus",
+    ]
+    return _table(header, rows)
+
+
+def _process_order(values: dict[str, float]) -> list[str]:
+    """The CLI, the provider steps, the other steps, then the rest of the process tree."""
+    steps = provider_steps(values)
+    first = [k for k in ("cli", *steps) if k in values]
+    return first + sorted(k for k in values if k not in first and k != "other") + [k for k in ("other",) if k in values]
+
+
+def _median_cpu(samples: list[Sample]) -> dict[str, float]:
+    keys = dict.fromkeys(k for s in samples for k in s.detail["cpu_s"])
+    return {k: statistics.median(s.detail["cpu_s"].get(k, 0.0) for s in samples) for k in keys}
 
 
 def render(
@@ -444,11 +525,23 @@ def render(
                 "limit's rate.\n\n" + rate_table(rates),
                 "## Targets\n\n" + verdict_table(verdicts(t, memory, rates)),
                 "## What each change bought\n\n"
-                "The Dagster run of the throughput workload once per experiment with one earlier setting put back through "
-                "run config or the environment (`completions_assets_bench/experiments.py`, a list of (label, run-config "
-                "overrides, environment, added latency)), right after a run of the shipped code at the same latency: each "
-                "row is one such pair, run back to back. An experiment naming fields no resource declares any more is shown "
-                "as skipped.\n\n" + experiments_table(t, experiments) + "\n\n"
+                "The Dagster run of the throughput workload with one earlier setting or the code of an earlier commit put "
+                "back (`completions_assets_bench/experiments.py`: a list of (label, run-config overrides, environment, "
+                "added latency, commit)). Each round runs the shipped code and then every experiment at that latency, the "
+                f"order turning each round, {repeats} rounds; the medians are set beside the shipped code's from the same "
+                "rounds. An experiment naming fields no resource declares any more, or a commit this checkout cannot read, "
+                "is shown as skipped.\n\n"
+                "**The code, commit by commit.** The `completions_assets` package as of each commit (`git archive`), run "
+                "from a directory of its own with everything else unchanged (the sandbox, the instance, the run config "
+                "derived from that package's own definitions): each row is the product after the changes its label names, "
+                "and its difference from the row above is what they bought.\n\n"
+                + baselines_table(t, experiments)
+                + "\n\n**Settings put back** through run config or the environment.\n\n"
+                + experiments_table(t, experiments)
+                + "\n\nThe allocator settings are for memory, so they are also put back on the densest memory "
+                f"point ({repeats} repeats each, medians; the shipped figures are the memory table's).\n\n"
+                + memory_experiments_table(memory, experiments)
+                + "\n\n"
                 "The pacing margin: the Nexudus rate-limited run again, right after the one above (40 more requests stay "
                 "within 120 per minute), with the old `rate_margin_ms=10`.\n\n"
                 + rate_table(

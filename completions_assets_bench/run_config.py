@@ -19,19 +19,50 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from completions_assets.local.launch import REPO
 
+if TYPE_CHECKING:  # the child imports it from the code it derives for, which may be an earlier commit's
+    from completions_assets.providers.resource import ProviderResource
+
 TIMEOUT_S = 120.0
+# Every pacing field a provider resource has had; 0 turns each off. Only those the resource class
+# still declares are set (pacing_off), and a resource built with them must report no rate limit.
+PACING_FIELDS = ("requests_per_minute", "requests_per_hour", "min_interval_ms")
 
 
-def derive(env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def pacing_off(resource_type: "type[ProviderResource]") -> dict[str, int]:
+    """The overrides that turn `resource_type`'s pacing off."""
+    return {name: 0 for name in PACING_FIELDS if name in resource_type.model_fields}
+
+
+def check_pacing_off(resource: "ProviderResource") -> None:
+    """Fail loudly if a resource meant to run unpaced still paces (a new pacing field, say)."""
+    limits = resource.rate_limits()
+    if limits:
+        raise RuntimeError(f"{type(resource).__name__} still paces with {list(limits)}: update PACING_FIELDS")
+
+
+def code_environment(env: Mapping[str, str], code: Path | None) -> tuple[dict[str, str], Path]:
+    """The environment and working directory of a process that loads the product from `code`
+    (a directory holding an earlier `completions_assets`; None: this checkout). The working
+    directory comes first on a `python -m` process's path, ahead of the editable install, and
+    PYTHONPATH still finds the benchmark in this checkout."""
+    if code is None:
+        return dict(env), REPO
+    return dict(env) | {"PYTHONPATH": str(REPO)}, code
+
+
+def derive(
+    env: Mapping[str, str], overrides: Mapping[str, Any] | None = None, *, code: Path | None = None
+) -> dict[str, Any]:
     """{"resources": {key: {"config": ...}}} for the run config, and the experiment's unknown fields per resource."""
+    child_env, cwd = code_environment(env, code)
     done = subprocess.run(
         [sys.executable, "-m", "completions_assets_bench.run_config", json.dumps({"overrides": dict(overrides or {})})],
-        env=dict(env),
-        cwd=REPO,
+        env=child_env,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
@@ -41,9 +72,16 @@ def derive(env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def write(directory: Path, name: str, env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> Path:
+def write(
+    directory: Path,
+    name: str,
+    env: Mapping[str, str],
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    code: Path | None = None,
+) -> Path:
     """Write the derived run config (JSON is YAML) and return its path; raises if an override is unknown."""
-    derived = derive(env, overrides)
+    derived = derive(env, overrides, code=code)
     unknown = {key: r["unknown"] for key, r in derived["resources"].items() if r["unknown"]}
     if unknown and all(r["unknown"] for r in derived["resources"].values()):
         raise KeyError(f"no provider resource declares {sorted({n for names in unknown.values() for n in names})}")
@@ -56,7 +94,6 @@ def write(directory: Path, name: str, env: Mapping[str, str], overrides: Mapping
 def _main() -> None:
     import completions_assets.definitions as definitions
     from completions_assets.providers.resource import ProviderResource
-    from completions_assets_bench.pipeline import check_pacing_off, pacing_off
 
     overrides = json.loads(sys.argv[1]).get("overrides", {})
     out: dict[str, Any] = {}

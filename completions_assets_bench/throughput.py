@@ -162,7 +162,16 @@ class Runner:
 
         return _measure(self.sandbox, "b", latency_ms, run)
 
-    def c(self, latency_ms: int, *, extra_env: Mapping[str, str] | None = None, config: Path | None = None) -> Sample:
+    def c(
+        self,
+        latency_ms: int,
+        *,
+        extra_env: Mapping[str, str] | None = None,
+        config: Path | None = None,
+        code: Path | None = None,
+    ) -> Sample:
+        """(c); `code` is a directory holding an earlier commit's product package to run instead."""
+
         def run() -> tuple:
             root = self._fresh("c")
             env = self.env | dict(extra_env or {}) | {"COMPLETIONS_DATA_ROOT": str(root / "data")}
@@ -172,6 +181,7 @@ class Runner:
                 run_config=config or self.run_config,
                 log=root / "run.log",
                 timeout_s=DAGSTER_TIMEOUT_S,
+                code=code,
             )
             detail = {
                 "step_s": done.step_s,
