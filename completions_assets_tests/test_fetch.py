@@ -1,5 +1,6 @@
 """Range fetching: day splitting, sweeps in order with bounded concurrency, request cost, resources."""
 
+import contextlib
 import datetime as dt
 import itertools
 import math
@@ -177,6 +178,30 @@ def test_the_budget_holds_back_all_but_the_earliest_window() -> None:
     budget.give(60)  # room again
     waiting.join(5)
     assert not waiting.is_alive() and budget.held == 100 and budget.peak == 150
+
+
+def test_the_next_window_waits_for_the_budget_while_the_last_ones_days_are_written() -> None:
+    budget = RecordBudget(100)
+    first_took, second_took = threading.Event(), threading.Event()
+
+    def fetch(span: Span, turn: WindowTurn) -> SweepResult:
+        if turn.index == 1:
+            assert first_took.wait(5)
+        turn.take(100)  # each window fills the budget by itself
+        (first_took if turn.index == 0 else second_took).set()
+        turn.planner.observe(100, span.seconds)
+        return SweepResult(_table([]), FetchStats(1, 1, 0, 0.0, None))
+
+    with contextlib.closing(run_windows(fetch, _daily(3), budget, 2, "acme")) as results:
+        next(results)  # window 0 is handed on; its days are being written
+        assert not second_took.wait(0.2), "window 1 passed the budget while window 0's days were held"
+        budget.give(60)  # some of window 0's days are written: not room enough for window 1's page
+        assert not second_took.wait(0.2)
+        # The caller asks for the next window, holding only what window 0 left for it: window 1 is
+        # now the earliest and proceeds past the budget, so a range always finishes.
+        assert next(results)[0].start == START + DAY and second_took.is_set()
+        assert next(results)[0].start == START + 2 * DAY
+    assert budget.peak == 240
 
 
 # --- request cost, concurrency and memory over a range, against the sandbox ---

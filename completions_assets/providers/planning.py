@@ -5,8 +5,8 @@ what the provider reported (Nexudus's TotalItems) or what finished windows
 returned, and sizes the next window to hold about `target_records`. Dense
 ranges thus get more, shorter windows (more walks in parallel), sparse ones
 fewer, longer windows (fewer requests). The budget caps records fetched but
-not yet handed on as days; the earliest unfinished window is never held back,
-so a range always finishes.
+not yet written as days; the earliest unfinished window is never held back
+once the days before it are written, so a range always finishes.
 """
 
 import datetime as dt
@@ -106,12 +106,14 @@ class WindowPlanner:
 
 
 class RecordBudget:
-    """Records fetched and not yet handed on, capped at `limit`. Thread-safe.
+    """Records fetched and not yet written, capped at `limit`. Thread-safe.
 
     Windows are numbered in range order. A window takes room before each
     request and waits while the budget is spent, unless it is the earliest
-    window not yet handed on: that one always proceeds, so the range finishes
-    and memory stays near `limit` (plus one window's pages in flight).
+    window not yet handed on, once the caller has written the days of the
+    windows before it: that one always proceeds (beside at most the rows the
+    last window left for it), so the range finishes and memory stays near
+    `limit` (plus one window's pages in flight).
     """
 
     def __init__(self, limit: int) -> None:
@@ -135,7 +137,7 @@ class RecordBudget:
                 self._changed.notify_all()
 
     def handed_on(self, window: int) -> None:
-        """Window `window` is complete and consumed: the next one is now the earliest."""
+        """The caller is done with window `window` (its days written): the next one is now the earliest."""
         with self._changed:
             self._earliest = window + 1
             self._changed.notify_all()

@@ -11,7 +11,7 @@ import datetime as dt
 import itertools
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -116,7 +116,7 @@ def run_windows(
     *,
     blind: int = 2,
     on_interrupt: Callable[[], None] | None = None,
-) -> Iterator[tuple[Span, SweepResult]]:
+) -> Generator[tuple[Span, SweepResult], None, None]:
     """Window results in range order, with at most `concurrent` windows running or waiting to be consumed.
 
     A window is planned when a worker frees up, so each one is sized by what
@@ -157,12 +157,14 @@ def run_windows(
                 planned -= 1  # the window planned again keeps its place in the range
                 plan()
                 continue
-            budget.handed_on(consumed)
-            consumed += 1
             plan()
             del future  # it holds the result too: the window's rows must go once the caller is done
             yield span, result
             del result  # not kept while the next window is awaited
+            # Only now, its days written, does the next window pass the budget: while the caller
+            # still held them, the next window's pages would have been decoded beside them.
+            budget.handed_on(consumed)
+            consumed += 1
     except BaseException as exc:
         stop.set()
         if on_interrupt is not None and not isinstance(exc, Exception):  # terminated, not failed
