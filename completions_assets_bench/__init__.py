@@ -6,6 +6,7 @@ ceiling's windows; the windows a run requested and their minimum), `sandbox`
 (the sandbox process, its counters and query log), `procs` (measured child
 processes), `ceiling` (a), `pipeline` (b), `dagster_run` and `run_config`
 (c, with run config derived from the definitions), `throughput`,
-`ratelimited` and `experiments` (the measurements), `machine`, `report` and
+`ratelimited` and `experiments` (the measurements; `earlier_code` checks out an
+earlier commit's package for them), `machine`, `report` and
 `findings` (the Markdown).
 """

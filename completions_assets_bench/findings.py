@@ -5,11 +5,12 @@ it are quoted with their date.
 """
 
 import statistics
+from collections.abc import Callable
 
 from completions_assets_bench.experiments import Experiments
 from completions_assets_bench.ratelimited import RateResult
 from completions_assets_bench.report import over, provider_steps
-from completions_assets_bench.throughput import MemoryRun, Throughput
+from completions_assets_bench.throughput import MemoryRun, Sample, Throughput
 from completions_assets_bench.workload import LATENCIES_MS, PROVIDERS
 
 
@@ -28,6 +29,19 @@ def where_it_goes_section(t: Throughput, floor: Throughput, memory: list[MemoryR
         f"At {densest.density:,} records a day (8 days, path b) the provider processes peaked at "
         f"{densest.rss_mb['bindbee']:.0f} / {densest.rss_mb['nexudus']:.0f} MB (Bindbee / Nexudus). "
         if densest
+        else ""
+    )
+    thirty = {p: statistics.median(s.rss_mb[p] for s in t.of("b", 0)) for p in PROVIDERS}
+    by_days = {m.range.days: m.rss_mb for m in memory if m.density == t.density and m.range.days in (7, 90)}
+    grown = max((by_days[90][p] / thirty[p] - 1 for p in PROVIDERS), default=0.0) if 90 in by_days else 0.0
+    plateau = (
+        (
+            f"At {t.density:,} a day over 7, {t.range.days} and 90 days (path b, this invocation) the peaks were "
+            + "; ".join(f"{p} {by_days[7][p]:.0f} / {thirty[p]:.0f} / {by_days[90][p]:.0f} MB" for p in PROVIDERS)
+            + ": a 7-day range is a single Nexudus window, longer ones several; from "
+            f"{t.range.days} to 90 days neither peak moved by more than {grown:+.0%}. "
+        )
+        if 7 in by_days and 90 in by_days
         else ""
     )
     return (
@@ -83,7 +97,14 @@ def where_it_goes_section(t: Throughput, floor: Throughput, memory: list[MemoryR
         "threshold that grows with each large block freed. Adopted: two heaps and a fixed 1 MiB threshold, set "
         "with `mallopt` when the package is imported (`completions_assets/__init__.py`; the `MALLOC_*` variables "
         "still win): Nexudus at 10,000 a day 238 → 213 MB, at 50,000 321 → 266 MB; Bindbee at 50,000 228 MB "
-        "(side runs, same day; the experiment table above puts glibc's defaults back in this invocation). "
+        "(side runs, same day). Re-measured after the fix below (side runs, 2026-12-02 evening, 2 repeats, path b, "
+        "8 days × 50,000 a day): glibc's defaults 297–299 / 345–347 MB (Bindbee / Nexudus) against 249–250 / 288 MB "
+        "tuned, so the tuning still keeps the densest point under 300 MB; at 10,000 a day the two differ by under "
+        "5 MB. Its CPU cost is within the machine's noise: on the 30-day Dagster run (3 interleaved rounds, same "
+        "evening) the tuned run's median was 35.4 CPU s against 39.7 s with 16 heaps and a fixed 32 MiB threshold, "
+        "while one variant's three rounds alone ranged from 31 to 42 s. The allocator table above puts glibc's "
+        "defaults back at 50,000 a day in this invocation. A `malloc_trim` after every window (side run, same "
+        "evening) took 5 MB off the 90-day run and nothing at 50,000 a day: not adopted. "
         "Ranges of several windows grew with their length: every day handed on, and the rows kept for the next "
         "window, were slices of one sorted copy of their window, and the walk still referenced a window's result "
         "while it awaited the next, so one held day pinned a whole window. Adopted: each day is its own copy, "
@@ -91,11 +112,47 @@ def where_it_goes_section(t: Throughput, floor: Throughput, memory: list[MemoryR
         "`providers/client.py`). Side runs, 2026-12-02, path b, old and new code back to back: Nexudus 7 → 90 "
         "days 255 → 285 MB (+12 %) before, 246 → 266 MB (+8 %) after; Arrow's own peak over 90 days 54 → 33 MB "
         "(32 MB over 7); user CPU for 30 days 10.3 → 10.1 s, with twice the minor page faults (149,000 → "
-        "268,000) as freed memory goes back to the system sooner. The growth left comes when the next window's "
-        "pages are parsed while the last one's days are sorted and written, an overlap that only ranges of "
-        "several windows have. "
-        "Anything still over the target at 50,000 a day is within the project's reach (decoding pages straight "
+        "268,000) as freed memory goes back to the system sooner. The next window then still passed the budget "
+        "as soon as the last one was handed on, so its pages were decoded while the last one's days were sorted "
+        "and written. Adopted: it passes the budget only once those days are written (`run_windows`); side runs, "
+        "2026-12-02 evening, path b, 2 repeats each: Nexudus over 30 days 267–270 → 260 MB, over 90 days "
+        "264–266 → 261–265 MB, and at 20 ms the 30 days in 18.6–18.7 → 17.7–18.7 s. "
+        + plateau
+        + "Anything still over the target at 50,000 a day is within the project's reach (decoding pages straight "
         "into Arrow, fewer pages decoded at once) and is left open."
+    )
+
+
+def _median(samples: list[Sample], value: Callable[[Sample], float]) -> float:
+    return statistics.median(value(s) for s in samples)
+
+
+def _steps_peak(samples: list[Sample]) -> float:
+    """The largest provider step's median peak RSS."""
+    return max(statistics.median(s.rss_mb.get(key, 0.0) for s in samples) for key in provider_steps(samples[0].rss_mb))
+
+
+def changes_section(t: Throughput, e: Experiments) -> str:
+    """The earliest commit measured against the shipped code, at each latency it ran at."""
+    baselines = [r for r in e.baselines() if not r.skipped]
+    parts = []
+    for result in (r for r in baselines if r.experiment.commit == baselines[0].experiment.commit):
+        before, after = result.samples, result.shipped
+        wall = (_median(before, lambda s: s.wall_s), _median(after, lambda s: s.wall_s))
+        cpu = [_median(samples, lambda s: s.cpu_s) / t.total * 1e6 for samples in (before, after)]
+        parts.append(
+            f"At {result.experiment.latency_ms} ms, the product as it was before issue 12 "
+            f"(`{result.experiment.commit}`) ran the throughput workload in {wall[0]:.1f} s and {cpu[0]:.1f} CPU s "
+            f"per million records, its largest provider step peaking at {_steps_peak(before):.0f} MB; the shipped "
+            f"code in {wall[1]:.1f} s ({wall[1] / wall[0] - 1:+.0%}) and {cpu[1]:.1f} CPU s per million "
+            f"({cpu[1] / cpu[0] - 1:+.0%}), peaking at {_steps_peak(after):.0f} MB (medians of the same rounds)."
+        )
+    if not parts:
+        return ""
+    return (
+        "### What the issue's changes bought\n\n"
+        + " ".join(parts)
+        + " The commit-by-commit table above splits the difference between the changes."
     )
 
 
@@ -163,6 +220,7 @@ def findings(
     return "\n\n".join(
         [
             "## Findings",
+            *filter(None, [changes_section(t, experiments)]),
             requests_section(t, nexudus_range_minimum),
             dagster_section(t),
             where_it_goes_section(t, floor, memory),
