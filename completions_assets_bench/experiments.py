@@ -114,12 +114,11 @@ def _prepare(
         if experiment.run_config or code is not None:
             env = runner.env | dict(experiment.env) | {"COMPLETIONS_DATA_ROOT": str(scratch)}
             derived = run_config.derive(env, experiment.run_config, code=code)
-            result.unknown = {key: r["unknown"] for key, r in derived["resources"].items() if r["unknown"]}
-            if result.unknown and len(result.unknown) == len(derived["resources"]):
-                names = sorted({n for names in result.unknown.values() for n in names})
+            result.unknown = run_config.unknown_fields(derived)
+            if names := run_config.declared_by_none(derived):
                 result.skipped = f"no provider resource declares {', '.join(names)}"
             else:
-                config = run_config.write(scratch, f"experiment-{number}", env, experiment.run_config, code=code)
+                config = run_config.save(scratch, f"experiment-{number}", derived)
     except RuntimeError as exc:
         result.skipped = str(exc).strip().splitlines()[-1]
     return result, code, config

@@ -5,12 +5,11 @@ it are quoted with their date.
 """
 
 import statistics
-from collections.abc import Callable
 
 from completions_assets_bench.experiments import Experiments
 from completions_assets_bench.ratelimited import RateResult
-from completions_assets_bench.report import over, provider_steps
-from completions_assets_bench.throughput import MemoryRun, Sample, Throughput
+from completions_assets_bench.report import median, over, provider_steps, steps_peak
+from completions_assets_bench.throughput import MemoryRun, Throughput
 from completions_assets_bench.workload import LATENCIES_MS, PROVIDERS
 
 
@@ -123,29 +122,20 @@ def where_it_goes_section(t: Throughput, floor: Throughput, memory: list[MemoryR
     )
 
 
-def _median(samples: list[Sample], value: Callable[[Sample], float]) -> float:
-    return statistics.median(value(s) for s in samples)
-
-
-def _steps_peak(samples: list[Sample]) -> float:
-    """The largest provider step's median peak RSS."""
-    return max(statistics.median(s.rss_mb.get(key, 0.0) for s in samples) for key in provider_steps(samples[0].rss_mb))
-
-
 def changes_section(t: Throughput, e: Experiments) -> str:
     """The earliest commit measured against the shipped code, at each latency it ran at."""
     baselines = [r for r in e.baselines() if not r.skipped]
     parts = []
     for result in (r for r in baselines if r.experiment.commit == baselines[0].experiment.commit):
         before, after = result.samples, result.shipped
-        wall = (_median(before, lambda s: s.wall_s), _median(after, lambda s: s.wall_s))
-        cpu = [_median(samples, lambda s: s.cpu_s) / t.total * 1e6 for samples in (before, after)]
+        wall = (median(before, lambda s: s.wall_s), median(after, lambda s: s.wall_s))
+        cpu = [median(samples, lambda s: s.cpu_s) / t.total * 1e6 for samples in (before, after)]
         parts.append(
             f"At {result.experiment.latency_ms} ms, the product as it was before issue 12 "
             f"(`{result.experiment.commit}`) ran the throughput workload in {wall[0]:.1f} s and {cpu[0]:.1f} CPU s "
-            f"per million records, its largest provider step peaking at {_steps_peak(before):.0f} MB; the shipped "
+            f"per million records, its largest provider step peaking at {steps_peak(before):.0f} MB; the shipped "
             f"code in {wall[1]:.1f} s ({wall[1] / wall[0] - 1:+.0%}) and {cpu[1]:.1f} CPU s per million "
-            f"({cpu[1] / cpu[0] - 1:+.0%}), peaking at {_steps_peak(after):.0f} MB (medians of the same rounds)."
+            f"({cpu[1] / cpu[0] - 1:+.0%}), peaking at {steps_peak(after):.0f} MB (medians of the same rounds)."
         )
     if not parts:
         return ""

@@ -55,9 +55,20 @@ def _rss(values: dict[str, float]) -> str:
     return ", ".join(f"{'CLI' if k == 'cli' else _step_name(k)} {values[k]:.0f}" for k in first + rest)
 
 
-def _median_rss(samples: list[Sample]) -> dict[str, float]:
-    keys = dict.fromkeys(k for s in samples for k in s.rss_mb)
-    return {k: statistics.median(s.rss_mb[k] for s in samples if k in s.rss_mb) for k in keys}
+def _median_per_key(samples: list[Sample], values: Callable[[Sample], dict[str, float]]) -> dict[str, float]:
+    """The median of each key's values over the samples that have it."""
+    keys = dict.fromkeys(k for s in samples for k in values(s))
+    return {k: statistics.median(values(s)[k] for s in samples if k in values(s)) for k in keys}
+
+
+def median_rss(samples: list[Sample]) -> dict[str, float]:
+    return _median_per_key(samples, lambda s: s.rss_mb)
+
+
+def steps_peak(samples: list[Sample]) -> float:
+    """The largest provider step's median peak RSS."""
+    rss = median_rss(samples)
+    return max(rss[key] for key in provider_steps(rss))
 
 
 def _requests(samples: list[Sample]) -> str:
@@ -96,7 +107,7 @@ def throughput_table(t: Throughput) -> str:
                     "1.00" if variant == "a" else f"{rate / ceiling:.2f}",
                     f"{t.median(variant, latency, lambda s: s.cpu_s):.1f}",
                     f"{t.cpu_per_million(variant, latency):.1f}",
-                    _rss(_median_rss(samples)),
+                    _rss(median_rss(samples)),
                     _requests(samples) + (f" ({failed} failed)" if failed else ""),
                     f"{t.median(variant, latency, lambda s: s.sandbox_cpu_s):.1f}",
                 ]
@@ -267,7 +278,7 @@ def verdicts(t: Throughput, memory: list[MemoryRun], rates: list[RateResult]) ->
                 worst <= RSS_LIMIT_MB,
             )
         )
-    steps = _median_rss([s for s in t.samples if s.variant == "c"])
+    steps = median_rss([s for s in t.samples if s.variant == "c"])
     keys = provider_steps(steps)
     out.append(
         Verdict(
@@ -325,7 +336,7 @@ def _pair(shipped: float, back: float) -> str:
     return f"{shipped:,.1f} → {back:,.1f} ({back / shipped - 1:+.0%})"
 
 
-def _median(samples: list[Sample], value: Callable[[Sample], float]) -> float:
+def median(samples: list[Sample], value: Callable[[Sample], float]) -> float:
     return statistics.median(value(s) for s in samples)
 
 
@@ -338,13 +349,13 @@ def experiments_table(t: Throughput, e: Experiments) -> str:
             continue
         note = "".join(f" ({key} lacks {', '.join(names)})" for key, names in result.unknown.items())
         shipped, back = result.shipped, result.samples
-        rss_shipped, rss_back = _median_rss(shipped), _median_rss(back)
+        rss_shipped, rss_back = median_rss(shipped), median_rss(back)
         rows.append(
             [
                 experiment.label + note,
                 f"{experiment.latency_ms} ms",
-                _pair(_median(shipped, lambda s: s.wall_s), _median(back, lambda s: s.wall_s)),
-                _pair(_median(shipped, lambda s: s.cpu_s), _median(back, lambda s: s.cpu_s)),
+                _pair(median(shipped, lambda s: s.wall_s), median(back, lambda s: s.wall_s)),
+                _pair(median(shipped, lambda s: s.cpu_s), median(back, lambda s: s.cpu_s)),
                 ", ".join(
                     f"{_step_name(k)} {rss_shipped.get(k, 0.0):.0f} → {rss_back.get(k, 0.0):.0f}"
                     for k in provider_steps(rss_back)
@@ -396,19 +407,19 @@ def baselines_table(t: Throughput, e: Experiments) -> str:
             steps.append(("shipped", SHIPPED_AFTER_BASELINES, shipped))
         before: list[Sample] = []
         for code, label, samples in steps:
-            wall, cpu = _median(samples, lambda s: s.wall_s), _median(samples, lambda s: s.cpu_s)
-            by_process, rss = _median_cpu(samples), _median_rss(samples)
+            wall, cpu = median(samples, lambda s: s.wall_s), median(samples, lambda s: s.cpu_s)
+            by_process, rss = _median_per_key(samples, lambda s: s.detail["cpu_s"]), median_rss(samples)
             rows.append(
                 [
                     code,
                     label,
                     f"{latency} ms",
-                    f"{wall:.1f}" + (f" ({wall / _median(before, lambda s: s.wall_s) - 1:+.0%})" if before else ""),
+                    f"{wall:.1f}" + (f" ({wall / median(before, lambda s: s.wall_s) - 1:+.0%})" if before else ""),
                     f"{cpu / t.total * 1e6:.1f}"
-                    + (f" ({cpu / _median(before, lambda s: s.cpu_s) - 1:+.0%})" if before else ""),
+                    + (f" ({cpu / median(before, lambda s: s.cpu_s) - 1:+.0%})" if before else ""),
                     ", ".join(f"{_step_name(k)} {by_process[k]:.1f}" for k in _process_order(by_process)),
                     ", ".join(f"{_step_name(k)} {rss[k]:.0f}" for k in _process_order(rss) if k != "cli"),
-                    f"{_median(samples, lambda s: s.detail['events']):.0f}",
+                    f"{median(samples, lambda s: s.detail['events']):.0f}",
                     _requests(samples),
                 ]
             )
@@ -432,11 +443,6 @@ def _process_order(values: dict[str, float]) -> list[str]:
     steps = provider_steps(values)
     first = [k for k in ("cli", *steps) if k in values]
     return first + sorted(k for k in values if k not in first and k != "other") + [k for k in ("other",) if k in values]
-
-
-def _median_cpu(samples: list[Sample]) -> dict[str, float]:
-    keys = dict.fromkeys(k for s in samples for k in s.detail["cpu_s"])
-    return {k: statistics.median(s.detail["cpu_s"].get(k, 0.0) for s in samples) for k in keys}
 
 
 def render(

@@ -72,6 +72,28 @@ def derive(
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def unknown_fields(derived: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The experiment's fields each resource does not declare (resources declaring them all left out)."""
+    return {key: r["unknown"] for key, r in derived["resources"].items() if r["unknown"]}
+
+
+def declared_by_none(derived: Mapping[str, Any]) -> list[str]:
+    """The experiment's fields, if no provider resource declares any of them (an experiment that
+    would change nothing); otherwise []."""
+    unknown = unknown_fields(derived)
+    if not unknown or len(unknown) < len(derived["resources"]):
+        return []
+    return sorted({name for names in unknown.values() for name in names})
+
+
+def save(directory: Path, name: str, derived: Mapping[str, Any]) -> Path:
+    """Write a derived run config (JSON is YAML) and return its path."""
+    config = {"resources": {key: {"config": r["config"]} for key, r in derived["resources"].items()}}
+    path = directory / f"{name}.yaml"
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return path
+
+
 def write(
     directory: Path,
     name: str,
@@ -80,15 +102,11 @@ def write(
     *,
     code: Path | None = None,
 ) -> Path:
-    """Write the derived run config (JSON is YAML) and return its path; raises if an override is unknown."""
+    """Derive and write the run config and return its path; raises if no resource declares an override."""
     derived = derive(env, overrides, code=code)
-    unknown = {key: r["unknown"] for key, r in derived["resources"].items() if r["unknown"]}
-    if unknown and all(r["unknown"] for r in derived["resources"].values()):
-        raise KeyError(f"no provider resource declares {sorted({n for names in unknown.values() for n in names})}")
-    config = {"resources": {key: {"config": r["config"]} for key, r in derived["resources"].items()}}
-    path = directory / f"{name}.yaml"
-    path.write_text(json.dumps(config, indent=2) + "\n")
-    return path
+    if names := declared_by_none(derived):
+        raise KeyError(f"no provider resource declares {names}")
+    return save(directory, name, derived)
 
 
 def _main() -> None:
