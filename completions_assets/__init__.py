@@ -7,7 +7,7 @@ import os
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 _M_TRIM_THRESHOLD, _M_ARENA_MAX = -1, -8  # glibc's mallopt parameters
-MALLOC_VARIABLES = ("MALLOC_ARENA_MAX", "MALLOC_TRIM_THRESHOLD_")
+_MALLOC_VARIABLES = ("MALLOC_ARENA_MAX", "MALLOC_TRIM_THRESHOLD_")
 
 
 def _return_freed_memory() -> None:
@@ -16,7 +16,7 @@ def _return_freed_memory() -> None:
     threshold keep a provider step at 50,000 records a day under 300 MB (docs/benchmarks.md).
     Either MALLOC_* variable, when set, leaves malloc as the environment configured it; elsewhere
     than glibc this does nothing."""
-    if any(name in os.environ for name in MALLOC_VARIABLES):
+    if any(name in os.environ for name in _MALLOC_VARIABLES):
         return
     try:
         libc = ctypes.CDLL(None)
