@@ -1,106 +1,130 @@
-"""The daily-partitioned assets of group `lms` (SPEC sections 7 and 12): one per connection,
-built from its provider's declaration, and `lms_completions` over all of them.
+"""The daily-partitioned assets of group `lms`: one step per provider that fetches each of its
+connections (one asset per connection, `[{provider}_completions, {connection}]`), and
+`lms_completions` over all of them.
 
-Each asset is a subsettable `multi_asset` so that its checks can be yielded as
-one `AssetCheckEvaluation` per partition, also in range runs; a plain `@asset`
-would demand a single, unpartitioned check result per run.
+A provider's step is a subsettable `multi_asset` with one spec per connection, so a run
+pays a step's fixed cost once per provider, not per connection, and its checks are yielded
+as one `AssetCheckEvaluation` per partition, also in range runs (a plain `@asset` would
+demand a single, unpartitioned check result per run).
 """
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+import threading
 
 import dagster as dg
 
-from completions_assets.connection_lock import connection_turn
 from completions_assets.connections import Connection
-from completions_assets.defs.lms_asset import GROUP, connection_key, lms_asset
-from completions_assets.defs.metadata import fetch_metadata
-from completions_assets.defs.writing import SINGLE_RUN, DayFile, partition_windows, write_days
-from completions_assets.partitions import DayWindow
+from completions_assets.defs.fetching import ConnectionFetch, FetchConfig, StepFetch, fetch_connections
+from completions_assets.defs.lms_asset import GROUP, LMS, connection_key, lms_asset
+from completions_assets.defs.writing import SINGLE_RUN, partition_windows, report_days
 from completions_assets.providers.declaration import Provider
-from completions_assets.providers.resource import ProviderResource
-from completions_assets.providers.sweeps import DayBatch, FetchStats
 from completions_assets.storage import ParquetStorage
+from completions_assets.turns import connection_turn
 
 
-def connection_asset(connection: Connection, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    """`[{provider}_completions, {connection}]`: one connection's records of each day, as its API serves them."""
-    provider, key = connection.provider, connection_key(connection)
-    check_specs = [
-        dg.AssetCheckSpec(
-            c.name, asset=key, description=c.description, blocking=c.blocking, partitions_def=partitions_def
+def provider_asset(
+    provider: Provider, connections: Sequence[Connection], partitions_def: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
+    """Every connection of `provider`, fetched at once in one step."""
+    by_key = {connection_key(c): c for c in connections}
+    specs = [
+        dg.AssetSpec(
+            key,
+            group_name=GROUP,
+            description=f"{provider.description} Connection `{c.name}` of {provider.name}.",
+            partitions_def=partitions_def,
+            kinds={provider.name, "parquet"},
+            tags={"provider": provider.name},
+            # A failed connection yields nothing; the merge still runs for the others.
+            skippable=True,
         )
-        for c in provider.checks
+        for key, c in by_key.items()
     ]
-    spec = dg.AssetSpec(
-        key,
-        group_name=GROUP,
-        description=f"{provider.description} Connection `{connection.name}`.",
-        partitions_def=partitions_def,
-    )
+    check_specs = [
+        # Not blocking: a provider's step serves all its connections, so a blocking check
+        # would keep every connection of the run out of the merge for one connection's day.
+        dg.AssetCheckSpec(check.name, asset=key, description=check.description, partitions_def=partitions_def)
+        for key in by_key
+        for check in provider.checks
+    ]
 
-    # One pool per connection: two steps never fetch for it at once, other connections run in parallel.
     @dg.multi_asset(
-        name=f"{provider.asset_name}__{connection.name}",
-        specs=[spec],
+        name=provider.asset_name,
+        specs=specs,
         check_specs=check_specs,
-        pool=connection.pool,
-        required_resource_keys={connection.resource_key, "storage"},
+        required_resource_keys={*(c.resource_key for c in connections), "storage"},
         partitions_def=partitions_def,
         backfill_policy=SINGLE_RUN,
         can_subset=True,
     )
-    def fetch(context: dg.AssetExecutionContext):
-        resource: ProviderResource = getattr(context.resources, connection.resource_key)
-        storage: ParquetStorage = context.resources.storage
-        selected = {check.name for check in context.selected_asset_check_keys}
-        evaluations: list[dg.AssetCheckEvaluation] = []
-
-        def days() -> Iterator[DayFile]:
-            for batch, facts in _connection_days(connection, resource, partition_windows(context)):
-                evaluations.extend(_provider_checks(provider, key, batch, selected))
-                yield batch.window, batch.table, facts
-
-        with connection_turn(connection.pool):  # also on SQLite, where pools can double-grant a slot
-            yield from write_days(
-                context, key, connection.storage_dir, days(), provider.schema, storage, [provider.id_column]
+    def fetch(context: dg.AssetExecutionContext, config: FetchConfig):
+        selected = [c for key, c in by_key.items() if key in context.selected_asset_keys]
+        concurrency = min(config.max_concurrent_connections, len(selected)) or 1
+        step = StepFetch(
+            windows=partition_windows(context),
+            storage=context.resources.storage,
+            record_share=max(1, config.max_records_in_flight // concurrency),
+            turn=_turns(context),
+            checks=frozenset(check.name for check in context.selected_asset_check_keys),
+        )
+        resources = [(c, getattr(context.resources, c.resource_key)) for c in selected]
+        failed: list[ConnectionFetch] = []
+        for outcome in fetch_connections(resources, step, concurrency, context.log.info):
+            yield from _report(context, outcome)
+            if outcome.error is not None:
+                failed.append(outcome)
+                context.log.error(f"{outcome.connection.label} failed: {outcome.error}")
+        # With the merge in this run, the failure is named there, after the others are merged.
+        if failed and not _merges_in(context.run):
+            raise dg.Failure(
+                f"{len(failed)} of {len(selected)} {provider.name} connections failed: "
+                + "; ".join(f"{f.connection.label}: {f.error}" for f in failed)
             )
-        yield from evaluations
 
     return fetch
 
 
-def _connection_days(
-    connection: Connection, resource: ProviderResource, windows: Sequence[DayWindow]
-) -> Iterator[tuple[DayBatch, dict[str, Any]]]:
-    """Fetched days; days before the connection's start date are empty and cost no request."""
-    start = connection.start_date
-    before = [w for w in windows if start is not None and w.day < start]
-    for window in before:
-        empty = DayBatch(window, connection.provider.schema.empty_table(), FetchStats(0, 0, 0, 0.0, None))
-        yield empty, {"before_connection_start": str(start)}
-    for batch in resource.fetch_days(windows[len(before) :]):
-        yield batch, fetch_metadata(batch.stats)
+def _turns(context: dg.AssetExecutionContext) -> Callable[..., AbstractContextManager[None]]:
+    """Each connection's turn in this step: its pool in the instance (claimed under a key of its
+    own, which run monitoring frees with the run), then its file lock."""
+
+    def turn(connection: Connection, waiting: Callable[[str], None], stop: threading.Event):
+        return connection_turn(
+            connection.pool,
+            instance=context.instance,
+            run_id=context.run.run_id,
+            claim_key=f"{context.op_execution_context.op_handle}[{connection.name}]",
+            waiting=waiting,
+            stop=stop,
+        )
+
+    return turn
 
 
-def _provider_checks(
-    provider: Provider, key: dg.AssetKey, batch: DayBatch, selected: set[str]
-) -> Iterator[dg.AssetCheckEvaluation]:
-    for check in provider.checks:
-        if check.name in selected:
-            outcome = check.evaluate(batch, provider.id_column)
+def _report(context: dg.AssetExecutionContext, outcome: ConnectionFetch) -> Iterator[object]:
+    key = connection_key(outcome.connection)
+    written = [(day.window.day.isoformat(), day.metadata) for day in outcome.days]
+    yield from report_days(context, key, written, whole=outcome.error is None)
+    for day in outcome.days:
+        for check, result in day.checks:
             yield dg.AssetCheckEvaluation(
                 asset_key=key,
                 check_name=check.name,
-                passed=outcome.passed,
-                metadata=outcome.metadata(),
-                blocking=check.blocking,
-                partition=batch.window.day.isoformat(),
+                passed=result.passed,
+                metadata=result.metadata(),
+                partition=day.window.day.isoformat(),
             )
+
+
+def _merges_in(run: dg.DagsterRun) -> bool:
+    return run.asset_selection is None or LMS in run.asset_selection
 
 
 def build_assets(
     partitions_def: dg.PartitionsDefinition, connections: Sequence[Connection]
 ) -> list[dg.AssetsDefinition]:
-    """One asset per connection, and `lms_completions` over all of them."""
-    return [*(connection_asset(c, partitions_def) for c in connections), lms_asset(partitions_def, connections)]
+    """One step per provider, over its connections, and `lms_completions` over all of them."""
+    providers = dict.fromkeys(c.provider for c in connections)
+    steps = [provider_asset(p, [c for c in connections if c.provider is p], partitions_def) for p in providers]
+    return [*steps, lms_asset(partitions_def, connections)]

@@ -21,6 +21,7 @@ from completions_assets.storage import ParquetStorage
 
 GROUP = "lms"
 LMS = dg.AssetKey("lms_completions")
+OUTPUT = "lms_completions"
 FAILED_RUN_STATUSES = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 # A day of a connection that changed without the merge that normally follows it
 # in the same run (another connection's step failed, so the merge was skipped):
@@ -37,30 +38,57 @@ def connection_key(connection: Connection) -> dg.AssetKey:
 
 
 def lms_asset(partitions_def: dg.PartitionsDefinition, connections: Sequence[Connection]) -> dg.AssetsDefinition:
-    spec = dg.AssetSpec(
-        LMS,
-        group_name=GROUP,
-        description="Completions of every connection in one schema, one row per (provider, connection, completion_id).",
-        deps=[connection_key(c) for c in connections],
-        partitions_def=partitions_def,
-        automation_condition=REBUILD_AFTER_SOURCES_CHANGE,
-    )
+    """`lms_completions`: a graph of one op, `merge_days`, whose one input fans in every connection.
 
-    @dg.multi_asset(
+    A fan-in is skipped only when all of its sources are missing, so a connection that
+    failed (its step yields nothing for it) does not keep the others out of the merge, as
+    one input per connection would.
+    """
+    check_specs = lms_check_specs(LMS, partitions_def)
+    check_outputs = [spec.get_python_identifier() for spec in check_specs]
+    inputs = {f"source_{n}": connection_key(c) for n, c in enumerate(connections)}
+    merge_days = _merge_op(connections, check_outputs)
+
+    @dg.graph(
         name=LMS.path[-1],
-        specs=[spec],
-        check_specs=lms_check_specs(LMS, partitions_def),
-        required_resource_keys={"storage"},
+        ins={name: dg.GraphIn() for name in inputs},
+        out={name: dg.GraphOut() for name in [OUTPUT, *check_outputs]},
+    )
+    def merge_graph(**sources):
+        outputs = merge_days(sources=list(sources.values()))
+        return dict(zip([OUTPUT, *check_outputs], outputs, strict=True))
+
+    return dg.AssetsDefinition.from_graph(
+        merge_graph,
+        keys_by_input_name=inputs,
+        keys_by_output_name={OUTPUT: LMS},
+        group_names_by_output_name={OUTPUT: GROUP},
+        descriptions_by_output_name={
+            OUTPUT: "Completions of every connection in one schema, one row per (provider, connection, completion_id)."
+        },
+        tags_by_output_name={OUTPUT: {"provider": "all"}},
+        automation_conditions_by_output_name={OUTPUT: REBUILD_AFTER_SOURCES_CHANGE},
         partitions_def=partitions_def,
         backfill_policy=SINGLE_RUN,
         can_subset=True,
+        check_specs=check_specs,
     )
-    def lms_completions(context: dg.AssetExecutionContext):
+
+
+def _merge_op(connections: Sequence[Connection], check_outputs: Sequence[str]) -> dg.OpDefinition:
+    @dg.op(
+        name="merge_days",
+        ins={"sources": dg.In(dg.Nothing)},
+        out={name: dg.Out(dg.Nothing, is_required=False) for name in [OUTPUT, *check_outputs]},
+        required_resource_keys={"storage"},
+    )
+    def merge_days(context: dg.AssetExecutionContext):
         storage: ParquetStorage = context.resources.storage
         selected = {check.name for check in context.selected_asset_check_keys}
         windows = partition_windows(context)
-        failed = failed_attempts(context.instance, connections, [w.day.isoformat() for w in windows])
-        merge = LMS in context.selected_asset_keys
+        failed, failed_here = failed_attempts(
+            context.instance, connections, [w.day.isoformat() for w in windows], this_run=context.run.run_id
+        )
         evaluations: list[dg.AssetCheckEvaluation] = []
 
         def days() -> Iterator[DayFile]:
@@ -72,17 +100,22 @@ def lms_asset(partitions_def: dg.PartitionsDefinition, connections: Sequence[Con
                 sources = {label: len(ids) for label, ids in merged.source_ids.items()}
                 yield window, merged.table, {"source_rows": dg.MetadataValue.json(sources), **merged.facts}
 
-        if merge:
-            yield from write_days(context, LMS, LMS.path[-1], days(), LMS_SCHEMA, storage, LMS_KEY)
-            yield from evaluations
+        if LMS not in context.selected_asset_keys:  # the checks alone, re-run from the UI: read the files
+            for window in windows:
+                day = _stored_day(storage, connections, window, failed.get(window.day.isoformat(), ()))
+                missing = f"no file at {storage.path(LMS.path[-1], window.day)}"
+                yield from evaluate_day(LMS, window, day, selected, missing=missing)
             return
-        for window in windows:  # the checks alone, re-run from the UI: read what the files hold
-            day = _stored_day(storage, connections, window, failed.get(window.day.isoformat(), ()))
-            yield from evaluate_day(
-                LMS, window, day, selected, missing=f"no file at {storage.path(LMS.path[-1], window.day)}"
+        yield from write_days(context, LMS, LMS.path[-1], days(), LMS_SCHEMA, storage, LMS_KEY)
+        yield from evaluations
+        # The connections that succeeded are merged; the run still fails, naming the ones that did not.
+        if failed_here:
+            raise dg.Failure(
+                f"merged without {', '.join(failed_here)}: their fetch failed in this run (see the provider step's log); "
+                "their previous files are kept and all_connections_present fails for their days"
             )
 
-    return lms_completions
+    return merge_days
 
 
 def _sources(
@@ -112,13 +145,15 @@ def _stored_day(
 
 
 def failed_attempts(
-    instance: dg.DagsterInstance, connections: Sequence[Connection], partitions: Sequence[str]
-) -> dict[str, tuple[str, ...]]:
+    instance: dg.DagsterInstance, connections: Sequence[Connection], partitions: Sequence[str], *, this_run: str
+) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
     """Per day, the connections whose latest attempt at it failed: planned by a run that ended
-    in failure (or was canceled) and not materialized since."""
+    in failure (or was canceled), or by this run, whose fetching is over, and not materialized
+    since. Also the connections that failed in this run."""
     wanted = set(partitions)
     failed: dict[str, list[str]] = {}
-    status: dict[str, bool] = {}
+    here: dict[str, None] = {}
+    status: dict[str, bool] = {this_run: True}
     for connection in connections:
         attempts = (
             instance.event_log_storage.get_latest_asset_partition_materialization_attempts_without_materializations(
@@ -133,4 +168,6 @@ def failed_attempts(
                 status[run_id] = run is not None and run.status in FAILED_RUN_STATUSES
             if status[run_id]:
                 failed.setdefault(partition, []).append(connection.label)
-    return {partition: tuple(labels) for partition, labels in failed.items()}
+            if run_id == this_run:
+                here[connection.label] = None
+    return {partition: tuple(labels) for partition, labels in failed.items()}, tuple(here)

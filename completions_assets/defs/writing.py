@@ -1,6 +1,6 @@
 """Writing a run's days: one file per day as it arrives, and its materialization metadata."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dagster as dg
@@ -20,6 +20,29 @@ def partition_windows(context: dg.AssetExecutionContext) -> list[DayWindow]:
     return windows_for(context.assets_def.partitions_def, context.partition_keys)
 
 
+def write_day(
+    storage: ParquetStorage, directory: str, window: DayWindow, table: pa.Table, schema: pa.Schema, row_key: list[str]
+) -> dict[str, Any]:
+    """Replaces one day's file; its materialization metadata, changes against the file it replaced included."""
+    previous = storage.read(directory, window.day, columns=row_key)
+    path = storage.write(directory, window.day, table, schema)
+    return {**table_metadata(table, path), **row_changes(previous, table, row_key)}
+
+
+def report_days(
+    context: dg.AssetExecutionContext, asset_key: dg.AssetKey, written: Sequence[tuple[str, dict[str, Any]]], *, whole: bool
+) -> Iterator[dg.MaterializeResult]:
+    """The days written, as materializations: one result for the run's range when `whole`, else one
+    event per day (a range that failed part-way), so the event log matches the files on disk."""
+    if not whole:
+        for key, metadata in written:
+            context.log_event(dg.AssetMaterialization(asset_key, partition=key, metadata=metadata))
+        return
+    for key, metadata in written:
+        context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=key)
+    yield dg.MaterializeResult(asset_key=asset_key)
+
+
 def write_days(
     context: dg.AssetExecutionContext,
     asset_key: dg.AssetKey,
@@ -32,19 +55,14 @@ def write_days(
     """Write each day's file as it arrives, then report the range as materialized.
 
     If a later day fails, the days already replaced are still reported, each as
-    its own materialization, so the event log matches the files on disk.
+    its own materialization.
     """
     written: list[tuple[str, dict[str, Any]]] = []
     try:
         for window, table, facts in days:
-            previous = storage.read(directory, window.day, columns=row_key)
-            path = storage.write(directory, window.day, table, schema)
-            metadata = {**table_metadata(table, path), **row_changes(previous, table, row_key), **facts}
-            key = window.day.isoformat()
-            context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=key)
-            written.append((key, metadata))
+            metadata = write_day(storage, directory, window, table, schema, row_key)
+            written.append((window.day.isoformat(), {**metadata, **facts}))
     except Exception:
-        for key, metadata in written:
-            context.log_event(dg.AssetMaterialization(asset_key, partition=key, metadata=metadata))
+        yield from report_days(context, asset_key, written, whole=False)
         raise
-    yield dg.MaterializeResult(asset_key=asset_key)
+    yield from report_days(context, asset_key, written, whole=True)

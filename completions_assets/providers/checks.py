@@ -38,7 +38,6 @@ class ProviderCheck:
     name: str  # reads as an assertion
     description: str
     evaluate: Callable[[DayBatch, str], CheckOutcome]  # (day, the provider's id column)
-    blocking: bool = False  # a failed day is not merged
 
 
 def duplicated_keys(table: pa.Table, keys: list[str]) -> CheckOutcome:
@@ -71,7 +70,7 @@ def _matches_reported_total(batch: DayBatch, id_column: str) -> CheckOutcome:
 
 
 NO_DUPLICATE_IDS = ProviderCheck(
-    "no_duplicate_ids", "No completion id occurs twice in the day's file.", _no_duplicate_ids, blocking=True
+    "no_duplicate_ids", "No completion id occurs twice in the day's file.", _no_duplicate_ids
 )
 MATCHES_REPORTED_TOTAL = ProviderCheck(
     "matches_reported_total",

@@ -63,6 +63,9 @@ class ProviderClient(abc.ABC):
         self.clock = clock or SystemClock()
         self.pacer = Pacer(settings.rate_limits(), clock=self.clock, margin_s=settings.rate_margin_ms / 1000)
         self.redactor = Redactor(self.secrets())
+        # Records fetched and not yet handed on that this client may hold; a step fetching several
+        # connections at once gives each a share of its own budget.
+        self.record_limit = settings.max_records_in_flight
         client = build_client(
             self.base_url,
             headers=self.headers(),
@@ -131,7 +134,7 @@ class ProviderClient(abc.ABC):
         walked at once must fit the budget together: otherwise the later ones, done, would hold
         it while everything waits on the earliest."""
         settings = self.settings
-        return max(1, min(settings.window_records, settings.max_records_in_flight // self.window_concurrency()))
+        return max(1, min(settings.window_records, self.record_limit // self.window_concurrency()))
 
     def checked_parser(self, unknown: set[str]) -> Callable[[list[dict[str, Any]], RecordLocator], pa.Table]:
         """`parse`, collecting into `unknown` the fields the provider sent beyond the documented ones."""
@@ -195,7 +198,7 @@ class ProviderClient(abc.ABC):
             max_span=dt.timedelta(days=settings.max_window_days),
             first_span=first_span,
         )
-        budget = RecordBudget(settings.max_records_in_flight)
+        budget = RecordBudget(self.record_limit)
         self.budget = budget  # read by tests and the benchmark
         days = DayAssembler(windows, provider.event_column, provider.id_column)
         results = run_windows(

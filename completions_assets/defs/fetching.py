@@ -1,0 +1,152 @@
+"""A provider's step: every selected connection fetched at once, each in its own turn.
+
+Rate limits are per connector token or account, so connections fetch side by
+side on threads (at most `max_concurrent_connections`), each with its own
+client, pacer and turn. They share the step's record budget in equal parts.
+Only the step's own thread speaks to Dagster: workers hand it what they wrote
+and what they have to say through one queue, in the order it happens.
+"""
+
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from completions_assets.connections import Connection
+from completions_assets.defs.metadata import fetch_metadata
+from completions_assets.defs.writing import write_day
+from completions_assets.partitions import DayWindow
+from completions_assets.providers.checks import CheckOutcome, ProviderCheck
+from completions_assets.providers.client import ProviderClient
+from completions_assets.providers.resource import ProviderResource
+from completions_assets.providers.sweeps import DayBatch, FetchStats
+from completions_assets.storage import ParquetStorage
+from completions_assets.turns import connection_turn
+
+
+class FetchConfig(dg.Config):
+    """Run config of a provider's step (Launchpad: `ops: {bindbee_completions: {config: …}}`)."""
+
+    max_concurrent_connections: int = Field(
+        default=32, ge=1, description="Connections fetched at once, each within its own rate limits."
+    )
+    max_records_in_flight: int = Field(
+        default=200_000,
+        ge=1,
+        description="Records fetched and not yet written that the step may hold, shared equally by the "
+        "connections fetching at once (each also within its resource's own max_records_in_flight).",
+    )
+
+
+@dataclass(frozen=True)
+class WrittenDay:
+    """A day's file as written (its table is not kept) and its checks' outcomes."""
+
+    window: DayWindow
+    metadata: dict[str, Any]
+    checks: tuple[tuple[ProviderCheck, CheckOutcome], ...]
+
+
+@dataclass
+class ConnectionFetch:
+    """What one connection's worker did: the days it wrote, in order, and how it ended."""
+
+    connection: Connection
+    days: list[WrittenDay] = field(default_factory=list)
+    error: Exception | None = None
+
+
+@dataclass(frozen=True)
+class StepFetch:
+    """What every worker of one step shares."""
+
+    windows: Sequence[DayWindow]
+    storage: ParquetStorage
+    record_share: int  # of the step's budget, per connection
+    turn: Callable[[Connection, Callable[[str], None], threading.Event], Any]  # a context manager
+    checks: frozenset[str]  # names of the provider checks selected
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def fetch_connections(
+    connections: Sequence[tuple[Connection, ProviderResource]],
+    step: StepFetch,
+    concurrency: int,
+    log: Callable[[str], None],
+) -> Iterator[ConnectionFetch]:
+    """Each connection's outcome as soon as it is done; `log` is called on this thread only.
+
+    When the caller stops (the step is terminated), every worker stops at its
+    next page or wait and requests in flight are cut.
+    """
+    said: queue.Queue[str | ConnectionFetch] = queue.Queue()
+    clients: set[ProviderClient] = set()
+    lock = threading.Lock()
+
+    def work(connection: Connection, resource: ProviderResource) -> None:
+        outcome = ConnectionFetch(connection)
+        try:
+            client = resource.create_client()  # an unset credential fails here, before any request
+        except Exception as exc:
+            outcome.error = exc
+            said.put(outcome)
+            return
+        with lock:
+            clients.add(client)
+        try:
+            client.record_limit = min(client.record_limit, step.record_share)
+            with client, step.turn(connection, said.put, step.stop):
+                for batch, facts in _days(connection, client, step.windows):
+                    outcome.days.append(_written(connection, batch, facts, step))
+        except Exception as exc:  # one connection's failure never holds back the others
+            outcome.error = exc
+        finally:
+            with lock:
+                clients.discard(client)
+            said.put(outcome)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(connections))), thread_name_prefix="connection")
+    try:
+        for connection, resource in connections:
+            pool.submit(work, connection, resource)
+        remaining = len(connections)
+        while remaining:
+            item = said.get()
+            if isinstance(item, str):
+                log(item)
+                continue
+            remaining -= 1
+            yield item
+    finally:
+        step.stop.set()  # ends turn waits; a finished step has no worker left to stop
+        with lock:
+            for client in list(clients):
+                client.close()  # cuts requests in flight and ends pacing waits
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _days(
+    connection: Connection, client: ProviderClient, windows: Sequence[DayWindow]
+) -> Iterator[tuple[DayBatch, dict[str, Any]]]:
+    """Fetched days; days before the connection's start date are empty and cost no request."""
+    start = connection.start_date
+    before = [w for w in windows if start is not None and w.day < start]
+    for window in before:
+        empty = DayBatch(window, connection.provider.schema.empty_table(), FetchStats(0, 0, 0, 0.0, None))
+        yield empty, {"before_connection_start": str(start)}
+    for batch in client.fetch_days(windows[len(before) :]):
+        yield batch, fetch_metadata(batch.stats)
+
+
+def _written(connection: Connection, batch: DayBatch, facts: dict[str, Any], step: StepFetch) -> WrittenDay:
+    provider = connection.provider
+    metadata = write_day(
+        step.storage, connection.storage_dir, batch.window, batch.table, provider.schema, [provider.id_column]
+    )
+    checks = tuple((c, c.evaluate(batch, provider.id_column)) for c in provider.checks if c.name in step.checks)
+    return WrittenDay(batch.window, {**metadata, **facts}, checks)
