@@ -1,6 +1,6 @@
-"""One connection failing holds no other back (SPEC section 12): the others' days are written and
-recorded, the failed one keeps its files, and the merge those days missed is requested by
-`lms_completions`' automation condition right after, where `all_connections_present` names it."""
+"""One connection failing holds no other back: the others' days are written, recorded and merged
+in the same run, the failed one keeps its files, the run fails naming it, and
+`all_connections_present` names it for the days it lacks."""
 
 import datetime as dt
 import hashlib
@@ -75,7 +75,14 @@ def digests(root: Path, directory: str) -> dict[str, str]:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((root / directory).rglob("*.parquet"))}
 
 
-def test_a_revoked_connection_fails_alone_and_the_merge_follows_by_automation(sandbox, tmp_path, env, monkeypatch):
+MERGE_STEP = "lms_completions.merge_days"
+
+
+def step_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+    return {e.step_key: e.event_type_value for e in result.all_events if e.is_step_failure or e.is_step_success}
+
+
+def test_a_revoked_connection_fails_alone_and_the_same_run_merges_the_others(sandbox, tmp_path, env, monkeypatch):
     root, instance = tmp_path / "data", dg.DagsterInstance.ephemeral()
     first = tick(instance)  # the sensor's first tick: nothing to do
     assert first.total_requested == 0
@@ -89,31 +96,31 @@ def test_a_revoked_connection_fails_alone_and_the_merge_follows_by_automation(sa
     monkeypatch.setenv("TOKEN_GLOBEX", "revoked-token-0000")
     failed = run(sandbox, root, instance)
     assert not failed.success
-    steps = {e.step_key: e.event_type_value for e in failed.all_events if e.is_step_failure or e.is_step_success}
-    assert steps == {
-        "bindbee_completions__acme": "STEP_SUCCESS",
-        "bindbee_completions__globex": "STEP_FAILURE",
-        "nexudus_completions__london": "STEP_SUCCESS",
+    assert step_outcomes(failed) == {
+        "bindbee_completions": "STEP_SUCCESS",
+        "nexudus_completions": "STEP_SUCCESS",
+        MERGE_STEP: "STEP_FAILURE",  # after merging the others: the run's outcome names globex
     }
+    failure = next(e for e in failed.all_events if e.is_step_failure)
+    assert "bindbee:globex" in failure.event_specific_data.error.to_string()
+    logged = [entry.user_message for entry in instance.all_logs(failed.run_id)]
+    assert any("bindbee:globex failed: bindbee: HTTP 403" in message for message in logged)  # the cause
     assert digests(root, source_dir("bindbee", "globex")) == globex_before  # kept byte for byte
-    for key in (source_key("bindbee", "acme"), source_key("nexudus", "london")):
+    for key in (source_key("bindbee", "acme"), source_key("nexudus", "london"), LMS):
         assert {r.partition_key for r in _materializations(instance, key, failed.run_id)} == set(DAYS)
 
-    requested = tick(instance, second).get_requested_partitions(LMS)
-    assert requested == set(DAYS)  # the days the failed run could not merge, and only them
-    rebuilt = run(sandbox, root, instance, selection=dg.AssetSelection.assets(LMS))
-    assert rebuilt.success  # what the sensor launches: the merge and its checks
     present = {
-        e.partition: e for e in check_results(instance, rebuilt.run_id) if e.check_name == "all_connections_present"
+        e.partition: e for e in check_results(instance, failed.run_id) if e.check_name == "all_connections_present"
     }
     # globex starts on the 5th: its 4th is empty by declaration, written without a request.
     assert {day: e.passed for day, e in present.items()} == {DAYS[0]: True, DAYS[1]: False, DAYS[2]: False}
     assert present[DAYS[1]].metadata["connections_failed"].value == ["bindbee:globex"]
-    reconciled = [e for e in check_results(instance, rebuilt.run_id) if e.check_name == "reconciles_with_sources"]
+    reconciled = [e for e in check_results(instance, failed.run_id) if e.check_name == "reconciles_with_sources"]
     assert len(reconciled) == 3 and all(e.passed for e in reconciled)
     merged = storage.read("lms_completions", dt.date(2024, 3, 5))
     labels = set(zip(merged["provider"].to_pylist(), merged["connection"].to_pylist(), strict=True))
     assert labels == {("bindbee", "acme"), ("bindbee", "globex"), ("nexudus", "london")}
+    assert tick(instance, second).total_requested == 0  # nothing is left for automation to merge
 
 
 def test_an_unset_variable_fails_only_its_connection_naming_the_variable(sandbox, tmp_path, env, monkeypatch):
@@ -129,13 +136,15 @@ def test_an_unset_variable_fails_only_its_connection_naming_the_variable(sandbox
     failure = next(e for e in alone.all_events if e.is_step_failure)
     assert "environment variable TOKEN_GLOBEX is not set" in failure.event_specific_data.error.to_string()
     assert sandbox.stats()["bindbee"]["requests"] == requests_before  # refused before any request
-    everything = run(sandbox, tmp_path / "data", dg.DagsterInstance.ephemeral())
-    steps = {e.step_key: e.event_type_value for e in everything.all_events if e.is_step_failure or e.is_step_success}
-    assert steps == {
-        "bindbee_completions__acme": "STEP_SUCCESS",
-        "bindbee_completions__globex": "STEP_FAILURE",
-        "nexudus_completions__london": "STEP_SUCCESS",
+    instance = dg.DagsterInstance.ephemeral()
+    everything = run(sandbox, tmp_path / "data", instance)
+    assert step_outcomes(everything) == {
+        "bindbee_completions": "STEP_SUCCESS",
+        "nexudus_completions": "STEP_SUCCESS",
+        MERGE_STEP: "STEP_FAILURE",
     }
+    for key in (source_key("bindbee", "acme"), source_key("nexudus", "london"), LMS):
+        assert {r.partition_key for r in _materializations(instance, key, everything.run_id)} == set(DAYS)
 
 
 def _materializations(instance: dg.DagsterInstance, key: dg.AssetKey, run_id: str) -> list:

@@ -76,7 +76,7 @@ def provider_asset(
                 failed.append(outcome)
                 context.log.error(f"{outcome.connection.label} failed: {outcome.error}")
         # With the merge in this run, the failure is named there, after the others are merged.
-        if failed and not _merges_in(context.run):
+        if failed and not _merges_in(context):
             raise dg.Failure(
                 f"{len(failed)} of {len(selected)} {provider.name} connections failed: "
                 + "; ".join(f"{f.connection.label}: {f.error}" for f in failed)
@@ -117,8 +117,9 @@ def _report(context: dg.AssetExecutionContext, outcome: ConnectionFetch) -> Iter
             )
 
 
-def _merges_in(run: dg.DagsterRun) -> bool:
-    return run.asset_selection is None or LMS in run.asset_selection
+def _merges_in(context: dg.AssetExecutionContext) -> bool:
+    """Whether this run also merges (its job, subset to the run's selection, holds the merge)."""
+    return LMS in context.op_execution_context.job_def.asset_layer.executable_asset_keys
 
 
 def build_assets(
