@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 from . import bindbee_api, drift, faults, nexudus_api, nexudus_auth
 from .config import DEFAULT_CONNECTION, PROVIDERS, ProviderFaults, SandboxConfig, load_credentials
@@ -71,6 +72,14 @@ class SandboxApp:
         # (sequence number, provider, query parameters) of each data request, for GET /_sandbox/queries
         self.query_log: collections.deque[tuple[int, str, dict[str, str]]] = collections.deque(maxlen=QUERY_LOG_LIMIT)
         self._queries = 0
+        self._accounts = {account.connection: account for account in self.connection_creds.accounts}
+        self._by_username = {account.username: account.connection for account in self.connection_creds.accounts}
+        # For `echo_credentials`: connection -> the refresh token last granted to it, and the
+        # owner of each granted refresh token not yet spent (they are single use).
+        self._refresh_tokens: dict[str, str] = {}
+        self._refresh_owners: dict[str, str] = {}
+        # (kind, value) of every credential an error body quoted (the newest QUERY_LOG_LIMIT)
+        self._echoed: collections.deque[tuple[str, str]] = collections.deque(maxlen=QUERY_LOG_LIMIT)
 
     def handle(
         self, method: str, path: str, params: Mapping[str, str], headers: Mapping[str, str], body: bytes
@@ -79,7 +88,7 @@ class SandboxApp:
         routes = {
             ("GET", bindbee_api.PATH): ("bindbee", lambda: self._data_request("bindbee", params, headers)),
             ("GET", nexudus_api.PATH): ("nexudus", lambda: self._data_request("nexudus", params, headers)),
-            ("POST", nexudus_auth.TOKEN_PATH): ("token", lambda: self.tokens.token_endpoint(body, headers)),
+            ("POST", nexudus_auth.TOKEN_PATH): ("token", lambda: self._token_request(body, headers)),
             ("GET", "/_sandbox/ground_truth"): (None, lambda: self._ground_truth(params)),
             ("GET", "/_sandbox/stats"): (None, lambda: json_reply(200, self.stats())),
             ("GET", "/_sandbox/queries"): (None, lambda: self._query_log(params)),
@@ -118,7 +127,10 @@ class SandboxApp:
             time.sleep(knobs.latency_ms / 1000)
         fault = faults.planned(knobs, number, provider)
         if fault is faults.Fault.STATUS:
-            return faults.status_reply(provider, knobs)
+            echoed = self._credentials_held(provider, connection, headers) if knobs.echo_credentials else []
+            with self._lock:
+                self._echoed.extend(echoed)
+            return faults.status_reply(provider, knobs, [value for _, value in echoed])
         if fault is faults.Fault.HTML:
             return faults.html_reply(knobs.html_status)
         if provider == "bindbee":
@@ -139,6 +151,48 @@ class SandboxApp:
         if knobs.drift is not None and reply.status == 200:
             reply.body = drift.apply(reply.body, provider, knobs.drift)
         return faults.damage(reply, fault)
+
+    def _token_request(self, body: bytes, headers: Mapping[str, str]) -> Reply:
+        """The token endpoint's answer; a grant's refresh token is remembered for `echo_credentials`
+        (read from the request's form: asking the store whose token it is would spend one of its uses)."""
+        reply = self.tokens.token_endpoint(body, headers)
+        if reply.status != 200:
+            return reply
+        form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+        refresh = json.loads(reply.body)["refresh_token"]
+        with self._lock:
+            if form.get("grant_type") == "refresh_token":
+                connection = self._refresh_owners.pop(form.get("refresh_token", ""), None)
+            else:
+                connection = self._by_username.get(form.get("username", ""))
+            if connection is not None:
+                self._refresh_tokens[connection] = refresh
+                self._refresh_owners[refresh] = connection
+        return reply
+
+    def _credentials_held(
+        self, provider: str, connection: str | None, headers: Mapping[str, str]
+    ) -> list[tuple[str, str]]:
+        """(kind, value) of the credentials the client of this request holds, as far as the sandbox
+        can tell: what the request carries and, for a Nexudus token it was granted, the password it
+        was granted with and the refresh token that came with it (kinds: api_key, connector_token,
+        access_token, password, refresh_token)."""
+        bearer = (headers.get("Authorization") or "").partition(" ")[2].strip()
+        if provider == "bindbee":
+            held = [("api_key", bearer), ("connector_token", headers.get("x-connector-token") or "")]
+        else:
+            held = [("access_token", bearer)]
+            account = self._accounts.get(connection) if connection is not None else None
+            if account is not None and bearer != account.access_token:  # a granted token, not the static one
+                with self._lock:
+                    refresh = self._refresh_tokens.get(account.connection, "")
+                held += [("password", account.password), ("refresh_token", refresh)]
+        return [(kind, value) for kind, value in held if value]
+
+    def echoed_credentials(self) -> list[tuple[str, str]]:
+        """(kind, value) of the credentials `echo_credentials` error bodies quoted so far, in order."""
+        with self._lock:
+            return list(self._echoed)
 
     def record(
         self, bucket: str, status: int, connection: str | None = None, timing: tuple[float, float, str] | None = None

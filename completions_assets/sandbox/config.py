@@ -124,6 +124,9 @@ class ProviderFaults:
     # record is updated between two page reads; off keeps the repeat an exact copy.
     duplicate_newer: bool = False
     drift: str | None = None  # every data page strays from the documented record shape (DRIFT_MODES)
+    # With fail_status: the error body quotes, in plain text, the credentials the client holds
+    # (faults.status_reply), as a provider that echoes a token back in its error message does.
+    echo_credentials: bool = False
 
     def __post_init__(self) -> None:
         if self.latency_ms < 0:

@@ -4,6 +4,7 @@ import datetime as dt
 import enum
 import json
 import threading
+from collections.abc import Sequence
 from http import HTTPStatus
 
 from .config import ProviderFaults
@@ -12,8 +13,11 @@ from .timeutil import iso_z, to_us
 
 _GATEWAY_PAGE = (
     "<html><head><title>{status} {phrase}</title></head><body>"
-    "<center><h1>{status} {phrase}</h1></center><hr><center>nginx</center></body></html>"
+    "<center><h1>{status} {phrase}</h1></center>{echo}<hr><center>nginx</center></body></html>"
 )
+# How an `echo_credentials` body quotes them: plain text next to no sensitive name, so only
+# masking by value can hide them (masking by name would catch `"token": "..."` or `Bearer ...`).
+ECHO_PREFIX = "Credentials received:"
 _RETRY_AFTER_STATUSES = (429, 409, 503)
 # How much later a `duplicate_newer` repeat was modified, and in which field.
 NEWER_BY = dt.timedelta(hours=1)
@@ -77,27 +81,37 @@ class FaultCounter:
             return self._count, self._faults
 
 
-def html_reply(status: int) -> Reply:
+def echo_text(echoed: Sequence[str]) -> str:
+    """` Credentials received: a, b.` (empty without credentials), appended to an error message."""
+    return f" {ECHO_PREFIX} {', '.join(echoed)}." if echoed else ""
+
+
+def html_reply(status: int, echoed: Sequence[str] = ()) -> Reply:
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-    body = _GATEWAY_PAGE.format(status=status, phrase=phrase).encode()
+    echo = f"<p>{echo_text(echoed).strip()}</p>" if echoed else ""
+    body = _GATEWAY_PAGE.format(status=status, phrase=phrase, echo=echo).encode()
     return Reply(status, body, {"Content-Type": "text/html"})
 
 
-def status_reply(provider: str, faults: ProviderFaults) -> Reply:
+def status_reply(provider: str, faults: ProviderFaults, echoed: Sequence[str] = ()) -> Reply:
+    """The answer of a status fault; `echoed` credentials are quoted in its body (a throttling
+    answer of Nexudus, which has no body, stays empty)."""
     status = faults.fail_status or 503
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    echo = echo_text(echoed)
     if status == 502:
-        reply = html_reply(502)
+        reply = html_reply(502, echoed)
     elif provider == "nexudus" and status in (409, 429):
         reply = Reply(status)  # Nexudus throttling answers carry no body
     elif provider == "nexudus":
         reply = json_reply(
-            status, {"Message": "An error has occurred."}, content_type="application/json; charset=utf-8"
+            status, {"Message": f"An error has occurred.{echo}"}, content_type="application/json; charset=utf-8"
         )
     elif status == 500:
-        reply = Reply(500, b"Internal Server Error", {"Content-Type": "text/plain; charset=utf-8"})
+        body = f"Internal Server Error{echo}".encode()
+        reply = Reply(500, body, {"Content-Type": "text/plain; charset=utf-8"})
     else:
-        reply = json_reply(status, {"detail": phrase})
+        reply = json_reply(status, {"detail": f"{phrase}{echo}"})
     if status in _RETRY_AFTER_STATUSES and faults.retry_after is not None:
         reply.headers["Retry-After"] = faults.retry_after
     return reply
