@@ -5,14 +5,13 @@ Two holds are taken, in this order:
 - the connection's pool (`bindbee-<name>`, `nexudus-<name>`) in the instance's
   storage, when the instance limits it: this binds runs on every machine that
   shares the instance (PostgreSQL). One step fetches many connections, so the
-  step claims each connection's pool itself, under a claim key of its own.
-- a file lock per connection: on SQLite (the local instance of `make dev` and
+  step claims each connection's pool itself (`PoolSlots`).
+- a file lock per connection (`file_turn`): on SQLite (the local instance of `make dev` and
   `make demo`) two runs claiming a pool slot at the same instant can both get
   it, and a run killed with -9 keeps its slot until run monitoring notices. An
   exclusive `flock` has neither problem: the kernel grants it to one process at
   a time and releases it when the holder exits, however it exits.
 
-Both waits end when `stop` is set (the step is being terminated).
 """
 
 import fcntl
@@ -20,7 +19,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -43,64 +42,54 @@ class Stopped(Exception):
     """The wait for a turn ended because the step is stopping."""
 
 
+class PoolSlots:
+    """Connections' pool slots in the instance's storage, claimed by one step for the connections it
+    fetches, each under a claim key of its own (which run monitoring frees with the run). Used from
+    the step's own thread only: the storage's connections are not shared across threads."""
+
+    def __init__(self, instance: dg.DagsterInstance, run_id: str, step_key: str) -> None:
+        self._storage = instance.event_log_storage
+        self._run_id = run_id
+        self._step_key = step_key
+        self._enabled = self._storage.supports_global_concurrency_limits
+        self._default = instance.get_concurrency_config().pool_config.default_pool_limit if self._enabled else None
+        self._claims: set[str] = set()
+
+    def claim(self, pool: str) -> bool:
+        """Whether connection `pool` may fetch now: its slot is claimed, or the instance does not limit it."""
+        if not self._enabled:
+            return True
+        if pool not in self._storage.get_concurrency_keys():
+            if self._default is None:
+                return True
+            self._storage.initialize_concurrency_limit_to_default(pool)
+        self._claims.add(pool)
+        return self._storage.claim_concurrency_slot(pool, self._run_id, self._key(pool)).is_claimed
+
+    def free(self, pool: str) -> None:
+        """Gives back the slot of `pool`, or its claim still waiting."""
+        if pool in self._claims:
+            self._claims.discard(pool)
+            self._storage.free_concurrency_slot_for_step(self._run_id, self._key(pool))
+
+    def free_all(self) -> None:
+        for pool in list(self._claims):
+            self.free(pool)
+
+    def _key(self, pool: str) -> str:
+        return f"{self._step_key}[{pool}]"
+
 
 @contextmanager
-def connection_turn(
-    pool: str,
-    *,
-    instance: dg.DagsterInstance | None = None,
-    run_id: str = "",
-    claim_key: str = "",
-    waiting: Callable[[str], None] = lambda message: None,
-    stop: threading.Event | None = None,
-    directory: Path | None = None,
+def file_turn(
+    pool: str, waiting: Callable[[str], None], stop: threading.Event, directory: Path | None = None
 ) -> Iterator[None]:
-    """Holds connection `pool`'s turn for the duration; `waiting` hears once of each wait.
+    """Holds connection `pool`'s file lock for the duration; `waiting` hears once if it has to wait.
 
     Raises:
         Stopped: `stop` was set while waiting.
     """
-    stop = stop or threading.Event()
-    with ExitStack() as held:
-        if instance is not None:
-            held.enter_context(_pool_slot(instance, pool, run_id, claim_key, waiting, stop))
-        held.enter_context(_file_lock(pool, directory or lock_dir(), waiting, stop))
-        yield
-
-
-@contextmanager
-def _pool_slot(
-    instance: dg.DagsterInstance,
-    pool: str,
-    run_id: str,
-    claim_key: str,
-    waiting: Callable[[str], None],
-    stop: threading.Event,
-) -> Iterator[None]:
-    storage = instance.event_log_storage
-    if not storage.supports_global_concurrency_limits:
-        yield
-        return
-    if instance.get_concurrency_config().pool_config.default_pool_limit is not None:
-        storage.initialize_concurrency_limit_to_default(pool)  # a no-op once the pool has a limit
-    if pool not in storage.get_concurrency_keys():
-        yield  # the instance does not limit this pool
-        return
-    told = False
-    try:
-        while not (claim := storage.claim_concurrency_slot(pool, run_id, claim_key)).is_claimed:
-            if not told:
-                waiting(f"connection {pool} waits for its turn: its pool slot is held by another run")
-                told = True
-            if stop.wait(claim.sleep_interval or RECHECK_S):
-                raise Stopped(pool)
-        yield
-    finally:
-        storage.free_concurrency_slot_for_step(run_id, claim_key)
-
-
-@contextmanager
-def _file_lock(pool: str, directory: Path, waiting: Callable[[str], None], stop: threading.Event) -> Iterator[None]:
+    directory = directory or lock_dir()
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / f"{pool}.lock", "a") as handle:
         told = False

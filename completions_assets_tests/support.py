@@ -2,6 +2,8 @@
 and Dagster runs into `tmp_path` with a real (ephemeral or on-disk) instance."""
 
 import datetime as dt
+import itertools
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -18,6 +20,7 @@ from completions_assets.providers.bindbee import BindbeeResource
 from completions_assets.providers.declaration import Provider
 from completions_assets.providers.nexudus.client import NexudusResource
 from completions_assets.sandbox import SandboxConfig
+from completions_assets.sandbox.app import LoggedRequest
 from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
 from completions_assets.settings import Settings
 from completions_assets.storage import ParquetStorage
@@ -108,3 +111,18 @@ def source_dir(provider: str, connection: str = "default") -> str:
 
 def source_key(provider: str, connection: str = "default") -> dg.AssetKey:
     return dg.AssetKey([f"{provider}_completions", connection])
+
+
+def overlaps(requests: list[LoggedRequest]) -> list[str]:
+    """Per provider, the spans of each client process (by its User-Agent) that intersect."""
+    spans: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for request in requests:
+        bucket = "nexudus" if request.bucket == "token" else request.bucket
+        spans[(bucket, request.user_agent)] += [request.arrived, request.answered]
+    found = []
+    for provider in ("bindbee", "nexudus"):
+        mine = sorted((min(t), max(t), agent) for (p, agent), t in spans.items() if p == provider)
+        for (_, end, first), (start, _, second) in itertools.pairwise(mine):
+            if start < end:
+                found.append(f"{provider}: {second} started {end - start:.3f} s before {first} ended")
+    return found

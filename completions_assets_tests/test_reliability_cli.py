@@ -23,6 +23,7 @@ from completions_assets.local.launch import REPO, materialize_command
 from completions_assets.local.run_report import check_results
 from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, start_sandbox
 from completions_assets.storage import ParquetStorage
+from completions_assets.turns import LOCK_DIR_VARIABLE
 from completions_assets_tests.oracle import (
     assert_day_matches_ground_truth,
     day_window_utc,
@@ -30,7 +31,7 @@ from completions_assets_tests.oracle import (
     expected_nexudus,
     file_rows,
 )
-from completions_assets_tests.support import location_env, source_dir
+from completions_assets_tests.support import location_env, overlaps, source_dir
 
 FIRST, LAST = "2024-03-02", "2024-03-06"
 DAYS = [(dt.date(2024, 3, 2) + dt.timedelta(days=i)).isoformat() for i in range(5)]
@@ -195,20 +196,6 @@ def test_sigkill_mid_run_leaves_only_whole_files_and_a_rerun_restores_exact_data
 # --- two runs of the same days at once ----------------------------------------------------
 
 
-def step_intervals(instance: dg.DagsterInstance, step: str) -> list[tuple[float, float, str]]:
-    spans = []
-    for run in instance.get_runs():
-        times = {
-            e.dagster_event.event_type_value: e.timestamp
-            for e in instance.all_logs(run.run_id)
-            if e.dagster_event
-            and e.step_key == step
-            and e.dagster_event.event_type_value in ("STEP_START", "STEP_SUCCESS")
-        }
-        spans.append((times["STEP_START"], times["STEP_SUCCESS"], run.run_id))
-    return sorted(spans)
-
-
 def production_env(base_url: str, tmp_path: Path, postgres_server, monkeypatch: pytest.MonkeyPatch) -> dict:
     """location_env on the production instance (deploy/dagster.yaml) in a database of its own."""
     database = f"runs_{tmp_path.name.lower().replace('-', '_')}"[:60]
@@ -224,11 +211,12 @@ def production_env(base_url: str, tmp_path: Path, postgres_server, monkeypatch: 
     return location_env(base_url, tmp_path, REPO / "deploy" / "dagster.yaml") | pg
 
 
-def test_two_runs_of_the_same_days_take_turns_per_provider_and_end_exact(tmp_path, postgres_server, monkeypatch):
+def test_two_runs_of_the_same_days_take_turns_per_connection_through_the_pools(tmp_path, postgres_server, monkeypatch):
     # On PostgreSQL a slot claim is atomic (SELECT … FOR UPDATE SKIP LOCKED). Dagster's SQLite
     # storage has no row locks: two claims at the same instant can both win (seen here), so
     # the guarantee is tested where production runs it; the README says so for local use.
-    # Latency stretches each provider step to seconds, so unserialised steps would overlap.
+    # Latency stretches each connection's fetch to seconds, so unserialised fetches would overlap.
+    # Each run has a lock directory of its own, as on two machines: only the pools can serialise them.
     config = SandboxConfig(
         seed=52,
         start_date=dt.date(2024, 3, 1),
@@ -240,7 +228,15 @@ def test_two_runs_of_the_same_days_take_turns_per_provider_and_end_exact(tmp_pat
     with start_sandbox(config) as sb:
         env = production_env(sb.base_url, tmp_path, postgres_server, monkeypatch)
         # In-process runs claim pool slots exactly as the default executor's step processes do.
-        runs = [launch(range_command(IN_PROCESS), env, tmp_path / f"run-{i}.log") for i in range(2)]
+        seen = len(sb.request_log())
+        runs = [
+            launch(
+                range_command(IN_PROCESS),
+                env | {LOCK_DIR_VARIABLE: str(tmp_path / f"locks-{i}")},
+                tmp_path / f"run-{i}.log",
+            )
+            for i in range(2)
+        ]
         try:
             codes = [process.wait(timeout=240) for process in runs]
         finally:
@@ -252,6 +248,8 @@ def test_two_runs_of_the_same_days_take_turns_per_provider_and_end_exact(tmp_pat
         storage = ParquetStorage(root=env["COMPLETIONS_DATA_ROOT"])
         for day in DAYS:
             assert_day_matches_ground_truth(sb, storage, day)
+        requests = sb.request_log()[seen:]
+    assert len({r.user_agent for r in requests if r.bucket == "bindbee"}) == 2  # both runs fetched
     root = Path(env["COMPLETIONS_DATA_ROOT"])
     assert not list(root.rglob("_tmp-*"))
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
@@ -259,10 +257,7 @@ def test_two_runs_of_the_same_days_take_turns_per_provider_and_end_exact(tmp_pat
         (run.start_time, run.end_time) for run in (instance.get_run_record_by_id(r.run_id) for r in instance.get_runs())
     ]
     assert len(lifetimes) == 2 and max(s for s, _ in lifetimes) < min(e for _, e in lifetimes)  # truly at once
-    for step in ("bindbee_completions__default", "nexudus_completions__default"):
-        (_, first_end, first_run), (second_start, _, second_run) = step_intervals(instance, step)
-        assert first_run != second_run
-        assert first_end <= second_start, f"{step} steps of the two runs overlapped"
+    assert overlaps(requests) == []
 
 
 # --- bad configuration --------------------------------------------------------------------

@@ -3,13 +3,11 @@ starts them; the proof is the sandbox's own request log, not Dagster's step even
 killed with -9 leaves nothing behind that the next run waits for."""
 
 import datetime as dt
-import itertools
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import pytest
 from completions_assets.local.launch import REPO, materialize_command
 from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, start_sandbox
 from completions_assets.sandbox.app import LoggedRequest
-from completions_assets_tests.support import location_env
+from completions_assets_tests.support import location_env, overlaps
 
 # One process per run (in-process executor): the turns to prove are between runs, and ten
 # repetitions of two runs cost a few step-process start-ups less each.
@@ -51,21 +49,6 @@ def launch(env: dict[str, str], log: Path) -> subprocess.Popen:
         return subprocess.Popen(
             COMMAND, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-
-
-def overlaps(requests: list[LoggedRequest]) -> list[str]:
-    """Per provider, the spans of each client process (by its User-Agent) that intersect."""
-    spans: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for request in requests:
-        bucket = "nexudus" if request.bucket == "token" else request.bucket
-        spans[(bucket, request.user_agent)] += [request.arrived, request.answered]
-    found = []
-    for provider in ("bindbee", "nexudus"):
-        mine = sorted((min(t), max(t), agent) for (p, agent), t in spans.items() if p == provider)
-        for (_, end, first), (start, _, second) in itertools.pairwise(mine):
-            if start < end:
-                found.append(f"{provider}: {second} started {end - start:.3f} s before {first} ended")
-    return found
 
 
 def test_two_concurrent_cli_runs_never_fetch_for_one_connection_at_once(sb, tmp_path, busy_core):

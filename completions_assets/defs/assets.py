@@ -8,9 +8,7 @@ as one `AssetCheckEvaluation` per partition, also in range runs (a plain `@asset
 demand a single, unpartitioned check result per run).
 """
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
-import threading
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
 
@@ -19,8 +17,7 @@ from completions_assets.defs.fetching import ConnectionFetch, FetchConfig, StepF
 from completions_assets.defs.lms_asset import GROUP, LMS, connection_key, lms_asset
 from completions_assets.defs.writing import SINGLE_RUN, partition_windows, report_days
 from completions_assets.providers.declaration import Provider
-from completions_assets.storage import ParquetStorage
-from completions_assets.turns import connection_turn
+from completions_assets.turns import PoolSlots
 
 
 def provider_asset(
@@ -65,7 +62,7 @@ def provider_asset(
             windows=partition_windows(context),
             storage=context.resources.storage,
             record_share=max(1, config.max_records_in_flight // concurrency),
-            turn=_turns(context),
+            slots=PoolSlots(context.instance, context.run.run_id, provider.asset_name),
             checks=frozenset(check.name for check in context.selected_asset_check_keys),
         )
         resources = [(c, getattr(context.resources, c.resource_key)) for c in selected]
@@ -75,31 +72,15 @@ def provider_asset(
             if outcome.error is not None:
                 failed.append(outcome)
                 context.log.error(f"{outcome.connection.label} failed: {outcome.error}")
-        # With the merge in this run, the failure is named there, after the others are merged.
-        if failed and not _merges_in(context):
+        # With the merge in this run, the failure is named there, after the others are merged. A step
+        # with nothing to hand on fails here: the merge then waits for the automation condition.
+        if failed and (len(failed) == len(selected) or not _merges_in(context)):
             raise dg.Failure(
                 f"{len(failed)} of {len(selected)} {provider.name} connections failed: "
                 + "; ".join(f"{f.connection.label}: {f.error}" for f in failed)
             )
 
     return fetch
-
-
-def _turns(context: dg.AssetExecutionContext) -> Callable[..., AbstractContextManager[None]]:
-    """Each connection's turn in this step: its pool in the instance (claimed under a key of its
-    own, which run monitoring frees with the run), then its file lock."""
-
-    def turn(connection: Connection, waiting: Callable[[str], None], stop: threading.Event):
-        return connection_turn(
-            connection.pool,
-            instance=context.instance,
-            run_id=context.run.run_id,
-            claim_key=f"{context.op_execution_context.op_handle}[{connection.name}]",
-            waiting=waiting,
-            stop=stop,
-        )
-
-    return turn
 
 
 def _report(context: dg.AssetExecutionContext, outcome: ConnectionFetch) -> Iterator[object]:

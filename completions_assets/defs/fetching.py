@@ -9,6 +9,7 @@ and what they have to say through one queue, in the order it happens.
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.resource import ProviderResource
 from completions_assets.providers.sweeps import DayBatch, FetchStats
 from completions_assets.storage import ParquetStorage
-from completions_assets.turns import connection_turn
+from completions_assets.turns import RECHECK_S, PoolSlots, file_turn
 
 
 class FetchConfig(dg.Config):
@@ -68,8 +69,8 @@ class StepFetch:
     windows: Sequence[DayWindow]
     storage: ParquetStorage
     record_share: int  # of the step's budget, per connection
-    turn: Callable[[Connection, Callable[[str], None], threading.Event], Any]  # a context manager
     checks: frozenset[str]  # names of the provider checks selected
+    slots: PoolSlots
     stop: threading.Event = field(default_factory=threading.Event)
 
 
@@ -81,6 +82,8 @@ def fetch_connections(
 ) -> Iterator[ConnectionFetch]:
     """Each connection's outcome as soon as it is done; `log` is called on this thread only.
 
+    A connection starts once a worker is free and its pool slot is claimed; one
+    whose slot another run holds waits (and says so) while the others go ahead.
     When the caller stops (the step is terminated), every worker stops at its
     next page or wait and requests in flight are cut.
     """
@@ -100,7 +103,7 @@ def fetch_connections(
             clients.add(client)
         try:
             client.record_limit = min(client.record_limit, step.record_share)
-            with client, step.turn(connection, said.put, step.stop):
+            with client, file_turn(connection.pool, said.put, step.stop):
                 for batch, facts in _days(connection, client, step.windows):
                     outcome.days.append(_written(connection, batch, facts, step))
         except Exception as exc:  # one connection's failure never holds back the others
@@ -110,24 +113,42 @@ def fetch_connections(
                 clients.discard(client)
             said.put(outcome)
 
+    waiting = deque(connections)
+    told: set[str] = set()
+    running = 0
     pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(connections))), thread_name_prefix="connection")
     try:
-        for connection, resource in connections:
-            pool.submit(work, connection, resource)
-        remaining = len(connections)
-        while remaining:
-            item = said.get()
+        while waiting or running:
+            for _ in range(len(waiting)):
+                if running >= concurrency:
+                    break
+                connection, resource = waiting.popleft()
+                if step.slots.claim(connection.pool):
+                    pool.submit(work, connection, resource)
+                    running += 1
+                    continue
+                waiting.append((connection, resource))
+                if connection.pool not in told:
+                    told.add(connection.pool)
+                    log(f"connection {connection.pool} waits for its turn: another run holds its pool slot")
+            try:
+                # Slots held by other runs are claimed again now and then; otherwise, wait for a worker.
+                item = said.get(timeout=RECHECK_S if waiting and running < concurrency else None)
+            except queue.Empty:
+                continue
             if isinstance(item, str):
                 log(item)
                 continue
-            remaining -= 1
+            running -= 1
+            step.slots.free(item.connection.pool)
             yield item
     finally:
-        step.stop.set()  # ends turn waits; a finished step has no worker left to stop
+        step.stop.set()  # ends file-lock waits; a finished step has no worker left to stop
         with lock:
             for client in list(clients):
                 client.close()  # cuts requests in flight and ends pacing waits
         pool.shutdown(wait=True, cancel_futures=True)
+        step.slots.free_all()
 
 
 def _days(

@@ -30,7 +30,11 @@ def write_day(
 
 
 def report_days(
-    context: dg.AssetExecutionContext, asset_key: dg.AssetKey, written: Sequence[tuple[str, dict[str, Any]]], *, whole: bool
+    context: dg.AssetExecutionContext,
+    asset_key: dg.AssetKey,
+    written: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    whole: bool,
 ) -> Iterator[dg.MaterializeResult]:
     """The days written, as materializations: one result for the run's range when `whole`, else one
     event per day (a range that failed part-way), so the event log matches the files on disk."""
