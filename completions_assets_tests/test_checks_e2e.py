@@ -1,5 +1,5 @@
 """Checks through Dagster: crafted bad days fail the right check with examples,
-the blocking check stops the merge, and a run failing part-way loses nothing."""
+a completion served twice is merged once and flagged, and a run failing part-way loses nothing."""
 
 import datetime as dt
 import hashlib
@@ -69,18 +69,24 @@ def test_each_error_check_fails_on_crafted_bad_data(sandbox, tmp_path, how, chec
         assert evaluation.metadata["example_ids"].value
 
 
-def test_duplicate_source_ids_block_the_merge(tmp_path):
+def test_a_completion_served_twice_is_merged_once_and_flagged(tmp_path):
+    # A provider's checks do not block: its one step serves every connection, and a blocking
+    # check would keep them all out of the merge for one connection's day.
     config = SandboxConfig(
         seed=3, start_date=dt.date(2024, 3, 1), days=4, records_per_day=30, bindbee=ProviderFaults(duplicate_on=1)
     )
     with start_sandbox(config) as sb:
         instance = dg.DagsterInstance.ephemeral()
         result = materialize_range("2024-03-02", "2024-03-02", resources(sb.base_url, str(tmp_path)), instance)
-    assert not result.success
-    evaluations = {(e.check_name, e.passed) for e in check_results(instance, result.run_id)}
-    assert ("no_duplicate_ids", False) in evaluations
-    assert not instance.get_materialized_partitions(LMS)
-    assert not (tmp_path / "lms_completions").exists()
+        start = dt.datetime(2024, 3, 2, tzinfo=dt.timezone.utc)
+        truth = sb.dataset.ground_truth("bindbee", start, start + dt.timedelta(days=1))
+    evaluations = {e.check_name: e for e in check_results(instance, result.run_id)}
+    duplicated = evaluations["no_duplicate_ids"]
+    assert not duplicated.passed and duplicated.metadata["failed_rows"].value == 2
+    assert evaluations["unique_completion_ids"].passed and evaluations["reconciles_with_sources"].passed
+    merged = ParquetStorage(root=str(tmp_path)).read("lms_completions", dt.date(2024, 3, 2))
+    bindbee = merged.filter(pc.equal(merged["provider"], "bindbee"))["completion_id"].to_pylist()
+    assert sorted(bindbee) == sorted(truth)  # each completion once
 
 
 def digest(tmp_path) -> dict[str, str]:

@@ -123,7 +123,7 @@ def test_a_connection_revoked_mid_run_fails_alone(tenants, tmp_path):
         for entry in instance.all_logs(run.run_id)
         if entry.dagster_event and entry.dagster_event.event_type_value == "STEP_FAILURE"
     }
-    assert failed == {"lms_completions.merge_days"}  # after merging the others, naming globex
+    assert failed == {"lms_completions_checks"}  # after merging the others, naming globex
     assert "merged without bindbee:globex" in done.stderr
     storage = ParquetStorage(root=env["COMPLETIONS_DATA_ROOT"])
     for connection in CONNECTIONS:

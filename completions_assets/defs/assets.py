@@ -14,7 +14,7 @@ import dagster as dg
 
 from completions_assets.connections import Connection
 from completions_assets.defs.fetching import ConnectionFetch, FetchConfig, StepFetch, fetch_connections
-from completions_assets.defs.lms_asset import GROUP, LMS, connection_key, lms_asset
+from completions_assets.defs.lms_asset import ALL_CONNECTIONS_PRESENT, GROUP, connection_key, lms_asset, lms_checks
 from completions_assets.defs.writing import SINGLE_RUN, partition_windows, report_days
 from completions_assets.providers.declaration import Provider
 from completions_assets.turns import PoolSlots
@@ -72,9 +72,11 @@ def provider_asset(
             if outcome.error is not None:
                 failed.append(outcome)
                 context.log.error(f"{outcome.connection.label} failed: {outcome.error}")
-        # With the merge in this run, the failure is named there, after the others are merged. A step
-        # with nothing to hand on fails here: the merge then waits for the automation condition.
-        if failed and (len(failed) == len(selected) or not _merges_in(context)):
+        # With lms_completions' checks in this run, the failure is named there, once the others are
+        # merged. A step whose every connection failed fails here, or a run in which all of them
+        # failed would skip the merge and its checks and end as a success; the merge of that run's
+        # other steps is then left to the automation condition.
+        if failed and (len(failed) == len(selected) or not _reported_later(context)):
             raise dg.Failure(
                 f"{len(failed)} of {len(selected)} {provider.name} connections failed: "
                 + "; ".join(f"{f.connection.label}: {f.error}" for f in failed)
@@ -98,15 +100,16 @@ def _report(context: dg.AssetExecutionContext, outcome: ConnectionFetch) -> Iter
             )
 
 
-def _merges_in(context: dg.AssetExecutionContext) -> bool:
-    """Whether this run also merges (its job, subset to the run's selection, holds the merge)."""
-    return LMS in context.op_execution_context.job_def.asset_layer.executable_asset_keys
+def _reported_later(context: dg.AssetExecutionContext) -> bool:
+    """Whether this run also merges and checks that every connection is present: its job, subset to
+    the run's selection, holds that check, which fails the run naming the failed connections."""
+    return ALL_CONNECTIONS_PRESENT in context.op_execution_context.job_def.asset_layer.asset_graph.asset_check_keys
 
 
 def build_assets(
     partitions_def: dg.PartitionsDefinition, connections: Sequence[Connection]
-) -> list[dg.AssetsDefinition]:
+) -> list[dg.AssetsDefinition | dg.AssetChecksDefinition]:
     """One step per provider, over its connections, and `lms_completions` over all of them."""
     providers = dict.fromkeys(c.provider for c in connections)
     steps = [provider_asset(p, [c for c in connections if c.provider is p], partitions_def) for p in providers]
-    return [*steps, lms_asset(partitions_def, connections)]
+    return [*steps, lms_asset(partitions_def, connections), lms_checks(partitions_def, connections)]

@@ -16,12 +16,13 @@ from completions_assets.defs.lms_checks import Day, evaluate_day, lms_check_spec
 from completions_assets.defs.writing import SINGLE_RUN, DayFile, partition_windows, write_days
 from completions_assets.lms.merge import distinct_ids, merge_day
 from completions_assets.lms.schema import LMS_KEY, LMS_SCHEMA
-from completions_assets.partitions import DayWindow
+from completions_assets.partitions import DayWindow, windows_for
 from completions_assets.storage import ParquetStorage
 
 GROUP = "lms"
 LMS = dg.AssetKey("lms_completions")
 OUTPUT = "lms_completions"
+ALL_CONNECTIONS_PRESENT = dg.AssetCheckKey(LMS, "all_connections_present")
 FAILED_RUN_STATUSES = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 # A day of a connection that changed without the merge that normally follows it
 # in the same run (another connection's step failed, so the merge was skipped):
@@ -42,21 +43,16 @@ def lms_asset(partitions_def: dg.PartitionsDefinition, connections: Sequence[Con
 
     A fan-in is skipped only when all of its sources are missing, so a connection that
     failed (its step yields nothing for it) does not keep the others out of the merge, as
-    one input per connection would.
+    one input per connection would. Its checks are a definition of their own
+    (`lms_checks`): Dagster cannot subset a graph whose inputs fan in, as running the
+    checks alone would need.
     """
-    check_specs = lms_check_specs(LMS, partitions_def)
-    check_outputs = [spec.get_python_identifier() for spec in check_specs]
     inputs = {f"source_{n}": connection_key(c) for n, c in enumerate(connections)}
-    merge_days = _merge_op(connections, check_outputs)
+    merge_days = _merge_op(connections)
 
-    @dg.graph(
-        name=LMS.path[-1],
-        ins={name: dg.GraphIn() for name in inputs},
-        out={name: dg.GraphOut() for name in [OUTPUT, *check_outputs]},
-    )
+    @dg.graph(name=LMS.path[-1], ins={name: dg.GraphIn() for name in inputs}, out={OUTPUT: dg.GraphOut()})
     def merge_graph(**sources):
-        outputs = merge_days(sources=list(sources.values()))
-        return dict(zip([OUTPUT, *check_outputs], outputs, strict=True))
+        return {OUTPUT: merge_days(sources=list(sources.values()))}
 
     return dg.AssetsDefinition.from_graph(
         merge_graph,
@@ -70,52 +66,60 @@ def lms_asset(partitions_def: dg.PartitionsDefinition, connections: Sequence[Con
         automation_conditions_by_output_name={OUTPUT: REBUILD_AFTER_SOURCES_CHANGE},
         partitions_def=partitions_def,
         backfill_policy=SINGLE_RUN,
-        can_subset=True,
-        check_specs=check_specs,
     )
 
 
-def _merge_op(connections: Sequence[Connection], check_outputs: Sequence[str]) -> dg.OpDefinition:
+def _merge_op(connections: Sequence[Connection]) -> dg.OpDefinition:
     @dg.op(
         name="merge_days",
         ins={"sources": dg.In(dg.Nothing)},
-        out={name: dg.Out(dg.Nothing, is_required=False) for name in [OUTPUT, *check_outputs]},
+        out={OUTPUT: dg.Out(dg.Nothing)},
         required_resource_keys={"storage"},
     )
     def merge_days(context: dg.AssetExecutionContext):
         storage: ParquetStorage = context.resources.storage
-        selected = {check.name for check in context.selected_asset_check_keys}
-        windows = partition_windows(context)
-        failed, failed_here = failed_attempts(
-            context.instance, connections, [w.day.isoformat() for w in windows], this_run=context.run.run_id
-        )
-        evaluations: list[dg.AssetCheckEvaluation] = []
 
         def days() -> Iterator[DayFile]:
-            for window in windows:
-                raws, absent = _sources(storage, connections, window)
+            for window in partition_windows(context):
+                raws, _ = _sources(storage, connections, window)
                 merged = merge_day(raws, window.day)
-                day = Day(window, merged.table, merged.source_ids, absent, failed.get(window.day.isoformat(), ()))
-                evaluations.extend(evaluate_day(LMS, window, day, selected))
                 sources = {label: len(ids) for label, ids in merged.source_ids.items()}
                 yield window, merged.table, {"source_rows": dg.MetadataValue.json(sources), **merged.facts}
 
-        if LMS not in context.selected_asset_keys:  # the checks alone, re-run from the UI: read the files
-            for window in windows:
-                day = _stored_day(storage, connections, window, failed.get(window.day.isoformat(), ()))
-                missing = f"no file at {storage.path(LMS.path[-1], window.day)}"
-                yield from evaluate_day(LMS, window, day, selected, missing=missing)
-            return
         yield from write_days(context, LMS, LMS.path[-1], days(), LMS_SCHEMA, storage, LMS_KEY)
-        yield from evaluations
-        # The connections that succeeded are merged; the run still fails, naming the ones that did not.
-        if failed_here:
-            raise dg.Failure(
-                f"merged without {', '.join(failed_here)}: their fetch failed in this run (see the provider step's log); "
-                "their previous files are kept and all_connections_present fails for their days"
-            )
 
     return merge_days
+
+
+def lms_checks(partitions_def: dg.PartitionsDefinition, connections: Sequence[Connection]) -> dg.AssetChecksDefinition:
+    """The checks of `lms_completions`, on the day's files as written: after the merge in the same
+    run, or alone (UI: the asset's checks, Execute). With the merge in the run, the run fails here
+    once they are recorded if a connection's fetch failed, naming it."""
+
+    @dg.multi_asset_check(
+        name="lms_completions_checks",
+        specs=lms_check_specs(LMS, partitions_def),
+        required_resource_keys={"storage"},
+        can_subset=True,
+    )
+    def lms_completions_checks(context: dg.AssetCheckExecutionContext):
+        storage: ParquetStorage = context.resources.storage
+        selected = {check.name for check in context.selected_asset_check_keys}
+        windows = windows_for(partitions_def, context.op_execution_context.partition_keys)
+        failed, failed_here = failed_attempts(
+            context.instance, connections, [w.day.isoformat() for w in windows], this_run=context.run.run_id
+        )
+        for window in windows:
+            day = _stored_day(storage, connections, window, failed.get(window.day.isoformat(), ()))
+            missing = f"no file at {storage.path(LMS.path[-1], window.day)}"
+            yield from evaluate_day(LMS, window, day, selected, missing=missing)
+        if failed_here:
+            raise dg.Failure(
+                f"merged without {', '.join(failed_here)}: their fetch failed in this run (see the provider step's "
+                "log); their previous files are kept and all_connections_present fails for their days"
+            )
+
+    return lms_completions_checks
 
 
 def _sources(
