@@ -21,7 +21,7 @@ def _oauth_error(error: str, description: str | None = None) -> Reply:
 
 
 class TokenStore:
-    """Issued access tokens (expiring) and refresh tokens (single use), per account.
+    """Issued access tokens (expiring, optionally after a few uses) and refresh tokens (single use), per account.
 
     Accounts are sandbox connections: a principal is the connection name. A revoked
     account's static token, issued tokens and Basic credentials stop working, and
@@ -40,7 +40,8 @@ class TokenStore:
         self._lifetime = lifetime_s
         self._clock = clock
         self._revoked = revoked
-        self._access: dict[str, tuple[str, float]] = {}  # token -> (connection, expires at)
+        self._access: dict[str, tuple[str, float, int | None]] = {}  # token -> (connection, expires at, uses left)
+        self._uses: int | None = None
         self._refresh: dict[str, tuple[str, str | None]] = {}  # token -> (connection, client_id)
         self._lock = threading.Lock()
 
@@ -48,6 +49,14 @@ class TokenStore:
         """Every issued access token answers 401 from now on (refresh tokens stay valid)."""
         with self._lock:
             self._access.clear()
+
+    def limit_uses(self, uses: int | None) -> None:
+        """Access tokens issued from now on authenticate `uses` requests, then answer 401 as if
+        expired (None: no limit). Every check of a token counts, whoever makes it."""
+        if uses is not None and uses < 0:
+            raise ValueError(f"uses must be >= 0, got {uses}")
+        with self._lock:
+            self._uses = uses
 
     def principal(self, authorization: str | None) -> str | None:
         """The connection a request authenticates as (bearer or HTTP Basic), or None."""
@@ -57,8 +66,12 @@ class TokenStore:
             if value in self._static:
                 return self._static[value]
             with self._lock:
-                connection, expires = self._access.get(value, (None, 0.0))
-            return connection if connection is not None and self._clock() < expires else None
+                connection, expires, left = self._access.get(value, (None, 0.0, None))
+                if connection is None or self._clock() >= expires or left == 0:
+                    return None
+                if left is not None:
+                    self._access[value] = (connection, expires, left - 1)
+            return connection
         if scheme.lower() == "basic":
             try:
                 user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
@@ -98,7 +111,7 @@ class TokenStore:
                 self._refresh = {k: v for k, v in self._refresh.items() if v != (connection, client_id)}
             now = self._clock()
             self._access = {k: v for k, v in self._access.items() if v[1] > now}
-            self._access[access] = (connection, now + self._lifetime)
+            self._access[access] = (connection, now + self._lifetime, self._uses)
             self._refresh[refresh] = (connection, client_id)
         body = {
             "access_token": access,

@@ -1,10 +1,15 @@
 """Nexudus authentication as an httpx.Auth flow: static bearer token or password grant.
 
 The token endpoint is `POST {base}/api/token` with a form-encoded body (JSON is
-rejected). `expires_in` is not trusted: a 401 triggers one refresh (refresh
-grant, falling back to the password grant) and one resend, then the 401
-stands. Concurrent sweeps share the flow, so the token state is locked and a
-token that another thread already replaced is not refreshed twice.
+rejected). `expires_in` is not trusted: a 401 triggers a refresh (refresh grant,
+falling back to the password grant) and a resend. Concurrent sweeps share the
+flow, so the token state is locked and a token that another thread already
+replaced is not refreshed twice: the resend takes the replacement. Requests in
+flight when a token runs out all get 401, and the replacement may run out before
+their resends arrive, so a resend refused with a token another thread renewed
+tries the current one, at most MAX_SHARED times, then renews one itself. Only a
+401 to a token renewed for the request itself stands: it answered that token's
+first use, so no other request can have used it up.
 """
 
 import threading
@@ -19,6 +24,8 @@ from completions_assets.http.retry import parse_retry_after
 from completions_assets.http.session import user_agent
 
 TOKEN_PATH = "/api/token"
+# Tokens renewed by other sweeps that one request tries before it renews one itself.
+MAX_SHARED = 2
 
 
 class NexudusAuth(httpx.Auth):
@@ -55,38 +62,50 @@ class NexudusAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         token = self._access_token
         if token is None:
-            token = yield from self._renew(stale=None)
+            with self._lock:
+                if self._access_token is None:
+                    self._access_token = yield from self._renew()
+                token = self._access_token
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
-        if response.status_code != 401 or not (self.can_grant or self._refresh_token):
-            return
-        token = yield from self._renew(stale=token)
-        request.headers["Authorization"] = f"Bearer {token}"
-        yield request
+        shared = 0
+        while response.status_code == 401 and (self.can_grant or self._refresh_token):
+            with self._lock:
+                if self._access_token == token or shared == MAX_SHARED:
+                    # The new token is published only once its first use, this resend, is answered
+                    # (the lock is held till then): a 401 to it is no race with other sweeps, and stands.
+                    token = yield from self._renew()
+                    request.headers["Authorization"] = f"Bearer {token}"
+                    response = yield request
+                    if response.status_code != 401:
+                        self._access_token = token
+                    return
+                token = self._access_token  # another sweep renewed it meanwhile; it may run out too
+            shared += 1
+            request.headers["Authorization"] = f"Bearer {token}"
+            response = yield request
 
-    def _renew(self, *, stale: str | None) -> Generator[httpx.Request, httpx.Response, str]:
-        with self._lock:
-            if self._access_token is not None and self._access_token != stale:
-                return self._access_token  # another sweep renewed it meanwhile
-            response: httpx.Response | None = None
-            if self._refresh_token:
-                response = yield from self._grant({"grant_type": "refresh_token", "refresh_token": self._refresh_token})
-                if response.status_code != 200 and self.can_grant:
-                    response = None  # refresh tokens expire too: fall back to the password grant
-            if response is None:
-                if not self.can_grant:
-                    raise AuthenticationError(
-                        self._provider,
-                        status=401,
-                        method="GET",
-                        url=self._redactor.url(self._token_url),
-                        body="token rejected and no username/password to renew it",
-                    )
-                response = yield from self._grant(
-                    {"grant_type": "password", "username": self._username or "", "password": self._password or ""}
+    def _renew(self) -> Generator[httpx.Request, httpx.Response, str]:
+        """A new access token, its refresh token kept; the caller holds the lock."""
+        response: httpx.Response | None = None
+        if self._refresh_token:
+            response = yield from self._grant({"grant_type": "refresh_token", "refresh_token": self._refresh_token})
+            if response.status_code != 200 and self.can_grant:
+                response = None  # refresh tokens expire too: fall back to the password grant
+        if response is None:
+            if not self.can_grant:
+                raise AuthenticationError(
+                    self._provider,
+                    status=401,
+                    method="GET",
+                    url=self._redactor.url(self._token_url),
+                    body="token rejected and no username/password to renew it",
                 )
-            self._access_token, self._refresh_token = self._read_grant(response)
-            return self._access_token
+            response = yield from self._grant(
+                {"grant_type": "password", "username": self._username or "", "password": self._password or ""}
+            )
+        token, self._refresh_token = self._read_grant(response)
+        return token
 
     def _grant(self, form: dict[str, str]) -> Generator[httpx.Request, httpx.Response, httpx.Response]:
         # Paced like every request of the flow (PacedAuth): the token endpoint shares the rate limits.
