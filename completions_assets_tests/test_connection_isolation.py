@@ -79,7 +79,7 @@ MERGE_STEP = "lms_completions.merge_days"
 CHECKS_STEP = "lms_completions_checks"
 
 
-def step_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+def step_outcomes(result: dg.ExecuteInProcessResult) -> dict[str | None, str]:
     return {e.step_key: e.event_type_value for e in result.all_events if e.is_step_failure or e.is_step_success}
 
 
