@@ -137,7 +137,7 @@ def test_a_wrong_type_that_cannot_be_read_safely_fails_naming_provider_page_and_
         for e in result.all_events
         if e.event_type_value == "STEP_FAILURE"
     }
-    bindbee, nexudus = "bindbee_completions__default", "nexudus_completions__default"
+    bindbee, nexudus = "bindbee_completions", "nexudus_completions"
     assert set(failures) == {bindbee, nexudus}
     assert "bindbee: page 1 (GET " in failures[bindbee]
     assert "field 'completed_at' is not an ISO 8601 timestamp: 17" in failures[bindbee]

@@ -38,7 +38,7 @@ FAST = {
     "bindbee": {**NO_WAIT, "page_size": 25, "requests_per_minute": 0, "max_concurrent_requests": 1},
     "nexudus": {**NO_WAIT, "page_size": 50, "min_interval_ms": 0, "max_concurrent_requests": 1},
 }
-STEPS = {"bindbee": "bindbee_completions__default", "nexudus": "nexudus_completions__default"}
+STEPS = {"bindbee": "bindbee_completions", "nexudus": "nexudus_completions"}
 
 
 @pytest.fixture(scope="module")
