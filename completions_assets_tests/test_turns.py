@@ -7,15 +7,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from completions_assets.local.launch import REPO, materialize_command
 from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, start_sandbox
 from completions_assets.sandbox.app import LoggedRequest
+from completions_assets.turns import LOCK_DIR_VARIABLE, file_turn
 from completions_assets_tests.support import location_env, overlaps
 
 # One process per run (in-process executor): the turns to prove are between runs, and ten
@@ -87,3 +90,22 @@ def test_a_holder_killed_with_minus_9_does_not_hold_back_the_next_run(sb, tmp_pa
         sb.update(bindbee=ProviderFaults(latency_ms=10))
     second = subprocess.run(COMMAND, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
+
+
+def test_a_connection_waiting_for_its_turn_says_so_in_the_run_log(sb, tmp_path):
+    env = location_env(sb.base_url, tmp_path) | {LOCK_DIR_VARIABLE: str(tmp_path / "locks")}
+    log = tmp_path / "waiting.log"
+    seen = len(sb.request_log())
+    with file_turn("bindbee-default", lambda message: None, threading.Event(), tmp_path / "locks"):  # another run
+        run = launch(env, log)
+        deadline = time.monotonic() + 120
+        while "connection bindbee-default waits for its turn" not in log.read_text():  # bounded: readiness
+            assert time.monotonic() < deadline and run.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.05)
+        assert not [r for r in sb.request_log()[seen:] if r.bucket == "bindbee"]  # it waits before any request
+    assert run.wait(timeout=300) == 0, log.read_text()[-3000:]
+    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    (record,) = instance.get_runs()
+    messages = [entry.user_message for entry in instance.all_logs(record.run_id)]
+    assert any("connection bindbee-default waits for its turn: another run is fetching it" in m for m in messages)
+    instance.dispose()
