@@ -67,13 +67,8 @@ def provider_asset(
         )
         resources = [(c, getattr(context.resources, c.resource_key)) for c in selected]
         failed: list[ConnectionFetch] = []
-        output_yielded = False
         for outcome in fetch_connections(resources, step, concurrency, context.log.info):
-            # One output keeps the merge's fan-in alive; every other connection's days are reported
-            # as materialization events alone, which spares the event log an output per connection.
-            as_output = outcome.error is None and not output_yielded
-            output_yielded |= as_output
-            yield from _report(context, outcome, as_output)
+            yield from _report(context, outcome)
             if outcome.error is not None:
                 failed.append(outcome)
                 context.log.error(f"{outcome.connection.label} failed: {outcome.error}")
@@ -90,10 +85,10 @@ def provider_asset(
     return fetch
 
 
-def _report(context: dg.AssetExecutionContext, outcome: ConnectionFetch, as_output: bool) -> Iterator[object]:
+def _report(context: dg.AssetExecutionContext, outcome: ConnectionFetch) -> Iterator[object]:
     key = connection_key(outcome.connection)
     written = [(day.window.day.isoformat(), day.metadata) for day in outcome.days]
-    yield from report_days(context, key, written, whole=as_output)
+    yield from report_days(context, key, written, whole=outcome.error is None)
     for day in outcome.days:
         for check, result in day.checks:
             yield dg.AssetCheckEvaluation(
