@@ -36,8 +36,9 @@ def report_days(
     *,
     whole: bool,
 ) -> Iterator[dg.MaterializeResult]:
-    """The days written, as materializations: one result for the run's range when `whole`, else one
-    event per day (a range that failed part-way), so the event log matches the files on disk."""
+    """The days written, as materializations: one result (the asset's output) for the run's range when
+    `whole`, else one event per day, so the event log matches the files on disk (also when a range
+    failed part-way)."""
     if not whole:
         for key, metadata in written:
             context.log_event(dg.AssetMaterialization(asset_key, partition=key, metadata=metadata))
