@@ -146,7 +146,7 @@ def fetch_connections(
         step.stop.set()  # ends file-lock waits; a finished step has no worker left to stop
         with lock:
             for client in list(clients):
-                client.close()  # cuts requests in flight and ends pacing waits
+                client.interrupt()  # ends its waits and cuts its requests in flight
         pool.shutdown(wait=True, cancel_futures=True)
         step.slots.free_all()
 

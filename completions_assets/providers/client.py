@@ -10,6 +10,7 @@ import abc
 import datetime as dt
 import logging
 import random
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Self
 
@@ -66,6 +67,7 @@ class ProviderClient(abc.ABC):
         # Records fetched and not yet handed on that this client may hold; a step fetching several
         # connections at once gives each a share of its own budget.
         self.record_limit = settings.max_records_in_flight
+        self._walks: set[threading.Event] = set()  # the stop events of the range walks under way
         client = build_client(
             self.base_url,
             headers=self.headers(),
@@ -113,6 +115,12 @@ class ProviderClient(abc.ABC):
 
     def close(self) -> None:
         self.session.close()
+
+    def interrupt(self) -> None:
+        """From another thread: ends every wait of this client at once and cuts its requests in flight."""
+        for stop in list(self._walks):
+            stop.set()
+        self.close()
 
     def __enter__(self) -> Self:
         return self
@@ -201,6 +209,8 @@ class ProviderClient(abc.ABC):
         budget = RecordBudget(self.record_limit)
         self.budget = budget  # read by tests and the benchmark
         days = DayAssembler(windows, provider.event_column, provider.id_column)
+        stop = threading.Event()
+        self._walks.add(stop)
         results = run_windows(
             self.fetch_sweep,
             planner,
@@ -209,14 +219,18 @@ class ProviderClient(abc.ABC):
             provider.name,
             blind=blind,
             on_interrupt=self.close,
+            stop=stop,
         )
-        for span, result in results:
-            kept = trim(result.table, span, provider.event_column)
-            budget.give(result.table.num_rows - kept.num_rows)
-            stats = result.stats
-            del result  # a generator's locals live on while it waits: the window's rows go with its days
-            for batch in days.add(span, kept, stats):
-                yield batch
-                budget.give(batch.table.num_rows)  # written by now
-                del batch
-            del kept
+        try:
+            for span, result in results:
+                kept = trim(result.table, span, provider.event_column)
+                budget.give(result.table.num_rows - kept.num_rows)
+                stats = result.stats
+                del result  # a generator's locals live on while it waits: the window's rows go with its days
+                for batch in days.add(span, kept, stats):
+                    yield batch
+                    budget.give(batch.table.num_rows)  # written by now
+                    del batch
+                del kept
+        finally:
+            self._walks.discard(stop)

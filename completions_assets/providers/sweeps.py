@@ -116,6 +116,7 @@ def run_windows(
     *,
     blind: int = 2,
     on_interrupt: Callable[[], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> Generator[tuple[Span, SweepResult], None, None]:
     """Window results in range order, with at most `concurrent` windows running or waiting to be consumed.
 
@@ -124,9 +125,10 @@ def run_windows(
     window that raises WindowTooLarge is planned again, if it was the only one
     running (a blind window of a provider that reports totals). When the caller stops (an error, an abandoned
     generator, or the step being terminated), every walk stops at its next page
-    or wait; on termination `on_interrupt` also cuts requests in flight.
+    or wait; on termination `on_interrupt` also cuts requests in flight. Setting `stop` from
+    another thread stops the walks the same way (the caller's thread then sees Stopped).
     """
-    stop = threading.Event()
+    stop = stop or threading.Event()
     pool = ThreadPoolExecutor(max_workers=concurrent, thread_name_prefix=f"{provider}-window")
     pending: deque[tuple[Span, Future[SweepResult]]] = deque()
     planned = 0
