@@ -53,7 +53,7 @@ def test_dagster_dev_serves_assets_checks_job_and_schedule(location_env):
     }
     assert checks == (
         {("lms_completions", name, name == "unique_completion_ids") for name in LMS_CHECK_NAMES}
-        | {("bindbee_completions", "no_duplicate_ids", True), ("nexudus_completions", "matches_reported_total", False)}
+        | {("bindbee_completions", "no_duplicate_ids", False), ("nexudus_completions", "matches_reported_total", False)}
     )
     repository = data["repositoriesOrError"]["nodes"][0]
     assert "completions_job" in {job["name"] for job in repository["jobs"]}
