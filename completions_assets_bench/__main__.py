@@ -1,4 +1,6 @@
-"""`python -m completions_assets_bench [--repeats N] [--output PATH] [--no-write]`: run the benchmark, print and write it."""
+"""`python -m completions_assets_bench [--repeats N] [--output PATH] [--no-write] [--only connections]`: run the
+benchmark, print and write it. `--only connections` runs that section alone and prints it; it writes only to an
+--output given (docs/benchmarks.md holds the whole benchmark)."""
 
 import argparse
 import sys
@@ -12,6 +14,7 @@ from completions_assets_bench import report, workload
 from completions_assets_bench.experiments import MEMORY_EXPERIMENTS, measure_experiments
 from completions_assets_bench.findings import findings
 from completions_assets_bench.machine import machine_facts
+from completions_assets_bench.many_connections import measure_connections
 from completions_assets_bench.ratelimited import measure_rate_limits
 from completions_assets_bench.report import SandboxFacts
 from completions_assets_bench.sandbox import Sandbox, serving
@@ -41,11 +44,15 @@ def _nexudus_range_minimum(sandbox: Sandbox, days: workload.Range) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m completions_assets_bench", description=__doc__)
     parser.add_argument("--repeats", type=int, default=3, help="repeats of each throughput variant (medians)")
-    parser.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--output", type=Path, default=None, help="default: docs/benchmarks.md (whole runs only)")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--only", choices=("connections",), help="run one section alone")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.only:
+        return _only_connections(None if args.no_write else args.output)
+    output = args.output or REPO / "docs" / "benchmarks.md"
     began = time.monotonic()
     sandboxes: list[SandboxFacts] = []
     memory: list[MemoryRun] = []
@@ -97,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         memory.sort(key=lambda m: (m.range.days != 8, m.density, m.range.days))
         log("rate limits on: Bindbee 5 days x 5,000, Nexudus 2 days x 2,000 (about 65 s)")
         rates, experiments.nexudus_old_margin = measure_rate_limits()
+        log("connections at scale: the shipped code and the code before issue 19 (20 to 30 minutes)")
+        connections = measure_connections(Path(scratch), log=log)
     text = report.render(
         facts=machine_facts(),
         t=throughput,
@@ -105,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sandboxes=sandboxes,
         rates=rates,
         experiments=experiments,
+        connections=connections,
         nexudus_range_minimum=nexudus_range_minimum,
         repeats=args.repeats,
         duration_s=time.monotonic() - began,
@@ -112,10 +122,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(text)
     if not args.no_write:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text)
-        log(f"written to {args.output}")
+        _write(output, text)
     return 0
+
+
+def _only_connections(output: Path | None) -> int:
+    log("connections at scale: the shipped code and the code before issue 19 (20 to 30 minutes)")
+    with tempfile.TemporaryDirectory(prefix="completions-bench-") as scratch:
+        text = report.connections_section(measure_connections(Path(scratch), log=log)) + "\n"
+    print(text)
+    if output is not None:
+        _write(output, text)
+    return 0
+
+
+def _write(output: Path, text: str) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    log(f"written to {output}")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,32 @@
 """Machine facts, the measured tables and the target verdicts, as Markdown."""
 
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from completions_assets_bench import workload
 from completions_assets_bench.ceiling import IN_FLIGHT
+from completions_assets_bench.dagster_run import DagsterRun
 from completions_assets_bench.experiments import SHIPPED_AFTER_BASELINES, Experiments
+from completions_assets_bench.many_connections import (
+    BEFORE_ISSUE,
+    CODES,
+    DAY,
+    DAY_SANDBOX,
+    DAY_SETS,
+    DENSE_SANDBOX,
+    DENSE_SET,
+    LOAD_SET,
+    RATE_SANDBOX,
+    RATE_SIZES,
+    YEAR,
+    YEAR_SANDBOX,
+    ConnectionsResult,
+    Outcome,
+)
 from completions_assets_bench.ratelimited import RateResult
 from completions_assets_bench.throughput import VARIANTS, MemoryRun, Sample, Throughput
-from completions_assets_bench.workload import LATENCIES_MS, PROVIDERS
+from completions_assets_bench.workload import LATENCIES_MS, PAGE_SIZE, PROVIDERS
 
 RSS_LIMIT_MB = 300.0
 RATIO_FLOOR = 0.7  # (c)/(a), issue 12
@@ -332,6 +349,189 @@ def verdict_table(items: list[Verdict]) -> str:
     return _table(["target", "measured", "met"], [[v.target, v.measured, "yes" if v.met else "**no**"] for v in items])
 
 
+# The "connections" section's targets (issue 19); the 365-day figures are the code's before the issue.
+DAY_WALL_RATIO = 3.0  # 220 connections' day run over 22's
+EVENTS_PER_CONNECTION_DAY = 8.0
+LOAD_LIMIT_S = 5.0
+RATE_RATIO = 1.3  # 10 rate-limited connections' wall over one's
+YEAR_S_PER_ASSET_PARTITION = 0.067
+YEAR_EVENTS_PER_ASSET_PARTITION = 5.4
+Cell = tuple[float, str] | str  # (the value a target is checked on, its text), or why there is none
+
+
+def _cells(
+    outcomes: Mapping[str, Outcome], text: Callable[[DagsterRun, Outcome], tuple[float, str]]
+) -> dict[str, Cell]:
+    """Each code's cell: `text` of its run, or why it has none."""
+    cells: dict[str, Cell] = {}
+    for code in CODES:
+        outcome = outcomes[code]
+        cells[code] = f"failed: {outcome.error}" if outcome.run is None else text(outcome.run, outcome)
+    return cells
+
+
+def _wall(run: DagsterRun, _: Outcome) -> tuple[float, str]:
+    return run.wall_s, f"{run.wall_s:.1f}"
+
+
+def _events_per(count: int) -> Callable[[DagsterRun, Outcome], tuple[float, str]]:
+    def text(run: DagsterRun, _: Outcome) -> tuple[float, str]:
+        return run.events / count, f"{run.events / count:.1f}"
+
+    return text
+
+
+def _seconds_per_partition(run: DagsterRun, _: Outcome) -> tuple[float, str]:
+    value = run.wall_s / run.materializations
+    return value, f"{value:.3f} ({run.wall_s:.1f} s / {run.materializations:,})"
+
+
+def _events_per_partition(run: DagsterRun, _: Outcome) -> tuple[float, str]:
+    value = run.events / run.materializations
+    return value, f"{value:.2f} ({run.events:,} / {run.materializations:,})"
+
+
+def _paced_wall(run: DagsterRun, outcome: Outcome) -> tuple[float, str]:
+    return run.wall_s, f"{run.wall_s:.1f} ({outcome.requests:,} requests, {outcome.throttled} × 429)"
+
+
+def _ratio(top: dict[str, Cell], bottom: dict[str, Cell]) -> dict[str, Cell]:
+    out: dict[str, Cell] = {}
+    for code in CODES:
+        a, b = top[code], bottom[code]
+        out[code] = (a[0] / b[0], f"{a[0] / b[0]:.2f}×") if isinstance(a, tuple) and isinstance(b, tuple) else "—"
+    return out
+
+
+def _row(measure: str, cells: dict[str, Cell], target: str = "—", limit: float | None = None) -> list[str]:
+    texts = [cell[1] if isinstance(cell, tuple) else cell for cell in (cells[code] for code in CODES)]
+    shipped = cells["shipped"]
+    met = "—" if limit is None else "yes" if isinstance(shipped, tuple) and shipped[0] <= limit else "**no**"
+    return [measure, *texts, target, met]
+
+
+def _step_peaks(run: DagsterRun, _: Outcome) -> tuple[float, str]:
+    """The largest provider step's peak RSS, and per provider the largest and how many steps."""
+    parts, peak = [], 0.0
+    for p in PROVIDERS:
+        steps = [run.peak_rss_mb[k] for k in provider_steps(run.peak_rss_mb) if k.startswith(f"{p}_completions")]
+        if steps:
+            peak = max(peak, *steps)
+            parts.append(f"{p} {max(steps):.0f}" + (f" (largest of {len(steps)} steps)" if len(steps) > 1 else ""))
+    return peak, ", ".join(parts)
+
+
+def connections_table(c: ConnectionsResult) -> str:
+    rows = []
+    walls = {}
+    day_runs = {sizes: {code: c.day_runs[sizes, code] for code in CODES} for sizes in DAY_SETS}
+    for sizes in DAY_SETS:
+        walls[sizes] = _cells(day_runs[sizes], _wall)
+        rows.append(_row(f"(a) day run, {sizes.label}: wall s", walls[sizes]))
+    small, large = DAY_SETS[-2], DAY_SETS[-1]
+    rows.append(
+        _row(
+            f"(a) wall at {large.total} connections over {small.total}",
+            _ratio(walls[large], walls[small]),
+            f"≤ {DAY_WALL_RATIO:g}×",
+            DAY_WALL_RATIO,
+        )
+    )
+    for sizes in DAY_SETS:
+        # At scale only: a run's own events (its start, its steps, the merge) are shared by few connections below it.
+        limit = EVENTS_PER_CONNECTION_DAY if sizes is large else None
+        events = _cells(day_runs[sizes], _events_per(sizes.total * DAY.days))
+        target = "—" if limit is None else f"≤ {limit:g}"
+        rows.append(_row(f"(a) events stored per connection-day, {sizes.label}", events, target, limit))
+    loads = {code: c.load[code] for code in CODES}
+    for label, name, limit in (
+        ("definitions loaded s (import + resolved repository)", "load_s", LOAD_LIMIT_S),
+        ("of which the import of `completions_assets.definitions` s", "import_s", None),
+        ("then the repository snapshot a code server sends the UI s", "snapshot_s", None),
+    ):
+        cells: dict[str, Cell] = {
+            code: load if isinstance(load, str) else (getattr(load, name), f"{getattr(load, name):.2f}")
+            for code, load in loads.items()
+        }
+        target = "—" if limit is None else f"≤ {limit:g} s"
+        rows.append(_row(f"(b) {LOAD_SET.label} declared: {label}", cells, target, limit))
+    rates = {}
+    for size in RATE_SIZES:
+        rates[size] = _cells({code: c.rate[size, code] for code in CODES}, _paced_wall)
+        name = "1 Bindbee connection" if size == 1 else f"{size} Bindbee connections"
+        rows.append(_row(f"(c) rate limits on, {name} × {RATE_SANDBOX.density:,} records: wall s", rates[size]))
+    rows.append(
+        _row(
+            f"(c) wall of {RATE_SIZES[-1]} rate-limited connections over 1",
+            _ratio(rates[RATE_SIZES[-1]], rates[1]),
+            f"≤ {RATE_RATIO:g}×",
+            RATE_RATIO,
+        )
+    )
+    year = f"(d) {YEAR.days}-day range run, default connections, {YEAR_SANDBOX.density:,}/day"
+    rows.append(
+        _row(
+            f"{year}: s per asset-partition",
+            _cells(c.year, _seconds_per_partition),
+            f"≤ {YEAR_S_PER_ASSET_PARTITION:g}",
+            YEAR_S_PER_ASSET_PARTITION,
+        )
+    )
+    rows.append(
+        _row(
+            f"{year}: events per asset-partition",
+            _cells(c.year, _events_per_partition),
+            f"≤ {YEAR_EVENTS_PER_ASSET_PARTITION:g}",
+            YEAR_EVENTS_PER_ASSET_PARTITION,
+        )
+    )
+    for label, outcomes in (
+        (f"{large.label} × {DAY_SANDBOX.density:,}/day (the day run of a)", day_runs[large]),
+        (f"{DENSE_SET.label} × {DENSE_SANDBOX.density:,}/day", c.dense),
+    ):
+        rows.append(
+            _row(
+                f"(e) provider steps' peak RSS MB, {label}",
+                _cells(outcomes, _step_peaks),
+                f"≤ {RSS_LIMIT_MB:g} MB each",
+                RSS_LIMIT_MB,
+            )
+        )
+    return _table(["measure", "shipped", f"before issue 19 ({BEFORE_ISSUE})", "target", "met"], rows)
+
+
+def connections_section(c: ConnectionsResult) -> str:
+    return (
+        "## Connections at scale\n\n"
+        f"The shipped `completions_assets` beside the package as of {BEFORE_ISSUE}, the commit before issue 19 "
+        "(`git archive`, run from a directory of its own, as in the commit-by-commit table), in one invocation "
+        f"that took {c.duration_s / 60:.1f} minutes; one run per point (not medians), every run a fresh process with "
+        "a fresh DAGSTER_HOME (the local instance configuration) and data root. Connections are declared in a "
+        "file named by `COMPLETIONS_CONNECTIONS_FILE`, each entry naming the variables the sandbox reads for it, "
+        "and the sandbox serves exactly those connections with their own data and credentials; every connection "
+        "has data on the measured day (`completions_assets_bench/connection_sets.py`). Run config, where a run "
+        "has any, is derived from each package's own definitions.\n\n"
+        f"- **(a)** `dagster asset materialize -m completions_assets.definitions --select '*' --partition {DAY.first}` "
+        f"with the resources' default pacing, against one sandbox of {DAY_SANDBOX.density:,} records a day per "
+        "connection. Events are every entry the run stored in the instance's event log, over connections × days; "
+        "their target is checked at the largest point, as below it a run's own events are shared by few connections.\n"
+        f"- **(b)** {LOAD_SET.label} connections declared, no sandbox: a fresh process times `import "
+        "completions_assets.definitions` and `defs.get_repository_def()` (the resolved repository every Dagster "
+        "entry point builds first: the load a user waits for), and after it the repository snapshot; medians of "
+        "3 processes after one unmeasured, with bytecode written as an installed package has it.\n"
+        f"- **(c)** the day run of (a) for Bindbee connections only, against a sandbox with `--rate-limits` "
+        f"(200 requests a minute per connector token) serving {RATE_SANDBOX.density:,} records a day per connection "
+        f"(about {RATE_SANDBOX.density // PAGE_SIZE:,} pages of {PAGE_SIZE}), the resources' default pacing; each run has connector tokens no earlier run "
+        "used, so none starts in a window another filled. Requests and 429 answers are the sandbox's count.\n"
+        f"- **(d)** `--partition-range {YEAR.cli}` of the default connections (no connections file), pacing off; "
+        "an asset-partition is one materialization in the run's event log. The targets are the before-issue "
+        "figures the issue quotes.\n"
+        f"- **(e)** peak RSS (VmHWM, sampled every 0.1 s) of each provider step's process, the largest per "
+        f"provider; the second point is the day run of (a) at {DENSE_SANDBOX.density:,} records a day per "
+        "connection, pacing off.\n\n" + connections_table(c)
+    )
+
+
 def _pair(shipped: float, back: float) -> str:
     return f"{shipped:,.1f} → {back:,.1f} ({back / shipped - 1:+.0%})"
 
@@ -454,6 +654,7 @@ def render(
     sandboxes: list[SandboxFacts],
     rates: list[RateResult],
     experiments: Experiments,
+    connections: ConnectionsResult,
     nexudus_range_minimum: int,
     repeats: int,
     duration_s: float,
@@ -529,6 +730,7 @@ def render(
                 "Under a sliding-window limit of L requests per W seconds, N requests cannot span less than floor((N−1)/L)·W "
                 "seconds from first to last send; **achieved rate** = that least span over the measured span, times the binding "
                 "limit's rate.\n\n" + rate_table(rates),
+                connections_section(connections),
                 "## Targets\n\n" + verdict_table(verdicts(t, memory, rates)),
                 "## What each change bought\n\n"
                 "The Dagster run of the throughput workload with one earlier setting or the code of an earlier commit put "

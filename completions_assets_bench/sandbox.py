@@ -2,14 +2,15 @@
 
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from completions_assets.local.launch import sandbox_process
+from completions_assets.connections import Connection
+from completions_assets.local.launch import sandbox_connection_args, sandbox_process
 from completions_assets.sandbox.config import load_credentials
 from completions_assets_bench.procs import cpu_seconds, descendants, peak_rss_mb
 from completions_assets_bench.workload import (
@@ -124,10 +125,14 @@ def _sandbox_pids() -> set[int]:
 
 
 @contextmanager
-def serving(workload: Workload, *, rate_limits: bool = False) -> Iterator[Sandbox]:
-    """A sandbox process serving `workload`, stopped by its PID on exit; enter one at a time."""
+def serving(
+    workload: Workload, *, rate_limits: bool = False, connections: Sequence[Connection] = ()
+) -> Iterator[Sandbox]:
+    """A sandbox process serving `workload` to `connections` (a provider with none of them keeps its
+    one default connection), stopped by its PID on exit; enter one at a time."""
     known = _sandbox_pids()
-    with sandbox_process(sandbox_args(workload, rate_limits=rate_limits)) as base_url:
+    args = sandbox_args(workload, rate_limits=rate_limits) + sandbox_connection_args(connections)
+    with sandbox_process(args) as base_url:
         new = _sandbox_pids() - known
         if len(new) != 1:
             raise RuntimeError(f"cannot tell which process serves {base_url}: {sorted(new)}")

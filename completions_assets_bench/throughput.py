@@ -10,11 +10,12 @@ computed for the windows the run actually chose.
 import os
 import statistics
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from completions_assets.connections import Connection
 from completions_assets.local.launch import prepare_dagster_home, sandbox_environment
 from completions_assets_bench import dagster_run, run_config
 from completions_assets_bench.procs import Measured, run_workers
@@ -125,20 +126,25 @@ def fetch_to_parquet(sandbox: Sandbox, days: Range, root: Path, *, env: Mapping[
     return run_workers("pipeline", roles, timeout_s=WORKER_TIMEOUT_S, env=None if env is None else os.environ | env)
 
 
+def dagster_environment(sandbox: Sandbox, connections: Sequence[Connection] = ()) -> dict[str, str]:
+    """The environment of a Dagster run against `sandbox` (and its credentials for `connections`);
+    DAGSTER_HOME and the data root are the caller's."""
+    assert sandbox.workload is not None, "serving() records the workload"
+    return sandbox_environment(sandbox.base_url, connections=connections) | {
+        "COMPLETIONS_START_DATE": sandbox.workload.sandbox_first.isoformat(),
+        "COMPLETIONS_TIMEZONE": "UTC",
+        # The workload's days are long past: their freshness checks would only say so.
+        "COMPLETIONS_FRESHNESS_HOUR": "off",
+    }
+
+
 class Runner:
     """Runs and records the variants against one sandbox; files go to a scratch directory."""
 
     def __init__(self, sandbox: Sandbox, scratch: Path, days: Range) -> None:
         self.sandbox, self.scratch, self.days = sandbox, scratch, days
         self.home = prepare_dagster_home(scratch / "dagster_home")
-        assert sandbox.workload is not None, "serving() records the workload"
-        self.env = sandbox_environment(self.sandbox.base_url) | {
-            "DAGSTER_HOME": str(self.home),
-            "COMPLETIONS_START_DATE": sandbox.workload.sandbox_first.isoformat(),
-            "COMPLETIONS_TIMEZONE": "UTC",
-            # The workload's days are long past: their freshness checks would only say so.
-            "COMPLETIONS_FRESHNESS_HOUR": "off",
-        }
+        self.env = dagster_environment(sandbox) | {"DAGSTER_HOME": str(self.home)}
         self.run_config = run_config.write(scratch, "pacing-off", self.env | {"COMPLETIONS_DATA_ROOT": str(scratch)})
         self.runs = 0
 

@@ -1,0 +1,76 @@
+"""How long the code location takes to load, in a fresh process, as every Dagster entry point loads it.
+
+The measure is the definitions loaded: from the start of `import
+completions_assets.definitions` (which imports Dagster and builds the assets,
+resources and checks of every declared connection) to the resolved repository
+(`defs.get_repository_def()`), which the CLI, the code server and `dagster
+definitions validate` all build before anything else. The interpreter's own
+start is left out. The repository snapshot a code server then sends the UI is
+timed after it, apart.
+
+Child: `python -m completions_assets_bench.load_time` prints
+{"import_s": ..., "load_s": ..., "snapshot_s": ...} (load_s includes import_s).
+"""
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+# Nothing of Dagster or the product at module level: the child would have imported it before its clock starts.
+
+TIMEOUT_S = 300.0
+
+
+@dataclass
+class LoadTime:
+    import_s: float
+    load_s: float  # import and the resolved repository
+    snapshot_s: float  # the repository snapshot, after the load
+
+
+def measure_load(env: Mapping[str, str], *, code: Path | None = None, repeats: int = 3) -> LoadTime:
+    """Medians of `repeats` fresh processes, after one unmeasured that compiles `code`'s bytecode."""
+    runs = [_once(env, code) for _ in range(repeats + 1)][1:]
+    return LoadTime(
+        *(statistics.median(getattr(r, name) for r in runs) for name in ("import_s", "load_s", "snapshot_s"))
+    )
+
+
+def _once(env: Mapping[str, str], code: Path | None) -> LoadTime:
+    from completions_assets_bench.run_config import code_environment
+
+    child_env, cwd = code_environment(env, code)
+    done = subprocess.run(
+        [sys.executable, "-m", "completions_assets_bench.load_time"],
+        env=child_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the definitions did not load: {done.stderr.strip()[-2000:]}")
+    return LoadTime(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _main() -> None:
+    began = time.perf_counter()
+    import completions_assets.definitions as definitions
+
+    imported = time.perf_counter()
+    repository = definitions.defs.get_repository_def()
+    loaded = time.perf_counter()
+    from dagster._core.remote_representation.external_data import RepositorySnap
+
+    RepositorySnap.from_def(repository)
+    snapshot = time.perf_counter()
+    print(json.dumps({"import_s": imported - began, "load_s": loaded - began, "snapshot_s": snapshot - loaded}))
+
+
+if __name__ == "__main__":
+    _main()
