@@ -17,6 +17,7 @@ from completions_assets.defs.fetching import ConnectionFetch, FetchConfig, StepF
 from completions_assets.defs.lms_asset import ALL_CONNECTIONS_PRESENT, GROUP, connection_key, lms_asset, lms_checks
 from completions_assets.defs.writing import SINGLE_RUN, partition_windows, report_days
 from completions_assets.providers.declaration import Provider
+from completions_assets.providers.planning import StepRecords
 from completions_assets.turns import PoolSlots
 
 
@@ -61,7 +62,7 @@ def provider_asset(
         step = StepFetch(
             windows=partition_windows(context),
             storage=context.resources.storage,
-            record_share=max(1, config.max_records_in_flight // concurrency),
+            records=StepRecords(config.max_records_in_flight),
             slots=PoolSlots(context.instance, context.run.run_id, provider.asset_name),
             checks=frozenset(check.name for check in context.selected_asset_check_keys),
         )

@@ -2,7 +2,7 @@
 
 Rate limits are per connector token or account, so connections fetch side by
 side on threads (at most `max_concurrent_connections`), each with its own
-client, pacer and turn. They share the step's record budget in equal parts.
+client, pacer and turn. They share the step's budget of records in flight (`StepRecords`).
 Only the step's own thread speaks to Dagster: workers hand it what they wrote
 and what they have to say through one queue, in the order it happens.
 """
@@ -24,6 +24,7 @@ from completions_assets.defs.writing import write_day
 from completions_assets.partitions import DayWindow
 from completions_assets.providers.checks import CheckOutcome, ProviderCheck
 from completions_assets.providers.client import ProviderClient
+from completions_assets.providers.planning import StepRecords
 from completions_assets.providers.resource import ProviderResource
 from completions_assets.providers.sweeps import DayBatch, FetchStats
 from completions_assets.storage import ParquetStorage
@@ -37,10 +38,11 @@ class FetchConfig(dg.Config):
         default=32, ge=1, description="Connections fetched at once, each within its own rate limits."
     )
     max_records_in_flight: int = Field(
-        default=200_000,
+        default=50_000,
         ge=1,
-        description="Records fetched and not yet written that the step may hold, shared equally by the "
-        "connections fetching at once (each also within its resource's own max_records_in_flight).",
+        description="Records fetched and not yet written that the step may hold over all its connections "
+        "(each also within its resource's own max_records_in_flight); one connection at a time may "
+        "exceed it by one request window, so that the step always progresses.",
     )
 
 
@@ -68,7 +70,7 @@ class StepFetch:
 
     windows: Sequence[DayWindow]
     storage: ParquetStorage
-    record_share: int  # of the step's budget, per connection
+    records: StepRecords  # the step's budget of records fetched and not yet written
     checks: frozenset[str]  # names of the provider checks selected
     slots: PoolSlots
     stop: threading.Event = field(default_factory=threading.Event)
@@ -102,7 +104,7 @@ def fetch_connections(
         with lock:
             clients.add(client)
         try:
-            client.record_limit = min(client.record_limit, step.record_share)
+            client.step_records = step.records
             with client, file_turn(connection.pool, said.put, step.stop):
                 for batch, facts in _days(connection, client, step.windows):
                     outcome.days.append(_written(connection, batch, facts, step))

@@ -24,7 +24,7 @@ from completions_assets.http.redaction import Redactor
 from completions_assets.http.session import HttpSession, RequestStats, build_client
 from completions_assets.partitions import DayWindow
 from completions_assets.providers.declaration import Provider
-from completions_assets.providers.planning import RecordBudget, Span, WindowPlanner, WindowTurn
+from completions_assets.providers.planning import RecordBudget, Span, StepRecords, WindowPlanner, WindowTurn
 from completions_assets.providers.records import RecordLocator, parse_walk, unknown_fields
 from completions_assets.providers.resource import ProviderResource
 from completions_assets.providers.sweeps import (
@@ -64,9 +64,8 @@ class ProviderClient(abc.ABC):
         self.clock = clock or SystemClock()
         self.pacer = Pacer(settings.rate_limits(), clock=self.clock, margin_s=settings.rate_margin_ms / 1000)
         self.redactor = Redactor(self.secrets())
-        # Records fetched and not yet handed on that this client may hold; a step fetching several
-        # connections at once gives each a share of its own budget.
-        self.record_limit = settings.max_records_in_flight
+        # The records budget of the step fetching this client's connection beside others, if any.
+        self.step_records: StepRecords | None = None
         self._walks: set[threading.Event] = set()  # the stop events of the range walks under way
         client = build_client(
             self.base_url,
@@ -142,7 +141,7 @@ class ProviderClient(abc.ABC):
         walked at once must fit the budget together: otherwise the later ones, done, would hold
         it while everything waits on the earliest."""
         settings = self.settings
-        return max(1, min(settings.window_records, self.record_limit // self.window_concurrency()))
+        return max(1, min(settings.window_records, settings.max_records_in_flight // self.window_concurrency()))
 
     def checked_parser(self, unknown: set[str]) -> Callable[[list[dict[str, Any]], RecordLocator], pa.Table]:
         """`parse`, collecting into `unknown` the fields the provider sent beyond the documented ones."""
@@ -206,11 +205,13 @@ class ProviderClient(abc.ABC):
             max_span=dt.timedelta(days=settings.max_window_days),
             first_span=first_span,
         )
-        budget = RecordBudget(self.record_limit)
+        budget = RecordBudget(settings.max_records_in_flight, self.step_records, owner=self)
         self.budget = budget  # read by tests and the benchmark
         days = DayAssembler(windows, provider.event_column, provider.id_column)
         stop = threading.Event()
         self._walks.add(stop)
+        if self.step_records is not None:
+            self.step_records.join(self)
         results = run_windows(
             self.fetch_sweep,
             planner,
@@ -234,3 +235,6 @@ class ProviderClient(abc.ABC):
                 del kept
         finally:
             self._walks.discard(stop)
+            budget.give(budget.held)  # what a failed walk still held
+            if self.step_records is not None:
+                self.step_records.leave(self)

@@ -105,35 +105,84 @@ class WindowPlanner:
         return max(self._min, min(self._max, minutes * _MINUTE))
 
 
-class RecordBudget:
-    """Records fetched and not yet written, capped at `limit`. Thread-safe.
+class StepRecords:
+    """Records fetched and not yet written by every client of one step, capped at `limit`. Thread-safe.
 
-    Windows are numbered in range order. A window takes room before each
-    request and waits while the budget is spent, unless it is the earliest
-    window not yet handed on, once the caller has written the days of the
-    windows before it: that one always proceeds (beside at most the rows the
-    last window left for it), so the range finishes and memory stays near
-    `limit` (plus one window's pages in flight).
+    Clients fetching at once share it through their RecordBudgets. One of them at a
+    time, the first registered still fetching, has priority: its earliest window
+    proceeds even when the step's budget is spent, so it finishes and hands the
+    priority on; the others wait for room. Memory thus follows the step's budget
+    (plus the priority's window), not the number of connections.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.held = 0
         self.peak = 0
+        self.changed = threading.Condition()
+        self._fetching: list[object] = []
+
+    def join(self, client: object) -> None:
+        with self.changed:
+            self._fetching.append(client)
+
+    def leave(self, client: object) -> None:
+        with self.changed:
+            self._fetching.remove(client)
+            self.changed.notify_all()
+
+    def has_priority(self, client: object) -> bool:
+        return bool(self._fetching) and self._fetching[0] is client
+
+
+class RecordBudget:
+    """Records fetched and not yet written, capped at `limit` (and by the step's `shared` budget).
+    Thread-safe.
+
+    Windows are numbered in range order. A window takes room before each
+    request and waits while the budget is spent, unless it is the earliest
+    window not yet handed on, once the caller has written the days of the
+    windows before it: that one always proceeds (beside at most the rows the
+    last window left for it), so the range finishes and memory stays near
+    `limit` (plus one window's pages in flight). With a `shared` budget, only
+    the client with the step's priority has that right beyond the step's room.
+    """
+
+    def __init__(self, limit: int, shared: StepRecords | None = None, owner: object = None) -> None:
+        self.limit = limit
+        self.held = 0
+        self.peak = 0
         self._earliest = 0
-        self._changed = threading.Condition()
+        self._shared = shared
+        self._owner = owner
+        self._changed = shared.changed if shared is not None else threading.Condition()
 
     def take(self, records: int, window: int, stop: threading.Event) -> None:
         with self._changed:
-            while self.held + records > self.limit and window != self._earliest and not stop.is_set():
+            while not stop.is_set() and not self._may_take(records, window):
                 self._changed.wait(0.05)  # also notices `stop`, which nobody notifies
             self.held += records
             self.peak = max(self.peak, self.held)
+            if self._shared is not None:
+                self._shared.held += records
+                self._shared.peak = max(self._shared.peak, self._shared.held)
+
+    def _may_take(self, records: int, window: int) -> bool:
+        shared = self._shared
+        earliest = window == self._earliest
+        if shared is None:
+            return earliest or self.held + records <= self.limit
+        if earliest and shared.has_priority(self._owner):
+            return True
+        room = shared.held + records <= shared.limit
+        return room and (earliest or self.held + records <= self.limit)
 
     def give(self, records: int) -> None:
         if records:
             with self._changed:
                 self.held -= records
+                if self._shared is not None:
+                    self._shared.held -= records
                 self._changed.notify_all()
 
     def handed_on(self, window: int) -> None:

@@ -119,7 +119,7 @@ class NexudusClient(ProviderClient):
 
     def window_target(self) -> int:
         # Pages, not windows, run at once: the earliest window may fill the budget by itself.
-        return min(self.settings.window_records, self.record_limit)
+        return min(self.settings.window_records, self.settings.max_records_in_flight)
 
     def fetch_sweep(self, span: Span, turn: WindowTurn) -> SweepResult:
         params = self.sweep_params(span.start, span.end)

@@ -1,0 +1,63 @@
+"""A provider's step fetching many connections at once, without Dagster around it: each connection's
+file exact, and the records held at once bounded by the step's budget, not by the connections."""
+
+import datetime as dt
+
+import dagster as dg
+
+from completions_assets.connections import parse_connections
+from completions_assets.defs.fetching import StepFetch, fetch_connections
+from completions_assets.local.launch import sandbox_environment
+from completions_assets.providers import PROVIDERS
+from completions_assets.providers.planning import StepRecords
+from completions_assets.sandbox import SandboxConfig, start_sandbox
+from completions_assets.sandbox.config import credential_name
+from completions_assets.storage import ParquetStorage
+from completions_assets.turns import PoolSlots
+from completions_assets_tests.clients_support import windows
+
+NAMES = tuple(f"c{n}" for n in range(1, 7))
+PER_DAY = 2_000
+PAGE = 100
+STEP_BUDGET = 1_000
+DAY = "2024-03-02"
+
+
+def test_connections_fetched_at_once_hold_no_more_than_the_step_budget_and_one_window(tmp_path, monkeypatch):
+    config = SandboxConfig(
+        seed=71, start_date=dt.date(2024, 3, 1), days=3, records_per_day=PER_DAY, connections={"bindbee": NAMES}
+    )
+    document = {
+        "bindbee": [{"name": n, "connector_token_env": credential_name("BINDBEE_CONNECTOR_TOKEN", n)} for n in NAMES]
+    }
+    connections = parse_connections(document, PROVIDERS, source="test")
+    with start_sandbox(config) as sb:
+        for name, value in sandbox_environment(sb.base_url, {}, connections).items():
+            monkeypatch.setenv(name, value)
+        resources = [
+            (c, c.provider.resource_type(base_url=sb.base_url, secret_env=dict(c.secrets), requests_per_minute=0))
+            for c in connections
+        ]
+        step = StepFetch(
+            windows=windows(DAY, DAY),
+            storage=ParquetStorage(root=str(tmp_path)),
+            records=StepRecords(STEP_BUDGET),
+            checks=frozenset(),
+            slots=PoolSlots(dg.DagsterInstance.ephemeral(), "run", "bindbee_completions"),
+        )
+        said: list[str] = []
+        outcomes = list(fetch_connections(resources, step, len(NAMES), said.append))
+        start = dt.datetime(2024, 3, 2, tzinfo=dt.timezone.utc)
+        truth = {
+            n: sb.dataset.ground_truth("bindbee", start, start + dt.timedelta(days=1), connection=n) for n in NAMES
+        }
+    assert [o.error for o in outcomes] == [None] * len(NAMES)
+    storage = ParquetStorage(root=str(tmp_path))
+    for connection in connections:
+        table = storage.read(connection.storage_dir, dt.date(2024, 3, 2))
+        assert sorted(table["id"].to_pylist()) == sorted(truth[connection.name]), connection.name
+    # Six connections of 2,000 records each would hold 12,000 at once unbounded; the step holds its
+    # budget, and the one connection with priority may exceed it by its window (a day here) and a page.
+    held_by_one = max(len(ids) for ids in truth.values()) + PAGE
+    assert 0 < step.records.peak <= STEP_BUDGET + held_by_one, step.records.peak
+    assert said == []  # nobody waited for a turn
