@@ -78,23 +78,33 @@ def _merge_op(connections: Sequence[Connection]) -> dg.OpDefinition:
     )
     def merge_days(context: dg.AssetExecutionContext):
         storage: ParquetStorage = context.resources.storage
+        windows = partition_windows(context)
+        # The checks of this run are evaluated here, on the tables just built, rather than read back.
+        checked = _checks_in_run(context)
+        failed = _failed(context, connections, windows)[0] if checked else {}
+        evaluations: list[dg.AssetCheckEvaluation] = []
 
         def days() -> Iterator[DayFile]:
-            for window in partition_windows(context):
-                raws, _ = _sources(storage, connections, window)
+            for window in windows:
+                raws, absent = _sources(storage, connections, window)
                 merged = merge_day(raws, window.day)
+                if checked:
+                    gaps = failed.get(window.day.isoformat(), ())
+                    day = Day(window, merged.table, merged.source_ids, absent, gaps)
+                    evaluations.extend(evaluate_day(LMS, window, day, checked))
                 sources = {label: len(ids) for label, ids in merged.source_ids.items()}
                 yield window, merged.table, {"source_rows": dg.MetadataValue.json(sources), **merged.facts}
 
         yield from write_days(context, LMS, LMS.path[-1], days(), LMS_SCHEMA, storage, LMS_KEY)
+        yield from evaluations
 
     return merge_days
 
 
 def lms_checks(partitions_def: dg.PartitionsDefinition, connections: Sequence[Connection]) -> dg.AssetChecksDefinition:
-    """The checks of `lms_completions`, on the day's files as written: after the merge in the same
-    run, or alone (UI: the asset's checks, Execute). With the merge in the run, the run fails here
-    once they are recorded if a connection's fetch failed, naming it."""
+    """The checks of `lms_completions`. With the merge in the run, the merge evaluates them on the
+    tables it has built, and this step fails the run if a connection's fetch failed in it, naming
+    it; alone (UI: the asset's checks, Execute), they read the day's files."""
 
     @dg.multi_asset_check(
         name="lms_completions_checks",
@@ -104,15 +114,14 @@ def lms_checks(partitions_def: dg.PartitionsDefinition, connections: Sequence[Co
     )
     def lms_completions_checks(context: dg.AssetCheckExecutionContext):
         storage: ParquetStorage = context.resources.storage
-        selected = {check.name for check in context.selected_asset_check_keys}
         windows = windows_for(partitions_def, context.op_execution_context.partition_keys)
-        failed, failed_here = failed_attempts(
-            context.instance, connections, [w.day.isoformat() for w in windows], this_run=context.run.run_id
-        )
-        for window in windows:
-            day = _stored_day(storage, connections, window, failed.get(window.day.isoformat(), ()))
-            missing = f"no file at {storage.path(LMS.path[-1], window.day)}"
-            yield from evaluate_day(LMS, window, day, selected, missing=missing)
+        failed, failed_here = _failed(context, connections, windows)
+        if LMS not in _run_assets(context):  # the checks alone: read what the files hold
+            selected = {check.name for check in context.selected_asset_check_keys}
+            for window in windows:
+                day = _stored_day(storage, connections, window, failed.get(window.day.isoformat(), ()))
+                missing = f"no file at {storage.path(LMS.path[-1], window.day)}"
+                yield from evaluate_day(LMS, window, day, selected, missing=missing)
         if failed_here:
             raise dg.Failure(
                 f"merged without {', '.join(failed_here)}: their fetch failed in this run (see the provider step's "
@@ -120,6 +129,26 @@ def lms_checks(partitions_def: dg.PartitionsDefinition, connections: Sequence[Co
             )
 
     return lms_completions_checks
+
+
+def _run_assets(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> set[dg.AssetKey]:
+    """The assets this run materializes (its job, subset to the run's selection)."""
+    return set(context.op_execution_context.job_def.asset_layer.executable_asset_keys)
+
+
+def _checks_in_run(context: dg.AssetExecutionContext) -> set[str]:
+    """The checks of `lms_completions` this run evaluates."""
+    keys = context.op_execution_context.job_def.asset_layer.asset_graph.asset_check_keys
+    return {key.name for key in keys if key.asset_key == LMS}
+
+
+def _failed(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+    connections: Sequence[Connection],
+    windows: Sequence[DayWindow],
+) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
+    days = [w.day.isoformat() for w in windows]
+    return failed_attempts(context.instance, connections, days, this_run=context.run.run_id)
 
 
 def _sources(
