@@ -14,8 +14,6 @@ Child: `python -m completions_assets_bench.load_time` prints
 
 import json
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,20 +40,12 @@ def measure_load(env: Mapping[str, str], *, code: Path | None = None, repeats: i
 
 
 def _once(env: Mapping[str, str], code: Path | None) -> LoadTime:
-    from completions_assets_bench.run_config import code_environment
+    from completions_assets_bench.run_config import json_from_module
 
-    child_env, cwd = code_environment(env, code)
-    done = subprocess.run(
-        [sys.executable, "-m", "completions_assets_bench.load_time"],
-        env=child_env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
+    measured = json_from_module(
+        "completions_assets_bench.load_time", [], env, code, failure="the definitions did not load"
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"the definitions did not load: {done.stderr.strip()[-2000:]}")
-    return LoadTime(**json.loads(done.stdout.strip().splitlines()[-1]))
+    return LoadTime(**measured)
 
 
 def _main() -> None:

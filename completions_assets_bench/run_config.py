@@ -17,7 +17,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,17 +58,26 @@ def derive(
     env: Mapping[str, str], overrides: Mapping[str, Any] | None = None, *, code: Path | None = None
 ) -> dict[str, Any]:
     """{"resources": {key: {"config": ...}}} for the run config, and the experiment's unknown fields per resource."""
+    request = json.dumps({"overrides": dict(overrides or {})})
+    return json_from_module(
+        "completions_assets_bench.run_config", [request], env, code, failure="cannot derive the run config"
+    )
+
+
+def json_from_module(
+    module: str, args: Sequence[str], env: Mapping[str, str], code: Path | None, *, failure: str
+) -> Any:
+    """The JSON a `python -m module args` process prints last, run in `code`'s environment.
+
+    Raises:
+        RuntimeError: the process failed (`failure`, then the end of its stderr).
+    """
     child_env, cwd = code_environment(env, code)
     done = subprocess.run(
-        [sys.executable, "-m", "completions_assets_bench.run_config", json.dumps({"overrides": dict(overrides or {})})],
-        env=child_env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
+        [sys.executable, "-m", module, *args], env=child_env, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_S
     )
     if done.returncode != 0:
-        raise RuntimeError(f"cannot derive the run config: {done.stderr.strip()[-2000:]}")
+        raise RuntimeError(f"{failure}: {done.stderr.strip()[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
