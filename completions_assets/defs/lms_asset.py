@@ -1,9 +1,10 @@
 """`lms_completions`: every connection's day merged into one schema, and its checks.
 
 The checks run in the merge step on the tables it has just built; run alone
-(re-run from the UI) they read the day's files. After a run that failed for one
-connection (so its merge was skipped), the automation condition merges the
-days the other connections changed.
+(re-run from the UI) they read the day's files. A failed connection does not keep
+the others out of the run's merge; only when a whole provider's step fails is the
+merge skipped, and the automation condition then merges the days the other
+provider changed.
 """
 
 from collections.abc import Iterator, Sequence
@@ -25,8 +26,8 @@ OUTPUT = "lms_completions"
 ALL_CONNECTIONS_PRESENT = dg.AssetCheckKey(LMS, "all_connections_present")
 FAILED_RUN_STATUSES = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 # A day of a connection that changed without the merge that normally follows it
-# in the same run (another connection's step failed, so the merge was skipped):
-# merge that day again once nothing upstream is still running.
+# in the same run (a provider's step failed, every connection of it having failed,
+# so the merge was skipped): merge that day again once nothing upstream is still running.
 REBUILD_AFTER_SOURCES_CHANGE = (
     dg.AutomationCondition.any_deps_updated().since_last_handled()
     & ~dg.AutomationCondition.any_deps_in_progress()
