@@ -1,4 +1,4 @@
-"""Daily partitions cut in the configured zone, and each day as a half-open UTC window (SPEC section 6)."""
+"""Daily partitions cut in the configured zone, and each day as a half-open UTC window (docs/contract.md, "Days")."""
 
 import datetime as dt
 from collections.abc import Sequence

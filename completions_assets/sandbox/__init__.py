@@ -3,7 +3,7 @@
     with start_sandbox(SandboxConfig(seed=7, days=30)) as sb:
         sb.base_url, sb.dataset.ground_truth("bindbee", start, end), sb.stats()
 
-Many connections (SPEC section 12): `SandboxConfig(connections={"bindbee": ("acme", "globex"),
+Many connections (docs/contract.md, "Connections"): `SandboxConfig(connections={"bindbee": ("acme", "globex"),
 "nexudus": ("london", "paris")})`, or `--bindbee-connections acme,globex --nexudus-connections
 london,paris`, serves several Bindbee connector tokens (under the one shared `BINDBEE_API_KEY`)
 and several Nexudus accounts, each with its own seeded data (derived from `--seed` and its name;

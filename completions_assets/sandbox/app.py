@@ -48,7 +48,7 @@ class SandboxApp:
 
     def __init__(self, config: SandboxConfig, environ: Mapping[str, str] | None = None) -> None:
         self.config = config
-        self.credentials = load_credentials(environ)  # the "default" connection's, by SPEC name
+        self.credentials = load_credentials(environ)  # the "default" connection's, by the product's variable name
         self.connection_creds = Credentials(config, environ)
         self.dataset = Dataset(config)
         self.rate_limits = config.rate_limits

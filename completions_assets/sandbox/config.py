@@ -10,7 +10,7 @@ from typing import Any
 
 PROVIDERS = ("bindbee", "nexudus")
 
-# SPEC section 4 variable names; these values are accepted when a variable is unset.
+# The product's variable names (docs/contract.md, "Settings"); these values are accepted when a variable is unset.
 DEFAULT_CREDENTIALS: dict[str, str] = {
     "BINDBEE_API_KEY": "sandbox-bindbee-key",
     "BINDBEE_CONNECTOR_TOKEN": "sandbox-connector-token",
@@ -27,7 +27,7 @@ def load_credentials(environ: Mapping[str, str] | None = None) -> dict[str, str]
 
 
 DEFAULT_CONNECTION = "default"
-CONNECTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # SPEC section 12
+CONNECTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # docs/contract.md, "Connections"
 # Per provider: the variable names of the "default" connection, and for any other
 # connection `c` its own names (suffix `_C`) and default values. BINDBEE_API_KEY is the
 # organisation's key, shared by every connector token, so it never gets a suffix.
@@ -45,7 +45,7 @@ _SHARED_CREDENTIALS = {"bindbee": ("BINDBEE_API_KEY",), "nexudus": ()}
 def connection_credentials(provider: str, connection: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Variable name -> value the sandbox accepts for one connection (environment first).
 
-    "default" keeps the SPEC section 4 names and defaults; another connection `c`
+    "default" keeps the product's variable names and defaults (docs/contract.md); another connection `c`
     reads `NAME_{C}` (C = c.upper()), defaulting to a value that names `c`.
     """
     if provider not in PROVIDERS:

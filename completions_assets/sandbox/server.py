@@ -140,7 +140,7 @@ class Sandbox:
 
     @property
     def credentials(self) -> dict[str, str]:
-        """The credentials this sandbox accepts, keyed by SPEC env var name."""
+        """The credentials this sandbox accepts, keyed by the product's variable name."""
         return dict(self.app.credentials)
 
     def connection_credentials(self, provider: str, connection: str) -> dict[str, str]:
