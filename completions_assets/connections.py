@@ -1,7 +1,7 @@
-"""The connections one deployment serves (SPEC section 12), declared in a YAML file.
+"""The connections one deployment serves (docs/contract.md, "Connections"), declared in a YAML file.
 
 `COMPLETIONS_CONNECTIONS_FILE` names the file; without it, each provider has one
-connection, `default`, from the variables of SPEC section 4. The file holds
+connection, `default`, from the variables of docs/contract.md, "Settings". The file holds
 names of environment variables, never secret values: a malformed file stops the
 code location from loading with a message naming the file, the connection and
 the key. A named variable that is unset fails only that connection's step
@@ -45,7 +45,7 @@ class Connection:
 
     @property
     def resource_key(self) -> str:
-        # The default connection keeps the resource key of SPEC section 5.
+        # The default connection keeps the fixed resource key (`bindbee`, `nexudus`).
         return self.provider.name if self.name == DEFAULT else f"{self.provider.name}_{self.name}"
 
     @property

@@ -1,4 +1,4 @@
-"""A connection that never wrote a day fails `all_connections_present` for it (SPEC section 12),
+"""A connection that never wrote a day fails `all_connections_present` for it,
 end to end: a run merges a day for which one configured connection has no file and no attempt
 at all, so only the absence of its file can name it.
 

@@ -1,4 +1,4 @@
-"""The connections file (SPEC section 12): what it declares, and every way it can be wrong."""
+"""The connections file: what it declares, and every way it can be wrong."""
 
 import datetime as dt
 import subprocess

@@ -1,4 +1,4 @@
-"""Many connections through the CLI range command (SPEC section 12), against a sandbox serving
+"""Many connections through the CLI range command, against a sandbox serving
 the shipped example's five connections, each with its own data: one run over every connection,
 each connection's files equal to its own ground truth, connections fetched in parallel, and a
 connection revoked mid-run failing alone."""

@@ -24,7 +24,7 @@ def test_cli_prints_url_serves_and_exits_cleanly_on_sigterm() -> None:
         "--bindbee-fail-status",
         "503",
     ]
-    # Without the SPEC section 4 variables the sandbox accepts its documented defaults.
+    # Without the product's variables the sandbox accepts its documented defaults.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BINDBEE_", "NEXUDUS_"))}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:

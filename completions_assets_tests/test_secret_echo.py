@@ -36,7 +36,7 @@ from completions_assets_tests.clients_support import (
 from completions_assets_tests.test_connection_without_file_e2e import code_location, location_environ
 from completions_assets_tests.test_reliability_secrets import database_values, encodings, every_file
 
-# The sandbox accepts these (SPEC section 4 names) instead of its defaults.
+# The sandbox accepts these (the product's variable names) instead of its defaults.
 SECRETS = {
     "BINDBEE_API_KEY": "ECHO-bindbee-key+Qz7/W9x=",
     "BINDBEE_CONNECTOR_TOKEN": "ECHO-connector-token&V4r=8",
