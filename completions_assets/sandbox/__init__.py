@@ -20,6 +20,12 @@ request, counted from then on), `--revoke bindbee:acme`, `--revoke-after nexudus
 connector token gets 401 `{"detail": "Invalid connector token"}`; a revoked account gets 401 on data
 requests and 400 `invalid_grant` from `/api/token`. With connections configured, `stats()` adds
 `["connections"][provider][name] = {"requests", "statuses"}` (data requests).
+
+Names: Bindbee honours `expand=user[first_name,last_name],course[name],content[title]` except for the
+connections in `bindbee_ignore_expand` (`--bindbee-ignore-expand acme`), which serve ids only; Nexudus
+serves `GET /api/content/coursemembers` (one person enrolled in several courses, renamed courses, a
+member removed from its course after completing lessons). `dataset.records("bindbee", expand=...)` and
+`dataset.course_members()` are their ground truth.
 """
 
 from .config import (

@@ -101,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="connections served, each with its own data and credentials (default: default)",
         )
     parser.add_argument(
+        "--bindbee-ignore-expand",
+        type=_names,
+        default=(),
+        metavar="NAME[,NAME...]",
+        help="Bindbee connections whose LMS ignores `expand` (relations stay ids)",
+    )
+    parser.add_argument(
         "--revoke",
         type=_revoke,
         action="append",
@@ -139,6 +146,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         now=args.now,
         late_fraction=args.late_fraction,
         connections={p: getattr(args, f"{p}_connections") for p in PROVIDERS},
+        bindbee_ignore_expand=args.bindbee_ignore_expand,
         **{p: ProviderFaults(**faults[p]) for p in PROVIDERS},
     )
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from . import bindbee_api, drift, faults, nexudus_api, nexudus_auth
+from . import bindbee_api, drift, faults, nexudus_api, nexudus_auth, nexudus_members
 from .config import DEFAULT_CONNECTION, PROVIDERS, ProviderFaults, SandboxConfig, load_credentials
 from .connections import Credentials, Revocations
 from .data import Dataset
@@ -60,7 +60,10 @@ class SandboxApp:
             revoked=lambda name: self.revocations.is_revoked("nexudus", name),
         )
         self._bindbee = bindbee_api.BindbeeApi(
-            self.dataset, self.connection_creds.api_key, self.connection_creds.connectors
+            self.dataset,
+            self.connection_creds.api_key,
+            self.connection_creds.connectors,
+            ignore_expand=config.bindbee_ignore_expand,
         )
         self._nexudus = nexudus_api.NexudusApi(self.dataset, self.tokens, config.nexudus_filter_tz)
         self._stats: dict[str, collections.Counter[str]] = {k: collections.Counter() for k in (*PROVIDERS, "token")}
@@ -88,6 +91,7 @@ class SandboxApp:
         routes = {
             ("GET", bindbee_api.PATH): ("bindbee", lambda: self._data_request("bindbee", params, headers)),
             ("GET", nexudus_api.PATH): ("nexudus", lambda: self._data_request("nexudus", params, headers)),
+            ("GET", nexudus_members.PATH): ("nexudus", lambda: self._members_request(params, headers)),
             ("POST", nexudus_auth.TOKEN_PATH): ("token", lambda: self._token_request(body, headers)),
             ("GET", "/_sandbox/ground_truth"): (None, lambda: self._ground_truth(params)),
             ("GET", "/_sandbox/stats"): (None, lambda: json_reply(200, self.stats())),
@@ -110,6 +114,18 @@ class SandboxApp:
         # Counted whatever the answer (a fault too): revoke_after counts the connection's requests.
         revoked = connection is not None and not self.revocations.admit(provider, connection)
         reply = self._serve(provider, connection, revoked, number, knobs, params, headers)
+        reply.connection = connection
+        return reply
+
+    def _members_request(self, params: Mapping[str, str], headers: Mapping[str, str]) -> Reply:
+        """Enrolments: the account's auth, revocation and rate budget, but neither the fault knobs
+        nor `revoke_after`, which count the completions' requests (a run fetches both at once, in
+        either order)."""
+        connection = self._nexudus.identify(headers)
+        revoked = connection is not None and self.revocations.is_revoked("nexudus", connection)
+        reply = self._nexudus.handle(
+            connection, params, enforce=self.rate_limits, repeat_page=False, revoked=revoked, members=True
+        )
         reply.connection = connection
         return reply
 

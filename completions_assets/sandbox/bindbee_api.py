@@ -36,8 +36,11 @@ def decode_cursor(cursor: str) -> str | None:
 
 
 class BindbeeApi:
-    def __init__(self, dataset: Dataset, api_key: str, connectors: Mapping[str, str]) -> None:
+    def __init__(
+        self, dataset: Dataset, api_key: str, connectors: Mapping[str, str], *, ignore_expand: tuple[str, ...] = ()
+    ) -> None:
         self._data = dataset
+        self._ignore_expand = frozenset(ignore_expand)  # connections whose LMS serves ids only
         self._api_key = api_key  # the organisation's, shared by every connector token
         self._connectors = dict(connectors)  # connector token -> connection
         self._limiter = SlidingWindowLimiter(((60.0, RATE_LIMIT),))
@@ -135,7 +138,10 @@ class BindbeeApi:
         if repeat_cursor and items:
             # Fault knob: the cursor never advances past this page.
             cursor = options.cursor or encode_cursor(table.ids[items[0]])
-        parts = self._data.encoded("bindbee", items, options.variant, connection=connection)
+        variant = options.variant
+        if connection in self._ignore_expand:
+            variant = (*variant[:2], ())
+        parts = self._data.encoded("bindbee", items, variant, connection=connection)
         body = b"".join(
             (
                 b'{"cursor":',

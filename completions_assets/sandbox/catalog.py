@@ -88,6 +88,11 @@ _COURSES = [
     "日本語ビジネス入門",
 ]
 _CONTENT_TYPES = ["VIDEO", "DOCUMENT", "QUIZ", "SCORM", "ASSESSMENT"]
+# Nexudus courses renamed after their lessons were written: a lesson title keeps the old name.
+_RENAMED = {"Fire Safety": "Fire Safety and Evacuation", "First Aid": "First Aid at Work"}
+
+
+MEMBER_REMOVED = 399  # this enrolment's person (also enrolled as member 99) left its course
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +120,23 @@ class Content:
 
 
 @dataclass(frozen=True, slots=True)
+class NexudusCourse:
+    id: int
+    title: str  # today's title; its lessons may carry an older one
+    lessons: tuple[int, ...]  # positions in Catalog.lessons
+
+
+@dataclass(frozen=True, slots=True)
 class Member:
-    """A Nexudus CourseMember: one person's enrolment."""
+    """A Nexudus CourseMember: one person's enrolment in one course."""
 
     id: int
     person: Person
     company: str | None
     teams: str | None
+    coworker_id: int = 0
+    course: int = 0  # position in Catalog.nexudus_courses
+    enrolled: bool = True  # False: removed from the course after completing lessons (not listed any more)
 
 
 def uuid4_from(rng: random.Random) -> str:
@@ -156,6 +171,12 @@ class Catalog:
     contents: tuple[Content, ...]
     lessons: tuple[tuple[int, str], ...]  # Nexudus (CourseLessonId, title)
     members: tuple[Member, ...]
+    nexudus_courses: tuple[NexudusCourse, ...] = ()
+
+    def lesson_of(self, lesson: int, member: int) -> int:
+        """The lesson a Nexudus record completes: the `lesson`-th pick among its member's course's lessons."""
+        choices = self.nexudus_courses[self.members[member].course].lessons
+        return choices[lesson % len(choices)]
 
     @cached_property
     def course_ids(self) -> tuple[str, ...]:
@@ -187,13 +208,21 @@ def build_catalog(seed: int) -> Catalog:
     lessons = tuple(
         (4_100_000 + 17 * i, f"{_COURSES[i % len(_COURSES)]}: lesson {i // len(_COURSES) + 1}") for i in range(80)
     )
+    nexudus_courses = tuple(
+        NexudusCourse(3_300_000 + 7 * c, _RENAMED.get(name, name), tuple(range(c, len(lessons), len(_COURSES))))
+        for c, name in enumerate(_COURSES)
+    )
     members = tuple(
         Member(
             5_200_000 + 13 * i,
             people[i % len(people)],
             rng.choice(_COMPANIES) if rng.random() < 0.85 else None,
             ", ".join(rng.sample(_TEAMS, rng.randint(1, 3))) if rng.random() < 0.7 else None,
+            coworker_id=6_100_000 + 11 * (i % len(people)),
+            # A person's second enrolment is in another course (i and i + 300 differ by one course).
+            course=(i + i // len(people)) % len(nexudus_courses),
+            enrolled=i != MEMBER_REMOVED,
         )
         for i in range(400)
     )
-    return Catalog(people, user_ids, courses, contents, lessons, members)
+    return Catalog(people, user_ids, courses, contents, lessons, members, nexudus_courses)

@@ -175,9 +175,14 @@ class SandboxConfig:
     # Connections served per provider, each with its own data, credentials and rate budget.
     # Left out of the hash (a dict is unhashable) so the config stays hashable as before.
     connections: Mapping[str, tuple[str, ...]] = field(default_factory=_default_connections, hash=False)
+    # Bindbee connections whose LMS ignores `expand`: their relations come back as ids only.
+    bindbee_ignore_expand: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "connections", normalize_connections(self.connections))
+        unknown = set(self.bindbee_ignore_expand) - set(self.connections["bindbee"])
+        if unknown:
+            raise ValueError(f"bindbee_ignore_expand: unknown bindbee connections {sorted(unknown)}")
         if self.days < 0 or self.records_per_day < 0:
             raise ValueError("days and records_per_day must be >= 0")
         if not 0 <= self.late_fraction <= 1:

@@ -157,11 +157,19 @@ class Dataset:
         positions = table.event_positions(ceil_ms(to_us(start)), ceil_ms(to_us(end)))
         return [table.ids[p] for p in sorted(table.live(positions, self.visible_count(provider, connection)))]
 
-    def records(self, provider: str, connection: str = DEFAULT_CONNECTION) -> list[dict[str, Any]]:
-        """Every visible record, in id order, exactly as served by default."""
+    def records(
+        self, provider: str, connection: str = DEFAULT_CONNECTION, *, expand: bindbee_data.Expand | None = None
+    ) -> list[dict[str, Any]]:
+        """Every visible record, in id order, exactly as served by default (Bindbee: or with
+        `expand`, relation -> requested fields, as an LMS that honours it serves them)."""
         table = self.table(provider, connection)
         live = table.live(range(len(table.ids)), self.visible_count(provider, connection))
-        return [json.loads(b) for b in self.encoded(provider, live, connection=connection)]
+        variant = None if not expand else (False, False, tuple(sorted(expand.items())))
+        return [json.loads(b) for b in self.encoded(provider, live, variant, connection=connection)]
+
+    def course_members(self, connection: str = DEFAULT_CONNECTION) -> list[dict[str, Any]]:
+        """The Nexudus account's enrolments exactly as `/api/content/coursemembers` lists them, in Id order."""
+        return nexudus_data.listed_members(self.catalog_of(connection))
 
     def warm(self, stop: threading.Event) -> None:
         """Encode every record's default form ahead of the first requests."""

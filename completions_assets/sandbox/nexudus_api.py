@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from . import nexudus_query
+from . import nexudus_members, nexudus_query
 from .catalog import Catalog
 from .data import Dataset
 from .nexudus_auth import TokenStore
@@ -25,8 +25,8 @@ ORDER_KEYS: dict[str, _SortKey] = {
     "Id": lambda r, c: r.id,
     "CreatedOn": lambda r, c: r.event_ms,
     "UpdatedOn": lambda r, c: r.updated_ms,
-    "CourseLessonId": lambda r, c: c.lessons[r.lesson][0],
-    "CourseLessonTitle": lambda r, c: c.lessons[r.lesson][1],
+    "CourseLessonId": lambda r, c: c.lessons[c.lesson_of(r.lesson, r.member)][0],
+    "CourseLessonTitle": lambda r, c: c.lessons[c.lesson_of(r.lesson, r.member)][1],
     "CourseMemberId": lambda r, c: c.members[r.member].id,
     "CourseMemberCoworkerFullName": lambda r, c: c.members[r.member].person.full_name,
 }
@@ -65,7 +65,9 @@ class NexudusApi:
         enforce: bool,
         repeat_page: bool,
         revoked: bool = False,
+        members: bool = False,
     ) -> Reply:
+        """A page of completed lessons, or of `members` (GET /api/content/coursemembers)."""
         if connection is None or revoked:
             body = {"Message": "Authorization has been denied for this request."}
             return json_reply(401, body, {"WWW-Authenticate": 'Bearer realm="Nexudus"'}, content_type=_JSON)
@@ -76,6 +78,8 @@ class NexudusApi:
                 # Nexudus throttles with 409 (not 429), an empty body and Retry-After.
                 return Reply(409, b"", {"Retry-After": str(decision.retry_after_s)})
         try:
+            if members:
+                return nexudus_members.page(self._data.catalog_of(connection), params)
             options = nexudus_query.parse(params, self._tz, _ORDER_NAMES)
         except nexudus_query.QueryError as exc:
             return _failure(400, str(exc))

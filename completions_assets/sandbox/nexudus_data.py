@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .catalog import Catalog, uuid4_from
+from .catalog import Catalog, Member, uuid4_from
 from .event_times import day_events, day_rng, visible_from
 from .timeutil import DAY_MS, MINUTE_MS, date_start_ms, iso_local, iso_z
 
@@ -75,7 +75,7 @@ def _custom_fields(salt: int) -> dict[str, Any]:
 
 def encode(rec: NexudusRecord, catalog: Catalog, naive_tz: ZoneInfo | None = None) -> dict[str, Any]:
     """The record as the API serves it; `naive_tz` renders times as local wall time."""
-    lesson_id, title = catalog.lessons[rec.lesson]
+    lesson_id, title = catalog.lessons[catalog.lesson_of(rec.lesson, rec.member)]
     member = catalog.members[rec.member]
     if naive_tz is None:
         updated, created = iso_z(rec.updated_ms), iso_z(rec.event_ms)
@@ -99,3 +99,23 @@ def encode(rec: NexudusRecord, catalog: Catalog, naive_tz: ZoneInfo | None = Non
         "LocalizationDetails": None,
         "CustomFields": None if rec.custom_salt is None else _custom_fields(rec.custom_salt),
     }
+
+
+def encode_member(member: Member, catalog: Catalog) -> dict[str, Any]:
+    """A CourseMember as the API serves it."""
+    course = catalog.nexudus_courses[member.course]
+    return {
+        "Id": member.id,
+        "CoworkerId": member.coworker_id,
+        "CoworkerFullName": member.person.full_name,
+        "CoworkerEmail": member.person.email,
+        "CourseId": course.id,
+        "CourseTitle": course.title,
+        "UniqueId": f"cm-{member.id}",
+        "ToStringText": f"{member.person.full_name} — {course.title}",
+    }
+
+
+def listed_members(catalog: Catalog) -> list[dict[str, Any]]:
+    """Every enrolment the endpoint lists today, in Id order: a member removed from its course is gone."""
+    return [encode_member(m, catalog) for m in sorted(catalog.members, key=lambda m: m.id) if m.enrolled]

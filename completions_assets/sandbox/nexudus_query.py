@@ -105,7 +105,7 @@ def matcher(filters: tuple[tuple[str, Any], ...], catalog: Catalog) -> Callable[
     def texts(rec: NexudusRecord) -> dict[str, str]:
         member = catalog.members[rec.member]
         return {
-            "CourseLesson_Title": catalog.lessons[rec.lesson][1],
+            "CourseLesson_Title": catalog.lessons[catalog.lesson_of(rec.lesson, rec.member)][1],
             "CourseMember_Coworker_FullName": member.person.full_name,
             "CourseMember_Coworker_CompanyName": member.company or "",
             "CourseMember_Coworker_TeamNames": member.teams or "",
@@ -115,7 +115,7 @@ def matcher(filters: tuple[tuple[str, Any], ...], catalog: Catalog) -> Callable[
         for attr in _TIME_FIELDS.values():
             if attr in values and not values[attr][0] <= getattr(rec, attr) < values[attr][1]:
                 return False
-        if "lesson" in values and lesson_ids[rec.lesson] != values["lesson"]:
+        if "lesson" in values and lesson_ids[catalog.lesson_of(rec.lesson, rec.member)] != values["lesson"]:
             return False
         if "member" in values and member_ids[rec.member] != values["member"]:
             return False
