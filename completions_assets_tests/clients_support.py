@@ -119,7 +119,18 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
-def bindbee_row(record: dict[str, Any]) -> dict[str, Any]:
+# What an expanding client asks for (written out here, not read from the product).
+NAME_FIELDS = {"user": ("first_name", "last_name"), "course": ("name",), "content": ("title",)}
+
+
+def _name(value: Any, *fields: str) -> str | None:
+    if not isinstance(value, dict):
+        return None
+    return " ".join(value[f] for f in fields if value.get(f)) or None
+
+
+def bindbee_row(record: dict[str, Any], *, email: bool = False) -> dict[str, Any]:
+    """The raw row of a record as served, expanded or not (names stay null for ids)."""
     return {
         "id": record["id"],
         "remote_id": record["remote_id"],
@@ -134,6 +145,10 @@ def bindbee_row(record: dict[str, Any]) -> dict[str, Any]:
         "time_duration": record["time_duration"],
         "raw_data": None,
         "custom_fields": None,
+        "user_name": _name(record["user"], "first_name", "last_name"),
+        "user_email": _name(record["user"], "email_address") if email else None,
+        "course_name": _name(record["course"], "name"),
+        "content_title": _name(record["content"], "title"),
     }
 
 
@@ -149,10 +164,10 @@ def nexudus_row(record: dict[str, Any], zone: str = "UTC") -> dict[str, Any]:
 class Oracle:
     """Every visible record of a provider as the client must return it, sorted by (event time, id)."""
 
-    def __init__(self, sandbox: Sandbox, provider: str, zone: str = "UTC") -> None:
+    def __init__(self, sandbox: Sandbox, provider: str, zone: str = "UTC", *, expand: bool = True) -> None:
         self.sandbox, self.provider = sandbox, provider
         if provider == "bindbee":
-            rows = [bindbee_row(r) for r in sandbox.dataset.records("bindbee")]
+            rows = [bindbee_row(r) for r in sandbox.dataset.records("bindbee", expand=NAME_FIELDS if expand else None)]
             self.event = "completed_at"
         else:
             rows = [nexudus_row(r, zone) for r in sandbox.dataset.records("nexudus")]

@@ -18,6 +18,7 @@ from completions_assets.providers.bindbee import (
     sweep_params,
 )
 from completions_assets.providers.records import RecordLocator
+from completions_assets.providers.relations import expand_value
 from completions_assets.sandbox import Sandbox
 from completions_assets_tests.clients_support import (
     Oracle,
@@ -47,6 +48,39 @@ def test_filter_bounds_are_inclusive_to_the_microsecond() -> None:
         "completed_at_to": "2024-01-03T04:59:59.999999Z",
         "include_custom_fields": "true",
     }
+
+
+def test_expand_asks_for_the_name_fields_only_and_email_only_on_request() -> None:
+    assert expand_value(include_email=False) == "user[first_name,last_name],course[name],content[title]"
+    assert expand_value(include_email=True) == ("user[first_name,last_name,email_address],course[name],content[title]")
+    start = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    params = sweep_params(start, start + dt.timedelta(days=1), 50, raw_data=False, custom_fields=False, expand="user")
+    assert params["expand"] == "user"
+
+
+def test_relations_parse_as_ids_or_objects_and_keep_the_id_either_way() -> None:
+    expanded = {
+        **RECORD,
+        "user": {"id": "u-2", "first_name": "Zoë", "last_name": "Ångström", "email_address": "z@example.com"},
+        "course": {"id": "k-1", "name": "Fire Safety"},
+        "content": {"id": "c-2", "title": "Part 1"},
+    }
+    plain = {**RECORD, "user": "u-3", "course": "k-2", "content": None}
+    columns = ["user", "course", "content", "user_name", "user_email", "course_name", "content_title"]
+    for include_email, email in ((False, None), (True, "z@example.com")):
+        table = parse_completions([expanded, plain], RecordLocator("bindbee"), include_email=include_email)
+        assert table.select(columns).to_pylist() == [
+            {
+                "user": "u-2",
+                "course": "k-1",
+                "content": "c-2",
+                "user_name": "Zoë Ångström",
+                "user_email": email,
+                "course_name": "Fire Safety",
+                "content_title": "Part 1",
+            },
+            dict.fromkeys(columns) | {"user": "u-3", "course": "k-2"},
+        ]
 
 
 RECORD = {
@@ -85,6 +119,10 @@ def test_parse_maps_every_field(include: bool) -> None:
             "time_duration": "PT1H15M",
             "raw_data": '{"a": [1, 2], "b": "Ünïcode"}' if include else None,
             "custom_fields": '{"hire_source": "REFER"}' if include else None,
+            "user_name": "Ada",  # a last name not sent is not invented
+            "user_email": None,
+            "course_name": None,
+            "content_title": None,  # served as an id
         }
     ]
 

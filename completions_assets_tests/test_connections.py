@@ -76,6 +76,17 @@ def test_resources_hold_variable_names_only_and_the_connection_settings(tmp_path
     assert london.timezone == "Europe/London" and paris.timezone == "Europe/Berlin"  # COMPLETIONS_TIMEZONE
 
 
+def test_a_bindbee_connection_sets_its_expansion_and_email_options(tmp_path):
+    text = EXAMPLE.replace("    start_date: 2025-03-01\n", "    start_date: 2025-03-01\n    include_email: true\n", 1)
+    text = text.replace(
+        "BINDBEE_CONNECTOR_TOKEN_GLOBEX\n", "BINDBEE_CONNECTOR_TOKEN_GLOBEX\n    expand_relations: false\n"
+    )
+    resources = build_resources(load(tmp_path, text), SETTINGS)
+    acme, globex = resources["bindbee_acme"], resources["bindbee_globex"]
+    assert (acme.include_email, acme.expand_relations) == (True, True)
+    assert (globex.include_email, globex.expand_relations) == (False, False)  # e-mail off by default
+
+
 def test_without_a_file_each_provider_has_a_default_connection():
     bindbee, nexudus = load_connections(PROVIDERS, {})
     assert (bindbee.label, nexudus.label) == ("bindbee:default", "nexudus:default")

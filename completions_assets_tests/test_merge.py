@@ -131,7 +131,8 @@ def test_durations_without_fixed_length_merge_as_null_and_are_counted():
     )
     merged = merge_day({BB: bindbee, NX: nexudus_rows()}, DAY)
     assert merged.table["duration_seconds"].to_pylist() == [None, 5400, None]
-    assert merged.facts == {"durations_without_fixed_length": 2}
+    # These users came as ids alone: their rows are counted as not expanded.
+    assert merged.facts == {"durations_without_fixed_length": 2, "bindbee_users_not_expanded": 3}
 
 
 def test_the_merge_collects_each_sources_distinct_ids():

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from completions_assets.http.pacing import Clock, RateLimit
@@ -23,6 +24,7 @@ from completions_assets.providers.records import (
     reference_ids,
     timestamps,
 )
+from completions_assets.providers.relations import expand_value, name_columns
 from completions_assets.providers.resource import ProviderResource
 from completions_assets.settings import ConfigurationError
 
@@ -46,8 +48,14 @@ BINDBEE_SCHEMA = pa.schema(
         # include_custom_fields), so the schema never changes with configuration.
         ("raw_data", pa.string()),
         ("custom_fields", pa.string()),
+        # From the expanded relations; null where the LMS served ids only (or expansion is off).
+        ("user_name", pa.string()),  # first_name and last_name
+        ("user_email", pa.string()),  # only with include_email
+        ("course_name", pa.string()),
+        ("content_title", pa.string()),
     ]
 )
+RECORD_FIELDS = frozenset(BINDBEE_SCHEMA.names) - {"user_name", "user_email", "course_name", "content_title"}
 
 
 def format_filter_time(moment: dt.datetime) -> str:
@@ -56,7 +64,13 @@ def format_filter_time(moment: dt.datetime) -> str:
 
 
 def sweep_params(
-    start: dt.datetime, end: dt.datetime, page_size: int, *, raw_data: bool, custom_fields: bool
+    start: dt.datetime,
+    end: dt.datetime,
+    page_size: int,
+    *,
+    raw_data: bool,
+    custom_fields: bool,
+    expand: str | None = None,
 ) -> dict[str, str]:
     """Query of a [start, end) sweep; the provider's bounds are inclusive, hence end minus 1 µs."""
     params = {
@@ -68,13 +82,24 @@ def sweep_params(
         params["include_raw_data"] = "true"
     if custom_fields:
         params["include_custom_fields"] = "true"
+    if expand:
+        params["expand"] = expand
     return params
 
 
 def parse_completions(
-    records: Sequence[dict[str, Any]], locator: RecordLocator, *, raw_data: bool = False, custom_fields: bool = False
+    records: Sequence[dict[str, Any]],
+    locator: RecordLocator,
+    *,
+    raw_data: bool = False,
+    custom_fields: bool = False,
+    include_email: bool = False,
 ) -> pa.Table:
-    """Bindbee completion objects as a BINDBEE_SCHEMA table; unknown fields are ignored."""
+    """Bindbee completion objects as a BINDBEE_SCHEMA table; unknown fields are ignored.
+
+    A relation may be an id or an expanded object: its id is kept either way, and its names
+    (null for an id) go to the name columns.
+    """
 
     def values(key: str) -> list[Any]:
         return [record.get(key) for record in records]
@@ -93,6 +118,7 @@ def parse_completions(
         "time_duration": durations(values("time_duration"), "time_duration", locator),
         "raw_data": json_text(values("raw_data"), enabled=raw_data),
         "custom_fields": json_text(values("custom_fields"), enabled=custom_fields),
+        **name_columns(records, locator, include_email=include_email),
     }
     return pa.Table.from_arrays([columns[name] for name in BINDBEE_SCHEMA.names], schema=BINDBEE_SCHEMA)
 
@@ -134,11 +160,16 @@ class BindbeeClient(ProviderClient):
             self.settings.page_size,
             raw_data=self.settings.include_raw_data,
             custom_fields=self.settings.include_custom_fields,
+            expand=expand_value(include_email=self.settings.include_email) if self.settings.expand_relations else None,
         )
 
     def parse(self, records: list[dict[str, Any]], locator: RecordLocator) -> pa.Table:
         return parse_completions(
-            records, locator, raw_data=self.settings.include_raw_data, custom_fields=self.settings.include_custom_fields
+            records,
+            locator,
+            raw_data=self.settings.include_raw_data,
+            custom_fields=self.settings.include_custom_fields,
+            include_email=self.settings.include_email,
         )
 
 
@@ -162,6 +193,14 @@ class BindbeeResource(ProviderResource):
     page_size: int = Field(default=100, ge=1, le=MAX_PAGE_SIZE, description="Records per page (Bindbee maximum 100).")
     include_raw_data: bool = Field(default=False, description="Request and store `raw_data` as JSON text.")
     include_custom_fields: bool = Field(default=False, description="Request and store `custom_fields` as JSON text.")
+    expand_relations: bool = Field(
+        default=True,
+        description="Ask for user, course and content expanded (`expand`), with only the name fields used.",
+    )
+    include_email: bool = Field(
+        default=False,
+        description="Also ask for and store the user's e-mail address (personal data: off unless needed).",
+    )
     requests_per_minute: int = Field(
         default=200, ge=0, description="Pacing limit per connector token; 0 turns pacing off."
     )
@@ -180,8 +219,13 @@ def _duration_seconds(raw: pa.Table) -> pa.Array:
 
 
 def _day_facts(raw: pa.Table) -> dict[str, int]:
-    # Years and months have no fixed length: such durations merge as null seconds.
-    return {"durations_without_fixed_length": parse_durations(raw["time_duration"]).calendar_rows}
+    # Years and months have no fixed length: such durations merge as null seconds. A user served
+    # as an id alone (its LMS ignores `expand`, or expansion is off) leaves its row without names.
+    unexpanded = pc.and_(pc.is_valid(raw["user"]), pc.is_null(raw["user_name"]))
+    return {
+        "durations_without_fixed_length": parse_durations(raw["time_duration"]).calendar_rows,
+        "bindbee_users_not_expanded": pc.sum(unexpanded).as_py() or 0,
+    }
 
 
 BINDBEE = Provider(
@@ -190,7 +234,7 @@ BINDBEE = Provider(
     path="/api/lms/v1/completions",
     paginator=CursorPaginator,
     schema=BINDBEE_SCHEMA,
-    documented_fields=frozenset(BINDBEE_SCHEMA.names),
+    documented_fields=RECORD_FIELDS,
     id_column="id",
     event_column="completed_at",
     version_column="modified_at",
@@ -214,5 +258,6 @@ BINDBEE = Provider(
     secret_env={"api_key": "BINDBEE_API_KEY", "connector_token": "BINDBEE_CONNECTOR_TOKEN"},
     credential_sets=(("connector_token",),),
     optional_secrets=("api_key",),
+    connection_options=("expand_relations", "include_email"),
     day_facts=_day_facts,
 )
