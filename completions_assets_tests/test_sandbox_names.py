@@ -15,7 +15,14 @@ BINDBEE = "/api/lms/v1/completions"
 MEMBERS = "/api/content/coursemembers"
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
 CONNECTIONS = {"bindbee": ("default", "acme"), "nexudus": ("default", "london")}
-CONFIG = SandboxConfig(days=8, records_per_day=60, now=NOW, connections=CONNECTIONS, bindbee_ignore_expand=("acme",))
+CONFIG = SandboxConfig(
+    days=8,
+    records_per_day=60,
+    now=NOW,
+    connections=CONNECTIONS,
+    bindbee_ignore_expand=("acme",),
+    nexudus_member_removed=True,
+)
 EXPAND = "user[first_name,last_name],course[name],content[title]"
 
 

@@ -23,9 +23,10 @@ requests and 400 `invalid_grant` from `/api/token`. With connections configured,
 
 Names: Bindbee honours `expand=user[first_name,last_name],course[name],content[title]` except for the
 connections in `bindbee_ignore_expand` (`--bindbee-ignore-expand acme`), which serve ids only; Nexudus
-serves `GET /api/content/coursemembers` (one person enrolled in several courses, renamed courses, a
-member removed from its course after completing lessons). `dataset.records("bindbee", expand=...)` and
-`dataset.course_members()` are their ground truth.
+serves `GET /api/content/coursemembers` (one person enrolled in several courses, renamed courses and,
+with `nexudus_member_removed` / `--nexudus-member-removed`, a member removed from its course after
+completing lessons). `dataset.records("bindbee", expand=...)` and `dataset.course_members()` are their
+ground truth.
 """
 
 from .config import (

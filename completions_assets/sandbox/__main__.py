@@ -108,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Bindbee connections whose LMS ignores `expand` (relations stay ids)",
     )
     parser.add_argument(
+        "--nexudus-member-removed",
+        action="store_true",
+        help="one enrolment leaves its course after completing lessons (its completions stay)",
+    )
+    parser.add_argument(
         "--revoke",
         type=_revoke,
         action="append",
@@ -147,6 +152,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         late_fraction=args.late_fraction,
         connections={p: getattr(args, f"{p}_connections") for p in PROVIDERS},
         bindbee_ignore_expand=args.bindbee_ignore_expand,
+        nexudus_member_removed=args.nexudus_member_removed,
         **{p: ProviderFaults(**faults[p]) for p in PROVIDERS},
     )
 

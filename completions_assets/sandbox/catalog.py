@@ -92,7 +92,9 @@ _CONTENT_TYPES = ["VIDEO", "DOCUMENT", "QUIZ", "SCORM", "ASSESSMENT"]
 _RENAMED = {"Fire Safety": "Fire Safety and Evacuation", "First Aid": "First Aid at Work"}
 
 
-MEMBER_REMOVED = 399  # this enrolment's person (also enrolled as member 99) left its course
+PEOPLE = 300
+# With `nexudus_member_removed`, this enrolment (its person is also member 99) leaves its course.
+MEMBER_REMOVED = 399
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +138,6 @@ class Member:
     teams: str | None
     coworker_id: int = 0
     course: int = 0  # position in Catalog.nexudus_courses
-    enrolled: bool = True  # False: removed from the course after completing lessons (not listed any more)
 
 
 def uuid4_from(rng: random.Random) -> str:
@@ -189,7 +190,7 @@ class Catalog:
 
 def build_catalog(seed: int) -> Catalog:
     rng = random.Random(f"{seed}:catalog")
-    people = tuple(_person(rng, i) for i in range(300))
+    people = tuple(_person(rng, i) for i in range(PEOPLE))
     user_ids = tuple(uuid4_from(rng) for _ in people)
     courses = tuple(
         Course(uuid4_from(rng), f"CRS-{1000 + i}", f"{_COURSES[i % len(_COURSES)]} {i // len(_COURSES) + 1}")
@@ -221,7 +222,6 @@ def build_catalog(seed: int) -> Catalog:
             coworker_id=6_100_000 + 11 * (i % len(people)),
             # A person's second enrolment is in another course (i and i + 300 differ by one course).
             course=(i + i // len(people)) % len(nexudus_courses),
-            enrolled=i != MEMBER_REMOVED,
         )
         for i in range(400)
     )

@@ -177,6 +177,9 @@ class SandboxConfig:
     connections: Mapping[str, tuple[str, ...]] = field(default_factory=_default_connections, hash=False)
     # Bindbee connections whose LMS ignores `expand`: their relations come back as ids only.
     bindbee_ignore_expand: tuple[str, ...] = ()
+    # One Nexudus enrolment (catalog.MEMBER_REMOVED) leaves its course at the end of the first day
+    # it completed a lesson on: no longer listed, its earlier completions stay.
+    nexudus_member_removed: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "connections", normalize_connections(self.connections))

@@ -84,7 +84,7 @@ def _build_table(config: SandboxConfig, provider: str, seed: int, catalog: Catal
         bindbee.sort(key=lambda r: r.id)
         return ProviderTable(bindbee, [r.id for r in bindbee], empty)
     nexudus, empty = _generate(config, seed, catalog, "nexudus", nexudus_data.generate_day)
-    nexudus = nexudus_data.assign_ids(nexudus)
+    nexudus = nexudus_data.assign_ids(nexudus_data.remove_member(nexudus) if config.nexudus_member_removed else nexudus)
     return ProviderTable(nexudus, [str(r.id) for r in nexudus], empty)
 
 
@@ -169,7 +169,7 @@ class Dataset:
 
     def course_members(self, connection: str = DEFAULT_CONNECTION) -> list[dict[str, Any]]:
         """The Nexudus account's enrolments exactly as `/api/content/coursemembers` lists them, in Id order."""
-        return nexudus_data.listed_members(self.catalog_of(connection))
+        return nexudus_data.listed_members(self.catalog_of(connection), removed=self.config.nexudus_member_removed)
 
     def warm(self, stop: threading.Event) -> None:
         """Encode every record's default form ahead of the first requests."""

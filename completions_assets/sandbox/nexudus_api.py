@@ -79,7 +79,7 @@ class NexudusApi:
                 return Reply(409, b"", {"Retry-After": str(decision.retry_after_s)})
         try:
             if members:
-                return nexudus_members.page(self._data.catalog_of(connection), params)
+                return nexudus_members.page(self._data.course_members(connection), params)
             options = nexudus_query.parse(params, self._tz, _ORDER_NAMES)
         except nexudus_query.QueryError as exc:
             return _failure(400, str(exc))

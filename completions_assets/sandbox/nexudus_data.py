@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .catalog import Catalog, Member, uuid4_from
+from .catalog import MEMBER_REMOVED, PEOPLE, Catalog, Member, uuid4_from
 from .event_times import day_events, day_rng, visible_from
 from .timeutil import DAY_MS, MINUTE_MS, date_start_ms, iso_local, iso_z
 
@@ -53,6 +53,20 @@ def _record(rng: random.Random, catalog: Catalog, event: int, late: float) -> Ne
 def generate_day(seed: int, day: dt.date, count: int, catalog: Catalog, late: float) -> list[NexudusRecord]:
     rng = day_rng(seed, "nexudus", day)
     return [_record(rng, catalog, event, late) for event in day_events(rng, date_start_ms(day), count)]
+
+
+def remove_member(records: list[NexudusRecord]) -> list[NexudusRecord]:
+    """MEMBER_REMOVED leaves its course at the end of the first day it completed a lesson on: its
+    person's later lessons are completed under their other enrolment, in that enrolment's course."""
+    other = MEMBER_REMOVED % PEOPLE
+    first = min((r.event_ms for r in records if r.member == MEMBER_REMOVED), default=None)
+    if first is None:
+        return records
+    removed_ms = first - first % DAY_MS + DAY_MS
+    return [
+        dataclasses.replace(r, member=other) if r.member == MEMBER_REMOVED and r.event_ms >= removed_ms else r
+        for r in records
+    ]
 
 
 def assign_ids(records: list[NexudusRecord]) -> list[NexudusRecord]:
@@ -116,6 +130,7 @@ def encode_member(member: Member, catalog: Catalog) -> dict[str, Any]:
     }
 
 
-def listed_members(catalog: Catalog) -> list[dict[str, Any]]:
-    """Every enrolment the endpoint lists today, in Id order: a member removed from its course is gone."""
-    return [encode_member(m, catalog) for m in sorted(catalog.members, key=lambda m: m.id) if m.enrolled]
+def listed_members(catalog: Catalog, *, removed: bool) -> list[dict[str, Any]]:
+    """Every enrolment the endpoint lists today, in Id order; when `removed`, MEMBER_REMOVED is gone."""
+    gone = catalog.members[MEMBER_REMOVED].id if removed else None
+    return [encode_member(m, catalog) for m in sorted(catalog.members, key=lambda m: m.id) if m.id != gone]

@@ -2,9 +2,8 @@
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
-from .catalog import Catalog
-from .nexudus_data import listed_members
 from .nexudus_query import DEFAULT_SIZE, MAX_SIZE, QueryError, _int
 from .reply import Reply
 
@@ -12,8 +11,8 @@ PATH = "/api/content/coursemembers"
 _JSON = "application/json; charset=utf-8"
 
 
-def page(catalog: Catalog, params: Mapping[str, str]) -> Reply:
-    """One page of `listed_members`; only `orderBy=Id` (the default), ascending or descending, is served.
+def page(members: list[dict[str, Any]], params: Mapping[str, str]) -> Reply:
+    """One page of the account's `members` (in Id order); only `orderBy=Id` (the default), ascending or descending, is served.
 
     Raises:
         QueryError: a parameter the API refuses.
@@ -21,7 +20,7 @@ def page(catalog: Catalog, params: Mapping[str, str]) -> Reply:
     number, size = _int(params, "page", 1), min(_int(params, "size", DEFAULT_SIZE), MAX_SIZE)
     if (params.get("orderBy") or "Id").lower() != "id":
         raise QueryError(f"Cannot order by '{params['orderBy']}'.")
-    records = listed_members(catalog)
+    records = list(members)
     if (params.get("dir") or "1").strip().lower() in {"-1", "0", "descending", "desc"}:
         records.reverse()
     items = records[(number - 1) * size : number * size]
