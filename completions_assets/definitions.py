@@ -10,6 +10,7 @@ from completions_assets.defs.assets import build_assets
 from completions_assets.defs.executor import executor
 from completions_assets.defs.freshness import build_freshness_checks, build_freshness_sensors
 from completions_assets.defs.lms_asset import LMS
+from completions_assets.defs.members_asset import dimension_assets
 from completions_assets.defs.resources import build_resources
 from completions_assets.defs.schedules import build_job, build_rebuild_sensor, build_schedule
 from completions_assets.partitions import daily_partitions
@@ -28,7 +29,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.PreviewWarning)
     warnings.simplefilter("ignore", dg.BetaWarning)
     warnings.simplefilter("ignore", SupersessionWarning)
-    assets = build_assets(partitions_def, connections)
+    assets = [*build_assets(partitions_def, connections), *dimension_assets(connections)]
     freshness_checks = build_freshness_checks(next(a for a in assets if LMS in a.keys), settings)
     sensors = [build_rebuild_sensor(), *build_freshness_sensors(freshness_checks)]
 

@@ -29,6 +29,7 @@ class Settings:
     lookback_days: int
     data_root: str
     freshness_hour: int | None = 6  # a day is overdue this many hours after it closes; None: no freshness checks
+    names_resolved_min: float = 0.99  # share of a connection's rows with a person's and a course's name
 
     @property
     def zone(self) -> ZoneInfo:
@@ -41,6 +42,7 @@ DEFAULTS = {
     "COMPLETIONS_LOOKBACK_DAYS": "3",
     "COMPLETIONS_DATA_ROOT": "./data",
     "COMPLETIONS_FRESHNESS_HOUR": "6",
+    "COMPLETIONS_NAMES_RESOLVED_MIN": "0.99",
 }
 
 
@@ -54,7 +56,18 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         lookback_days=_lookback(value["COMPLETIONS_LOOKBACK_DAYS"]),
         data_root=_data_root(value["COMPLETIONS_DATA_ROOT"]),
         freshness_hour=_freshness_hour(value["COMPLETIONS_FRESHNESS_HOUR"]),
+        names_resolved_min=_share(value["COMPLETIONS_NAMES_RESOLVED_MIN"]),
     )
+
+
+def _share(raw: str) -> float:
+    try:
+        share = float(raw)
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share <= 1.0:
+        raise ConfigurationError(f"COMPLETIONS_NAMES_RESOLVED_MIN={raw!r} is not a share between 0 and 1 (e.g. 0.99)")
+    return share
 
 
 def _timezone(raw: str) -> str:

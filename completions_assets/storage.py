@@ -1,6 +1,7 @@
 """One Parquet file per asset and day, in a hive layout, replaced atomically.
 
     {root}/{asset}/date={YYYY-MM-DD}/data.parquet
+    {root}/{asset}/data.parquet               (an unpartitioned asset: day None)
 
 A reader sees the previous file or the new one, never a part: locally the bytes
 go to a `_`-prefixed temporary file (hive readers skip it) that is fsynced and
@@ -40,7 +41,9 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def partition_dir(root: str, asset: str, day: dt.date) -> str:
+def partition_dir(root: str, asset: str, day: dt.date | None) -> str:
+    if day is None:
+        return f"{root.rstrip('/')}/{asset}"
     return f"{root.rstrip('/')}/{asset}/date={day.isoformat()}"
 
 
@@ -58,11 +61,11 @@ class ParquetStorage(ConfigurableResource):
             return os.path.abspath(self.root.removeprefix("file://"))
         return self.root.rstrip("/")
 
-    def path(self, asset: str, day: dt.date) -> str:
+    def path(self, asset: str, day: dt.date | None) -> str:
         """Where the file of `asset` for `day` lives (a local path or a URL)."""
         return f"{partition_dir(self._root(), asset, day)}/{FILE_NAME}"
 
-    def write(self, asset: str, day: dt.date, table: pa.Table, schema: pa.Schema) -> str:
+    def write(self, asset: str, day: dt.date | None, table: pa.Table, schema: pa.Schema) -> str:
         """Replace the day's file with `table` (cast to `schema`); returns its path."""
         data = parquet_bytes(table.cast(schema))
         target = self.path(asset, day)
@@ -73,7 +76,7 @@ class ParquetStorage(ConfigurableResource):
             fs.pipe_file(fs_path, data)
         return target
 
-    def read(self, asset: str, day: dt.date, columns: list[str] | None = None) -> pa.Table | None:
+    def read(self, asset: str, day: dt.date | None, columns: list[str] | None = None) -> pa.Table | None:
         """The day's table (or just `columns`), or None when the day was never written."""
         target = self.path(asset, day)
         if self._is_local:

@@ -13,6 +13,7 @@ import dagster as dg
 
 from completions_assets.connections import default_connection
 from completions_assets.defs.assets import build_assets
+from completions_assets.defs.members_asset import dimension_assets
 from completions_assets.local.launch import INSTANCE_CONFIG, prepare_dagster_home, sandbox_environment
 from completions_assets.partitions import daily_partitions
 from completions_assets.providers import PROVIDERS
@@ -25,7 +26,7 @@ from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
 from completions_assets.settings import Settings
 from completions_assets.storage import ParquetStorage
 
-# What a run must record for `lms_completions` (SPEC sections 8 and 12), written out here
+# What a run must record for `lms_completions` (docs/contract.md), written out here
 # rather than read from the product, so a check that goes missing fails the tests.
 LMS_CHECK_NAMES = {
     "unique_completion_ids",
@@ -36,7 +37,10 @@ LMS_CHECK_NAMES = {
     "score_in_range",
     "grade_in_allowed_set",
     "all_connections_present",
+    "names_resolved",
 }
+# What a run records for each `nexudus_course_members` snapshot (unpartitioned).
+MEMBERS_CHECK_NAMES = {"member_ids_unique", "member_count_matches_total_items"}
 SANDBOX_START = dt.date(2024, 3, 1)
 SANDBOX = SandboxConfig(seed=11, start_date=SANDBOX_START, days=20, records_per_day=60)
 
@@ -60,11 +64,14 @@ def resources(base_url: str, root: str, zone: str = "UTC", **overrides: Mapping[
     }
 
 
-def definitions_for(zone: str = "UTC", providers: Sequence[Provider] = PROVIDERS) -> list[dg.AssetsDefinition]:
+def definitions_for(
+    zone: str = "UTC", providers: Sequence[Provider] = PROVIDERS
+) -> list[dg.AssetsDefinition | dg.AssetChecksDefinition]:
     """The code location's assets, one `default` connection per provider (as without a connections file)."""
     settings = Settings(start_date=dt.date(2024, 1, 1), timezone=zone, lookback_days=3, data_root="")
     partitions_def = daily_partitions(settings)
-    return build_assets(partitions_def, [default_connection(p, {}) for p in providers])
+    connections = [default_connection(p, {}) for p in providers]
+    return [*build_assets(partitions_def, connections), *dimension_assets(connections)]
 
 
 def materialize_range(

@@ -8,7 +8,14 @@ import pyarrow.dataset as ds
 from completions_assets.local.run_report import check_results
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
-from completions_assets_tests.support import LMS_CHECK_NAMES, materialize_range, resources, source_dir, source_key
+from completions_assets_tests.support import (
+    LMS_CHECK_NAMES,
+    MEMBERS_CHECK_NAMES,
+    materialize_range,
+    resources,
+    source_dir,
+    source_key,
+)
 
 
 def days(first: str, count: int) -> list[str]:
@@ -26,6 +33,7 @@ def test_one_day_lands_exactly(sandbox, tmp_path):
     evaluations = check_results(instance, result.run_id)
     assert {(e.check_name, e.partition, e.passed) for e in evaluations} == (
         {(name, "2024-03-05", True) for name in LMS_CHECK_NAMES | {"no_duplicate_ids", "matches_reported_total"}}
+        | {(name, None, True) for name in MEMBERS_CHECK_NAMES}
     )
 
 

@@ -10,7 +10,7 @@ from completions_assets.local.run_report import check_results
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.dagster_dev import dagster_dev, graphql
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
-from completions_assets_tests.support import LMS_CHECK_NAMES, location_env
+from completions_assets_tests.support import LMS_CHECK_NAMES, MEMBERS_CHECK_NAMES, location_env
 
 
 @pytest.fixture(name="location_env")
@@ -31,7 +31,8 @@ def test_cli_range_command_is_one_run_with_results_per_day(sandbox, location_env
         assert_day_matches_ground_truth(sandbox, storage, day)
     results = {(e.check_name, e.partition, e.passed) for e in check_results(instance, runs[0].run_id)}
     names = LMS_CHECK_NAMES | {"no_duplicate_ids", "matches_reported_total"}
-    assert results == {(name, day, True) for name in names for day in days}
+    members = {(name, None, True) for name in MEMBERS_CHECK_NAMES}  # the enrolment snapshot, unpartitioned
+    assert results == {(name, day, True) for name in names for day in days} | members
 
 
 GRAPHQL = """{
@@ -46,14 +47,21 @@ def test_dagster_dev_serves_assets_checks_job_and_schedule(location_env):
     with dagster_dev(location_env) as port:
         data = graphql(port, GRAPHQL)
     nodes = {tuple(n["assetKey"]["path"]): n for n in data["assetNodes"]}
-    assert set(nodes) == {("bindbee_completions", "default"), ("nexudus_completions", "default"), ("lms_completions",)}
-    assert all(node["isPartitioned"] for node in nodes.values())
+    snapshot = ("nexudus_course_members", "default")
+    assert set(nodes) == {
+        ("bindbee_completions", "default"),
+        ("nexudus_completions", "default"),
+        ("lms_completions",),
+        snapshot,
+    }
+    assert all(node["isPartitioned"] == (path != snapshot) for path, node in nodes.items())
     checks = {
         (path[0], c["name"], c["blocking"]) for path, n in nodes.items() for c in n["assetChecksOrError"]["checks"]
     }
     assert checks == (
         {("lms_completions", name, name == "unique_completion_ids") for name in LMS_CHECK_NAMES}
         | {("bindbee_completions", "no_duplicate_ids", False), ("nexudus_completions", "matches_reported_total", False)}
+        | {("nexudus_course_members", name, False) for name in MEMBERS_CHECK_NAMES}
     )
     repository = data["repositoriesOrError"]["nodes"][0]
     assert "completions_job" in {job["name"] for job in repository["jobs"]}

@@ -15,7 +15,7 @@ from completions_assets.local.launch import REPO, materialize_command, prepare_d
 from completions_assets.local.run_report import check_results
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
-from completions_assets_tests.support import LMS_CHECK_NAMES, materialize_range, resources
+from completions_assets_tests.support import LMS_CHECK_NAMES, MEMBERS_CHECK_NAMES, materialize_range, resources
 
 PRODUCTION_CONFIG = REPO / "deploy" / "dagster.yaml"
 DAYS = ["2024-03-06", "2024-03-07", "2024-03-08"]
@@ -72,7 +72,8 @@ def test_range_run_and_per_day_check_results_are_recorded_in_postgres(
         )
         rows = set(cursor.fetchall())
         assert {(name, day, "SUCCEEDED") for name in LMS_CHECK_NAMES for day in DAYS} <= rows
-        assert {day for _, day, _ in rows} == set(DAYS)
+        assert {(name, None, "SUCCEEDED") for name in MEMBERS_CHECK_NAMES} <= rows  # the enrolment snapshot
+        assert {day for _, day, _ in rows} == {*DAYS, None}
         cursor.execute(
             "SELECT count(*) FROM event_logs WHERE run_id = %s AND event LIKE %s",
             (result.run_id, f"%{postgres_server.password}%"),

@@ -13,11 +13,14 @@ import dagster as dg
 import pyarrow as pa
 
 from completions_assets.connections import Connection
+from completions_assets.defs.dimensions import dimension_key, read_dimensions, snapshot_facts, snapshot_times
 from completions_assets.defs.lms_checks import Day, evaluate_day, lms_check_specs
 from completions_assets.defs.writing import SINGLE_RUN, DayFile, partition_windows, write_days
 from completions_assets.lms.merge import distinct_ids, merge_day
 from completions_assets.lms.schema import LMS_KEY, LMS_SCHEMA
 from completions_assets.partitions import DayWindow, windows_for
+from completions_assets.providers import PROVIDERS
+from completions_assets.settings import load_settings
 from completions_assets.storage import ParquetStorage
 
 GROUP = "lms"
@@ -28,8 +31,11 @@ FAILED_RUN_STATUSES = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED
 # A day of a connection that changed without the merge that normally follows it
 # in the same run (a provider's step failed, every connection of it having failed,
 # so the merge was skipped): merge that day again once nothing upstream is still running.
+# A new snapshot of a dimension (enrolments) is unpartitioned: it would mark every day.
 REBUILD_AFTER_SOURCES_CHANGE = (
-    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    dg.AutomationCondition.any_deps_updated()
+    .ignore(dg.AssetSelection.key_prefixes(*([p.dimension] for p in PROVIDERS if p.dimension)))
+    .since_last_handled()
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("a connection's day changed since the last merge")
@@ -49,6 +55,9 @@ def lms_asset(partitions_def: dg.PartitionsDefinition, connections: Sequence[Con
     checks alone would need.
     """
     inputs = {f"source_{n}": connection_key(c) for n, c in enumerate(connections)}
+    # Snapshots are read if present: they join the same fan-in, so one that failed does not skip the merge.
+    dimensions = [key for key in map(dimension_key, connections) if key is not None]
+    inputs.update({f"dimension_{n}": key for n, key in enumerate(dimensions)})
     merge_days = _merge_op(connections)
 
     @dg.graph(name=LMS.path[-1], ins={name: dg.GraphIn() for name in inputs}, out={OUTPUT: dg.GraphOut()})
@@ -84,17 +93,21 @@ def _merge_op(connections: Sequence[Connection]) -> dg.OpDefinition:
         checked = _checks_in_run(context)
         failed = _failed(context, connections, windows)[0] if checked else {}
         evaluations: list[dg.AssetCheckEvaluation] = []
+        snapshots = read_dimensions(storage, connections)
+        taken = snapshot_times(context.instance, snapshots)
+        names_min = load_settings().names_resolved_min
 
         def days() -> Iterator[DayFile]:
             for window in windows:
                 raws, absent = _sources(storage, connections, window)
-                merged = merge_day(raws, window.day)
+                merged = merge_day(raws, window.day, snapshots)
                 if checked:
                     gaps = failed.get(window.day.isoformat(), ())
-                    day = Day(window, merged.table, merged.source_ids, absent, gaps)
+                    day = Day(window, merged.table, merged.source_ids, absent, gaps, names_min)
                     evaluations.extend(evaluate_day(LMS, window, day, checked))
                 sources = {label: len(ids) for label, ids in merged.source_ids.items()}
-                yield window, merged.table, {"source_rows": dg.MetadataValue.json(sources), **merged.facts}
+                facts = {**merged.facts, **snapshot_facts(snapshots, taken, window)}
+                yield window, merged.table, {"source_rows": dg.MetadataValue.json(sources), **facts}
 
         yield from write_days(context, LMS, LMS.path[-1], days(), LMS_SCHEMA, storage, LMS_KEY)
         yield from evaluations
@@ -118,9 +131,10 @@ def lms_checks(partitions_def: dg.PartitionsDefinition, connections: Sequence[Co
         windows = windows_for(partitions_def, context.op_execution_context.partition_keys)
         failed, failed_here = _failed(context, connections, windows)
         if LMS not in _run_assets(context):  # the checks alone: read what the files hold
+            names_min = load_settings().names_resolved_min
             selected = {check.name for check in context.selected_asset_check_keys}
             for window in windows:
-                day = _stored_day(storage, connections, window, failed.get(window.day.isoformat(), ()))
+                day = _stored_day(storage, connections, window, failed.get(window.day.isoformat(), ()), names_min)
                 missing = f"no file at {storage.path(LMS.path[-1], window.day)}"
                 yield from evaluate_day(LMS, window, day, selected, missing=missing)
         if failed_here:
@@ -168,14 +182,18 @@ def _sources(
 
 
 def _stored_day(
-    storage: ParquetStorage, connections: Sequence[Connection], window: DayWindow, failed: tuple[str, ...]
+    storage: ParquetStorage,
+    connections: Sequence[Connection],
+    window: DayWindow,
+    failed: tuple[str, ...],
+    names_min: float,
 ) -> Day | None:
     table = storage.read(LMS.path[-1], window.day)
     if table is None:
         return None
     raws, absent = _sources(storage, connections, window, ids_only=True)
     ids = {connection.label: distinct_ids(connection.provider, raw) for connection, raw in raws.items()}
-    return Day(window, table, ids, absent, failed)
+    return Day(window, table, ids, absent, failed, names_min)
 
 
 def failed_attempts(

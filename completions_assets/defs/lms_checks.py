@@ -1,4 +1,4 @@
-"""The checks of `lms_completions` (SPEC section 8), each declared next to its evaluation.
+"""The checks of `lms_completions`, each declared next to its evaluation.
 
 They run in the merge step on the tables it has just built (one result per
 check and day, also in range runs); a run of the checks alone reads the day's
@@ -31,6 +31,7 @@ class Day:
     source_ids: Mapping[str, pa.Array]
     absent: tuple[str, ...] = ()  # configured connections without a file for the day
     failed: tuple[str, ...] = ()  # connections whose latest attempt at the day failed
+    names_resolved_min: float = 0.99  # COMPLETIONS_NAMES_RESOLVED_MIN
 
 
 @dataclass(frozen=True)
@@ -117,9 +118,9 @@ def all_connections_present(day: Day) -> CheckOutcome:
     return CheckOutcome(len(lacking), tuple(lacking[:EXAMPLES]), details)
 
 
-def _first_sorted(values: pa.Array) -> list[str]:
-    """The first EXAMPLES of `values` in order: all a check names."""
-    return values.take(pc.sort_indices(values)).slice(0, EXAMPLES).to_pylist()
+def _first_sorted(values: pa.Array, count: int = EXAMPLES) -> list[str]:
+    """The first `count` of `values` in order: all a check names."""
+    return values.take(pc.sort_indices(values)).slice(0, count).to_pylist()
 
 
 @lms_check(WARN, "started_at <= completed_at where both are set.")
@@ -138,6 +139,39 @@ def grade_in_allowed_set(day: Day) -> CheckOutcome:
     grade = day.table["grade"]
     allowed = pc.is_in(grade, value_set=pa.array(ALLOWED_GRADES))
     return _failing(day.table, pc.and_(pc.is_valid(grade), pc.invert(allowed)))
+
+
+UNRESOLVED_LISTED = 20  # user ids listed per connection by names_resolved
+
+
+@lms_check(
+    WARN,
+    "Per provider and connection, at least COMPLETIONS_NAMES_RESOLVED_MIN (default 99 %) of the rows name "
+    "their person (user_name, person_id) and, where they have a course, its title.",
+)
+def names_resolved(day: Day) -> CheckOutcome:
+    table = day.table
+    resolved = pc.and_(pc.is_valid(table["user_name"]), pc.is_valid(table["person_id"]))
+    resolved = pc.and_(resolved, pc.or_(pc.is_null(table["course_id"]), pc.is_valid(table["course_title"])))
+    labels = pc.binary_join_element_wise(table["provider"], table["connection"], ":")
+    failed, shares, unresolved = 0, {}, {}
+    for label in sorted(pc.unique(labels).to_pylist()):
+        mine = pc.equal(labels, label)
+        rows = pc.sum(mine).as_py() or 0
+        missing = table.filter(pc.and_(mine, pc.invert(resolved)))
+        shares[label] = round(1 - missing.num_rows / rows, 4)
+        if missing.num_rows:
+            unresolved[label] = _first_sorted(pc.unique(missing["user_id"]).drop_null(), UNRESOLVED_LISTED)
+        if shares[label] < day.names_resolved_min:
+            failed += missing.num_rows
+    details = {
+        "threshold": day.names_resolved_min,
+        "resolved_share": dg.MetadataValue.json(shares),
+        "unresolved_user_ids": dg.MetadataValue.json(unresolved),
+    }
+    return CheckOutcome(
+        failed, tuple(f"{label}:{ids[0]}" for label, ids in unresolved.items() if ids)[:EXAMPLES], details
+    )
 
 
 def lms_check_specs(asset: dg.AssetKey, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:

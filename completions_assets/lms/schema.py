@@ -1,4 +1,4 @@
-"""The unified schema of `lms_completions` (SPEC section 7): every provider's rows in one shape."""
+"""The unified schema of `lms_completions`: every provider's rows in one shape (docs/contract.md)."""
 
 import pyarrow as pa
 
@@ -21,6 +21,12 @@ LMS_SCHEMA = pa.schema(
         ("grade", pa.string()),
         ("modified_at", UTC_TIMESTAMP),
         ("completion_date", pa.date32()),
+        # Who and which course: Bindbee's expanded relations, Nexudus's enrolment snapshot.
+        ("person_id", pa.string()),
+        ("course_title", pa.string()),
+        ("user_email", pa.string()),  # Bindbee only, and only with include_email
+        ("company_name", pa.string()),
+        ("team_names", pa.string()),
     ]
 )
 # What identifies a merged row; the merge keeps one row per key.

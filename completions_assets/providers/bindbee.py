@@ -221,7 +221,8 @@ def _duration_seconds(raw: pa.Table) -> pa.Array:
 def _day_facts(raw: pa.Table) -> dict[str, int]:
     # Years and months have no fixed length: such durations merge as null seconds. A user served
     # as an id alone (its LMS ignores `expand`, or expansion is off) leaves its row without names.
-    unexpanded = pc.and_(pc.is_valid(raw["user"]), pc.is_null(raw["user_name"]))
+    names = raw["user_name"] if "user_name" in raw.column_names else pa.nulls(raw.num_rows, pa.string())
+    unexpanded = pc.and_(pc.is_valid(raw["user"]), pc.is_null(names))
     return {
         "durations_without_fixed_length": parse_durations(raw["time_duration"]).calendar_rows,
         "bindbee_users_not_expanded": pc.sum(unexpanded).as_py() or 0,
@@ -250,6 +251,11 @@ BINDBEE = Provider(
         "score": "score",
         "grade": "grade",
         "modified_at": "modified_at",
+        "user_name": "user_name",
+        "content_title": "content_title",
+        "person_id": "user",
+        "course_title": "course_name",
+        "user_email": "user_email",
     },
     checks=(NO_DUPLICATE_IDS,),
     resource_type=BindbeeResource,

@@ -40,6 +40,10 @@ class Provider:
     connection_options: tuple[str, ...] = ()  # other resource fields a connection may set
     resource_defaults: Callable[["Settings"], Mapping[str, object]] | None = None  # from COMPLETIONS_*
     day_facts: Callable[[pa.Table], Mapping[str, int]] | None = None  # merge metadata about a raw day
+    # A per-connection snapshot asset that names more of each raw row (Nexudus: the enrolments), and
+    # how the merge adds its columns to a raw day (given None when the snapshot is missing).
+    dimension: str | None = None
+    enrich: Callable[[pa.Table, pa.Table | None], pa.Table] | None = None
 
     @property
     def asset_name(self) -> str:

@@ -54,6 +54,7 @@ class NexudusAuth(httpx.Auth):
         self._access_token = access_token
         self._refresh_token: str | None = None
         self.grants = 0  # token requests made, for tests and logs
+        self.user_agent = user_agent()  # of token requests, like the client's other requests
 
     @property
     def can_grant(self) -> bool:
@@ -110,7 +111,7 @@ class NexudusAuth(httpx.Auth):
     def _grant(self, form: dict[str, str]) -> Generator[httpx.Request, httpx.Response, httpx.Response]:
         # Paced like every request of the flow (PacedAuth): the token endpoint shares the rate limits.
         self.grants += 1
-        headers = {"Accept": "application/json", "User-Agent": user_agent()}
+        headers = {"Accept": "application/json", "User-Agent": self.user_agent}
         return (yield httpx.Request("POST", self._token_url, data=form, headers=headers))
 
     def _read_grant(self, response: httpx.Response) -> tuple[str, str | None]:

@@ -15,11 +15,13 @@ from pydantic import Field
 
 from completions_assets.http.pacing import Clock, RateLimit
 from completions_assets.http.pagination import Page, PageNumberPaginator
+from completions_assets.http.session import user_agent
 from completions_assets.lms.dedupe import keep_latest
 from completions_assets.providers.checks import MATCHES_REPORTED_TOTAL
 from completions_assets.providers.client import MAX_PAGES, ProviderClient
 from completions_assets.providers.declaration import Provider
 from completions_assets.providers.nexudus.auth import TOKEN_PATH, NexudusAuth
+from completions_assets.providers.nexudus.enrolments import MEMBERS, with_enrolments
 from completions_assets.providers.nexudus.pages import PageWalk, walk_pages
 from completions_assets.providers.planning import Span, WindowTurn
 from completions_assets.providers.records import UTC_TIMESTAMP, RecordLocator, column, json_text, timestamps
@@ -104,6 +106,13 @@ class NexudusClient(ProviderClient):
             raise ConfigurationError(f"nexudus: timezone {settings.timezone!r} is not an IANA time zone") from None
         super().__init__(NEXUDUS, settings, **options)
         self.page_pool = ThreadPoolExecutor(settings.max_concurrent_requests, thread_name_prefix="nexudus-page")
+
+    def name_requests(self, what: str) -> None:
+        """Adds `what` to the User-Agent of this client's requests, token grants included, so the
+        provider's log (and the sandbox's) tells apart what one process fetches in different turns."""
+        agent = f"{user_agent()} {what}"
+        self.session.client.headers["User-Agent"] = agent
+        self.token_auth.user_agent = agent
 
     def close(self) -> None:
         self.page_pool.shutdown(wait=False, cancel_futures=True)
@@ -254,13 +263,19 @@ NEXUDUS = Provider(
     throttle_statuses=THROTTLE_STATUSES,
     lms_columns={
         "completion_id": "id",
-        # The list endpoint exposes no person id: the enrolment id stands in.
+        # The list endpoint exposes no person id: the enrolment id stands in; the person and the
+        # course come from the enrolment snapshot (`enrich`).
         "user_id": "course_member_id",
         "user_name": "course_member_coworker_full_name",
+        "course_id": "member_course_id",
         "content_id": "course_lesson_id",
         "content_title": "course_lesson_title",
         "completed_at": "created_on",
         "modified_at": "updated_on",
+        "person_id": "member_coworker_id",
+        "course_title": "member_course_title",
+        "company_name": "course_member_coworker_company_name",
+        "team_names": "course_member_coworker_team_names",
     },
     checks=(MATCHES_REPORTED_TOTAL,),
     resource_type=NexudusResource,
@@ -269,4 +284,6 @@ NEXUDUS = Provider(
     credential_sets=(("access_token",), ("username", "password")),
     connection_options=("timezone",),
     resource_defaults=lambda settings: {"timezone": settings.timezone},
+    dimension=MEMBERS,
+    enrich=with_enrolments,
 )

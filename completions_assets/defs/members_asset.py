@@ -1,0 +1,149 @@
+"""`nexudus_course_members/<connection>`: each Nexudus account's enrolments, a full snapshot
+replaced on every run, and its checks.
+
+One step fetches every Nexudus connection's snapshot. `lms_completions` reads them to name the
+person and the course of each completed lesson; a snapshot that cannot be fetched does not keep
+the merge from running (it resolves what it can), so a failure here fails the run only when the
+run merges nothing.
+"""
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import dagster as dg
+
+from completions_assets.connections import Connection
+from completions_assets.defs.dimensions import dimension_dir, dimension_key
+from completions_assets.defs.lms_asset import GROUP, LMS
+from completions_assets.defs.metadata import table_metadata
+from completions_assets.defs.writing import SINGLE_RUN
+from completions_assets.http.errors import ProviderError
+from completions_assets.providers.checks import CheckOutcome, duplicated_keys
+from completions_assets.providers.nexudus.client import NexudusResource
+from completions_assets.providers.nexudus.enrolments import MEMBERS
+from completions_assets.providers.nexudus.members import MEMBERS_SCHEMA, MembersSnapshot, fetch_members
+from completions_assets.settings import ConfigurationError
+from completions_assets.storage import ParquetStorage
+from completions_assets.turns import RECHECK_S, PoolSlots, file_turn
+
+CHECKS = {
+    "member_ids_unique": "No enrolment id occurs twice in the snapshot.",
+    "member_count_matches_total_items": "The snapshot holds as many enrolments as the first page's TotalItems.",
+}
+
+
+def evaluate(snapshot: MembersSnapshot) -> dict[str, CheckOutcome]:
+    """Each check's outcome on a fetched snapshot."""
+    rows, total = snapshot.table.num_rows, snapshot.reported_total
+    return {
+        "member_ids_unique": duplicated_keys(snapshot.table, ["id"]),
+        "member_count_matches_total_items": CheckOutcome(
+            abs((total or 0) - rows) if total != rows else 0, details={"total_items": total, "rows": rows}
+        ),
+    }
+
+
+def dimension_assets(connections: Sequence[Connection]) -> list[dg.AssetsDefinition]:
+    """The snapshot assets of these connections: one step over every Nexudus connection, if any."""
+    nexudus = [c for c in connections if c.provider.dimension == MEMBERS]
+    return [members_asset(nexudus)] if nexudus else []
+
+
+def members_asset(connections: Sequence[Connection]) -> dg.AssetsDefinition:
+    """One unpartitioned asset per Nexudus connection, all fetched in one step."""
+    by_key = {key: c for c in connections if (key := dimension_key(c)) is not None}
+    specs = [
+        dg.AssetSpec(
+            key,
+            group_name=GROUP,
+            description=f"Enrolments (CourseMember) of Nexudus connection `{c.name}`: a full snapshot.",
+            kinds={"nexudus", "parquet"},
+            tags={"provider": "nexudus"},
+            skippable=True,  # a failed connection yields nothing; the merge still runs
+        )
+        for key, c in by_key.items()
+    ]
+    check_specs = [
+        dg.AssetCheckSpec(name, asset=key, description=text) for key in by_key for name, text in CHECKS.items()
+    ]
+
+    @dg.multi_asset(
+        name=MEMBERS,
+        specs=specs,
+        check_specs=check_specs,
+        required_resource_keys={*(c.resource_key for c in connections), "storage"},
+        can_subset=True,
+        # Unpartitioned, but a range run of the CLI (`--select '*' --partition-range`) needs every asset's policy single-run.
+        backfill_policy=SINGLE_RUN,
+    )
+    def nexudus_course_members(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
+        storage: ParquetStorage = context.resources.storage
+        slots = PoolSlots(context.instance, context.run.run_id, MEMBERS)
+        failed: list[str] = []
+        for key, connection in by_key.items():
+            if key not in context.selected_asset_keys:
+                continue
+            try:
+                with _turn(connection, slots, context.log.info):
+                    snapshot = _fetch(getattr(context.resources, connection.resource_key))
+            except (ProviderError, ConfigurationError) as exc:  # one account's failure never holds back the others
+                failed.append(f"{connection.label}: {exc}")
+                context.log.error(f"{connection.label} course members failed: {exc}")
+                continue
+            yield _written(context, storage, key, connection, snapshot)
+        if failed and LMS not in context.op_execution_context.job_def.asset_layer.executable_asset_keys:
+            raise dg.Failure(f"course members of {len(failed)} connections failed: " + "; ".join(failed))
+
+    return nexudus_course_members
+
+
+@contextmanager
+def _turn(connection: Connection, slots: PoolSlots, log: Callable[[str], None]) -> Iterator[None]:
+    """The connection's turn, as its completions step takes it: the account's rate limits are one
+    budget, so its enrolments and its completions are never fetched by two processes at once."""
+    stop = threading.Event()  # this step walks its connections in turn: nothing else stops a wait
+    told = False
+    while not slots.claim(connection.pool):
+        if not told:
+            log(f"connection {connection.pool} waits for its turn: another step holds its pool slot")
+            told = True
+        stop.wait(RECHECK_S)
+    try:
+        with file_turn(connection.pool, log, stop):
+            yield
+    finally:
+        slots.free(connection.pool)
+
+
+def _fetch(resource: NexudusResource) -> MembersSnapshot:
+    with resource.create_client() as client:
+        return fetch_members(client)
+
+
+def _written(
+    context: dg.AssetExecutionContext,
+    storage: ParquetStorage,
+    key: dg.AssetKey,
+    connection: Connection,
+    snapshot: MembersSnapshot,
+) -> dg.MaterializeResult:
+    path = storage.write(dimension_dir(connection), None, snapshot.table, MEMBERS_SCHEMA)
+    stats = snapshot.stats
+    checks = [
+        dg.AssetCheckResult(asset_key=key, check_name=name, passed=outcome.passed, metadata=outcome.metadata())
+        for name, outcome in evaluate(snapshot).items()
+        if dg.AssetCheckKey(key, name) in context.selected_asset_check_keys
+    ]
+    persons = snapshot.table["coworker_id"].unique()
+    metadata: dict[str, Any] = {
+        **table_metadata(snapshot.table, path),
+        "people": len(persons),
+        "total_items_reported": snapshot.reported_total,
+        "requests": stats.requests,
+        "pages": stats.pages,
+        "retries": stats.retries,
+    }
+    context.log.info(f"{connection.label}: {snapshot.table.num_rows} course members, {stats.requests} requests")
+    return dg.MaterializeResult(asset_key=key, metadata=metadata, check_results=checks)
