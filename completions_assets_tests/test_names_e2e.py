@@ -190,3 +190,30 @@ def test_a_snapshot_that_cannot_be_fetched_does_not_keep_the_merge_from_running(
         # Alone, with no merge to carry on, the failure fails the run.
         alone = dg.AssetSelection.key_prefixes("nexudus_course_members")
         assert not materialize_range(FIRST, FIRST, res, instance, selection=alone).success
+
+
+def test_a_connector_that_ignores_expand_merges_ids_without_names_and_the_run_succeeds(tmp_path: Path) -> None:
+    with start_sandbox(dataclasses.replace(SANDBOX, bindbee_ignore_expand=("default",))) as sb:
+        instance = dg.DagsterInstance.ephemeral()
+        result = materialize_range(FIRST, FIRST, resources(sb.base_url, str(tmp_path)), instance)
+        want = expected_bindbee(sb)
+    assert result.success
+    bindbee = [r for r in merged_rows(tmp_path) if r["provider"] == "bindbee"]
+    assert bindbee
+    for row in bindbee:
+        expected = {**want[row["completion_id"]], "user_name": None, "course_title": None, "content_title": None}
+        assert {c: row[c] for c in expected} == expected  # the ids as served, no name invented
+    assert lms_metadata(instance, FIRST)["bindbee_users_not_expanded"] == len(bindbee)
+    assert not names_check(instance, result.run_id)[FIRST].passed  # a warning, not a failed run
+
+
+def test_include_email_fills_user_email_from_the_expanded_user(sandbox: Sandbox, tmp_path: Path) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    res = resources(sandbox.base_url, str(tmp_path), bindbee={"include_email": True})
+    assert materialize_range(FIRST, FIRST, res, instance).success
+    fields = {**NAME_FIELDS, "user": (*NAME_FIELDS["user"], "email_address")}
+    emails = {r["id"]: r["user"]["email_address"] for r in sandbox.dataset.records("bindbee", expand=fields)}
+    rows = merged_rows(tmp_path)
+    assert {r["completion_id"]: r["user_email"] for r in rows if r["provider"] == "bindbee"}.items() <= emails.items()
+    assert all(r["user_email"] for r in rows if r["provider"] == "bindbee")
+    assert {r["user_email"] for r in rows if r["provider"] == "nexudus"} == {None}
