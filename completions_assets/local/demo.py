@@ -2,8 +2,9 @@
 
 Serves the connections of `COMPLETIONS_CONNECTIONS_FILE`, else of the shipped
 example (local/connections.yaml: three Bindbee connectors, two Nexudus accounts).
-Prints a table per day (rows per connection, merged rows, check results) and
-where the Parquet files are; exits non-zero unless the run succeeded and every
+Prints a table per day (rows per connection, merged rows, check results), who
+completed what (names of both providers, and one person's courses joined by
+`person_id`) and where the Parquet files are; exits non-zero unless the run succeeded and every
 check passed.
 """
 
@@ -25,6 +26,7 @@ from completions_assets.local.launch import (
     sandbox_environment,
     sandbox_process,
 )
+from completions_assets.local.names_report import merged_days, who_completed_what
 from completions_assets.local.run_report import day_reports, format_table
 from completions_assets.settings import load_settings
 from completions_assets.storage import ParquetStorage
@@ -63,11 +65,13 @@ def main() -> int:
     days = [first + dt.timedelta(days=i) for i in range(DAYS)]
     reports = day_reports(instance, run.run_id, days, storage, connections)
     print(format_table(reports))
+    print()
+    print(who_completed_what(merged_days(storage, days)))
     print(f"\nrun {run.run_id}: {run.status.value}")
     root = Path(storage.path("lms_completions", last)).parents[2]
     print(
         f"Parquet files under {root}/<provider>_completions/connection=<name>/date=YYYY-MM-DD/ "
-        f"and {root}/lms_completions/date=YYYY-MM-DD/"
+        f"and {root}/lms_completions/date=YYYY-MM-DD/; enrolments under {root}/nexudus_course_members/connection=<name>/"
     )
     all_passed = all(not r.failed and r.passed for r in reports)
     if exit_code != 0 or not all_passed:
