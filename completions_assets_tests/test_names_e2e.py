@@ -19,7 +19,7 @@ from completions_assets.sandbox.catalog import MEMBER_REMOVED
 from completions_assets.sandbox.reply import json_reply
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.clients_support import NAME_FIELDS
-from completions_assets_tests.support import SANDBOX, materialize_range, resources
+from completions_assets_tests.support import SANDBOX, definitions_for, materialize_range, resources
 
 FIRST, LAST = "2024-03-06", "2024-03-08"  # the removed enrolment's last completions are on 2024-03-07
 LMS = dg.AssetKey("lms_completions")
@@ -217,3 +217,21 @@ def test_include_email_fills_user_email_from_the_expanded_user(sandbox: Sandbox,
     assert {r["completion_id"]: r["user_email"] for r in rows if r["provider"] == "bindbee"}.items() <= emails.items()
     assert all(r["user_email"] for r in rows if r["provider"] == "bindbee")
     assert {r["user_email"] for r in rows if r["provider"] == "nexudus"} == {None}
+
+
+def test_a_new_snapshot_alone_asks_for_no_re_merge_of_every_day(sandbox: Sandbox, tmp_path: Path) -> None:
+    # The snapshot is unpartitioned: counted as a changed source, it would mark every day of
+    # lms_completions for the rebuild sensor. A connection's changed day still is one.
+    instance = dg.DagsterInstance.ephemeral()
+    res = resources(sandbox.base_url, str(tmp_path))
+    assert materialize_range(FIRST, FIRST, res, instance).success
+    defs = dg.Definitions(assets=definitions_for(), resources=res)
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    snapshots = dg.AssetSelection.key_prefixes("nexudus_course_members")
+    assert materialize_range(FIRST, FIRST, res, instance, selection=snapshots).success
+    second = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    assert second.total_requested == 0
+    bindbee = dg.AssetSelection.key_prefixes("bindbee_completions")
+    assert materialize_range(FIRST, FIRST, res, instance, selection=bindbee).success
+    third = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
+    assert third.total_requested == 1
