@@ -1,4 +1,4 @@
-"""Every connection's raw rows of a day in the unified schema, deduplicated (SPEC sections 7, 12).
+"""Every connection's raw rows of a day in the unified schema, deduplicated (docs/contract.md, "Columns").
 
 Each provider's `lms_columns` says where a unified column comes from; the merge
 also collects, once, what reconciliation needs: the distinct ids of each source.

@@ -1,4 +1,4 @@
-"""The unified schema of `lms_completions` (SPEC section 7): every provider's rows in one shape."""
+"""The unified schema of `lms_completions` (docs/contract.md, "Columns"): every provider's rows in one shape."""
 
 import pyarrow as pa
 
