@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo dev bench install clean
+.PHONY: test lint demo dev env bench install clean
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ demo: $(STAMP)
 
 dev: $(STAMP)
 	$(BIN)/python -m completions_assets.local.dev
+
+# While `make dev` runs: `eval "$$(make -s env)"` in a second shell points it at the same sandbox and instance.
+env: $(STAMP)
+	@$(BIN)/python -m completions_assets.local.shell_env
 
 bench: $(STAMP)
 	$(BIN)/python -m completions_assets_bench
