@@ -9,8 +9,8 @@ A command (the Dagster CLI) is timed from spawn to exit instead, and the peak
 RSS of each of its descendants is sampled from /proc while it runs.
 """
 
-import json
 import ctypes
+import json
 import os
 import resource
 import select

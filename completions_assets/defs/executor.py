@@ -30,4 +30,3 @@ def forkserver_by_default(config: dict[str, Any]) -> dict[str, Any]:
 executor = dg.multi_or_in_process_executor.configured(
     forkserver_by_default, config_schema=dg.multi_or_in_process_executor.config_schema.as_field()
 )
-

@@ -209,7 +209,9 @@ def _reported(page: Page | None, key: str) -> int | None:
 
 
 class NexudusResource(ProviderResource):
-    """Nexudus course completed lessons (resource key `nexudus`); secrets come in as dagster.EnvVar."""
+    """One Nexudus account: where and how its completed lessons are fetched.
+
+    Its secrets are read through dagster.EnvVar when a step starts."""
 
     base_url: str = Field(default="https://spaces.nexudus.com", description="Nexudus API base URL.")
     access_token: str | None = Field(
