@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo dev env bench install clean
+.PHONY: test test-fast lint demo dev env bench install clean
 
 install: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The unit and integration tiers: no Dagster run, a couple of minutes.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "unit or integration"
 
 # ruff and mypy read their settings from pyproject.toml (mypy's `files` is the
 # whole tree). dg finds the project by its [tool.dg] table in ./pyproject.toml

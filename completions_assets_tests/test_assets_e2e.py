@@ -4,11 +4,14 @@ import datetime as dt
 
 import dagster as dg
 import pyarrow.dataset as ds
+import pytest
 
 from completions_assets.local.run_report import check_results
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
 from completions_assets_tests.support import LMS_CHECK_NAMES, materialize_range, resources, source_dir, source_key
+
+pytestmark = pytest.mark.e2e
 
 
 def days(first: str, count: int) -> list[str]:

@@ -13,6 +13,8 @@ from completions_assets.defs.resources import build_resources
 from completions_assets.providers import PROVIDERS
 from completions_assets.settings import ConfigurationError, Settings
 
+pytestmark = pytest.mark.unit
+
 SETTINGS = Settings(start_date=dt.date(2024, 1, 1), timezone="Europe/Berlin", lookback_days=3, data_root="/tmp/x")
 EXAMPLE = """
 bindbee:

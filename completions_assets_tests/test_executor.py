@@ -60,6 +60,8 @@ def test_the_preload_never_fails_the_forkserver(tmp_path):
 # any it left behind: as a child subreaper, this process inherits the command's orphans.
 PROCESS_TREE = r"""
 import ctypes, json, os, subprocess, sys, time
+
+pytestmark = pytest.mark.e2e
 ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
 cli = subprocess.Popen(json.loads(sys.argv[1]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 seen = {}

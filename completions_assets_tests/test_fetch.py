@@ -39,6 +39,8 @@ from completions_assets_tests.clients_support import (
     windows,
 )
 
+pytestmark = pytest.mark.integration
+
 UTC = dt.timezone.utc
 JAN_2 = dt.datetime(2024, 1, 2, tzinfo=UTC)
 MICRO = dt.timedelta(microseconds=1)

@@ -40,6 +40,8 @@ IN_PROCESS: dict[str, Any] = {"execution": {"config": {"in_process": {}}}}  # on
 # The README's way to free the pool slots of a run whose process died (run with DAGSTER_HOME set).
 FREE_SLOTS_RECIPE = """
 import sys, dagster as dg
+
+pytestmark = pytest.mark.e2e
 instance = dg.DagsterInstance.get()
 run = instance.get_run_by_id(sys.argv[1])
 instance.report_run_failed(run, message="run process died; pool slots freed by hand")

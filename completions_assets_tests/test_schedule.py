@@ -7,6 +7,8 @@ import pytest
 from completions_assets.defs.schedules import build_schedule
 from completions_assets.settings import Settings
 
+pytestmark = pytest.mark.unit
+
 
 def run_range(settings: Settings, tick: dt.datetime) -> tuple[str, str] | None:
     schedule = build_schedule(settings)

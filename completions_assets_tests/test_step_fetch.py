@@ -5,6 +5,7 @@ side by side whatever the size of their days."""
 import datetime as dt
 
 import dagster as dg
+import pytest
 
 from completions_assets.connections import parse_connections
 from completions_assets.defs.fetching import StepFetch, fetch_connections
@@ -16,6 +17,8 @@ from completions_assets.sandbox.config import credential_name
 from completions_assets.storage import ParquetStorage
 from completions_assets.turns import PoolSlots
 from completions_assets_tests.clients_support import windows
+
+pytestmark = pytest.mark.integration
 
 NAMES = tuple(f"c{n}" for n in range(1, 7))
 PER_DAY = 2_000
