@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo dev bench install clean
+.PHONY: test test-fast lint demo dev env bench install clean
 
 install: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The unit and integration tiers: no Dagster run, a couple of minutes.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "unit or integration"
 
 # ruff and mypy read their settings from pyproject.toml (mypy's `files` is the
 # whole tree). dg finds the project by its [tool.dg] table in ./pyproject.toml
@@ -36,6 +40,10 @@ demo: $(STAMP)
 
 dev: $(STAMP)
 	$(BIN)/python -m completions_assets.local.dev
+
+# While `make dev` runs: `eval "$$(make -s env)"` in a second shell points it at the same sandbox and instance.
+env: $(STAMP)
+	@$(BIN)/python -m completions_assets.local.shell_env
 
 bench: $(STAMP)
 	$(BIN)/python -m completions_assets_bench

@@ -11,7 +11,7 @@ the key. A named variable that is unset fails only that connection's step
 import datetime as dt
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -86,63 +86,92 @@ def default_connection(provider: Provider, environ: Mapping[str, str]) -> Connec
 
 
 def parse_connections(document: Any, providers: Sequence[Provider], *, source: str) -> tuple[Connection, ...]:
+    """The connections `document` declares; raises one ConfigurationError naming every problem found."""
     by_name = {provider.name: provider for provider in providers}
     if not isinstance(document, dict):
         raise ConfigurationError(f"{source}: expected a mapping of provider names ({', '.join(by_name)})")
-    unknown = sorted(set(document) - set(by_name))
-    if unknown:
-        raise ConfigurationError(f"{source}: unknown provider {unknown[0]!r} (known: {', '.join(by_name)})")
+    problems = [
+        f"unknown provider {name!r} (known: {', '.join(by_name)})" for name in sorted(set(document) - set(by_name))
+    ]
     connections: list[Connection] = []
     for provider in providers:
         entries = document.get(provider.name) or []
         if not isinstance(entries, list):
-            raise ConfigurationError(f"{source}: {provider.name}: expected a list of connections")
+            problems.append(f"{provider.name}: expected a list of connections")
+            continue
         seen: set[str] = set()
         for index, entry in enumerate(entries):
-            connection = _connection(provider, entry, f"{source}: {provider.name}[{index}]")
+            connection = _connection(provider, entry, f"{provider.name}[{index}]", problems)
+            if connection is None:
+                continue
             if connection.name in seen:
-                raise ConfigurationError(f"{source}: {connection.label}: key 'name': duplicate connection name")
+                problems.append(f"{connection.label}: key 'name': duplicate connection name")
             seen.add(connection.name)
             connections.append(connection)
-    if not connections:
-        raise ConfigurationError(f"{source}: declares no connection")
+    if not connections and not problems:
+        problems.append("declares no connection")
+    if len(problems) == 1:
+        raise ConfigurationError(f"{source}: {problems[0]}")
+    if problems:
+        raise ConfigurationError(f"{source}: {len(problems)} problems:\n" + "\n".join(f"- {p}" for p in problems))
     return tuple(connections)
 
 
-def _connection(provider: Provider, entry: Any, where: str) -> Connection:
+def _connection(provider: Provider, entry: Any, where: str, problems: list[str]) -> Connection | None:
+    """The connection `entry` declares, or None, with what is wrong with it added to `problems`."""
     if not isinstance(entry, dict):
-        raise ConfigurationError(f"{where}: expected a mapping with at least 'name'")
+        problems.append(f"{where}: expected a mapping with at least 'name'")
+        return None
     name = entry.get("name")
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise ConfigurationError(f"{where}: key 'name': {name!r} must match {NAME.pattern}")
-    where = f"{where.rsplit(':', 1)[0]}: {provider.name}:{name}"
+        problems.append(f"{where}: key 'name': {name!r} must match {NAME.pattern}")
+        return None
+    found = len(problems)
+    where = f"{provider.name}:{name}"
     env_keys = {f"{secret}_env": secret for secret in provider.secret_env}
     allowed = {*COMMON_KEYS, *env_keys, *provider.connection_options}
-    for key in entry:
-        if key not in allowed:
-            raise ConfigurationError(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
-    secrets = {
-        secret: _env_name(entry[key], f"{where}: key {key!r}") for key, secret in env_keys.items() if key in entry
-    }
-    if not any(set(credentials) <= set(secrets) for credentials in provider.credential_sets):
+    problems += [
+        f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})" for key in entry if key not in allowed
+    ]
+    secrets = {}
+    for key, secret in env_keys.items():
+        if key in entry:
+            if _is_env_name(entry[key]):
+                secrets[secret] = entry[key]
+            else:  # a secret pasted where its variable's name belongs must never be used or echoed
+                problems.append(
+                    f"{where}: key {key!r}: must name an environment variable (LIKE_THIS), not hold a value"
+                )
+    declared = {secret for secret in secrets if secret not in provider.optional_secrets}
+    if not any(declared == set(credentials) for credentials in provider.credential_sets):
         sets = " or ".join(" and ".join(f"{name}_env" for name in c) for c in provider.credential_sets)
-        raise ConfigurationError(f"{where}: set {sets}")
+        given = ", ".join(f"{secret}_env" for secret in sorted(declared)) or "none"
+        problems.append(f"{where}: set exactly one of: {sets} (given: {given})")
     for secret in provider.optional_secrets:
         secrets.setdefault(secret, provider.secret_env[secret])
     base_url = entry.get("base_url")
     if base_url is not None:
-        check_base_url(str(base_url), name=f"{where}: key 'base_url'")
+        _collect(problems, check_base_url, str(base_url), name=f"{where}: key 'base_url'")
     options = {key: entry[key] for key in provider.connection_options if key in entry}
     if "timezone" in options:
-        _check_zone(options["timezone"], f"{where}: key 'timezone'")
-    return Connection(provider, name, secrets, base_url, _start_date(entry.get("start_date"), where), options)
+        _collect(problems, _check_zone, options["timezone"], f"{where}: key 'timezone'")
+    start_date = _collect(problems, _start_date, entry.get("start_date"), where)
+    if len(problems) > found:
+        return None
+    return Connection(provider, name, secrets, base_url, start_date, options)
 
 
-def _env_name(value: Any, where: str) -> str:
-    # A secret pasted where its variable's name belongs must never be used or echoed.
-    if not isinstance(value, str) or not ENV_NAME.fullmatch(value) or not value.isupper():
-        raise ConfigurationError(f"{where}: must name an environment variable (LIKE_THIS), not hold a value")
-    return value
+def _collect(problems: list[str], check: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`check(*args, **kwargs)`, its ConfigurationError added to `problems` instead of raised."""
+    try:
+        return check(*args, **kwargs)
+    except ConfigurationError as exc:
+        problems.append(str(exc))
+        return None
+
+
+def _is_env_name(value: Any) -> bool:
+    return isinstance(value, str) and bool(ENV_NAME.fullmatch(value)) and value.isupper()
 
 
 def _start_date(value: Any, where: str) -> dt.date | None:

@@ -3,7 +3,6 @@
 import warnings
 
 import dagster as dg
-from dagster._utils.warnings import SupersessionWarning
 
 from completions_assets.connections import load_connections
 from completions_assets.defs.assets import build_assets
@@ -28,7 +27,7 @@ completions_job = build_job()
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.PreviewWarning)
     warnings.simplefilter("ignore", dg.BetaWarning)
-    warnings.simplefilter("ignore", SupersessionWarning)
+    warnings.simplefilter("ignore", dg.SupersessionWarning)
     assets = [*build_assets(partitions_def, connections), *dimension_assets(connections)]
     freshness_checks = build_freshness_checks(next(a for a in assets if LMS in a.keys), settings)
     sensors = [build_rebuild_sensor(), *build_freshness_sensors(freshness_checks)]
@@ -37,7 +36,7 @@ defs = dg.Definitions(
     assets=assets,
     asset_checks=freshness_checks,
     jobs=[completions_job],
-    schedules=[build_schedule(completions_job, settings)],
+    schedules=[build_schedule(settings)],
     sensors=sensors,
     resources=build_resources(connections, settings),
     executor=executor,

@@ -1,4 +1,4 @@
-"""`make bench`: how close the pipeline comes to a bare fetch of the same data (SPEC section 10).
+"""`make bench`: how close the pipeline comes to a bare fetch of the same data (docs/benchmarks.md says what each section measures).
 
 `python -m completions_assets_bench` prints its tables and writes
 docs/benchmarks.md. Modules: `workload` (the sandboxes, ranges and the

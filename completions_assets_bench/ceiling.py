@@ -4,7 +4,7 @@ Every page the range needs, with as much concurrency as the provider's paging
 allows: Bindbee is walked as one exact window per UTC day (its windows are
 exact, so splitting costs at most a partial page per day), all days' cursor
 walks at once; Nexudus as one window over the whole range, widened by the
-margin once (SPEC section 6), page 1 first and then pages 2..TotalPages all at
+margin once (docs/contract.md, "Days"), page 1 first and then pages 2..TotalPages all at
 once. Each page is decoded with `json.loads` and dropped: no parsing into
 Arrow, no pacing, no retries, no files. What is left is the cost of asking the
 sandbox and reading its answers, which the pipeline cannot beat.

@@ -9,6 +9,7 @@ A command (the Dagster CLI) is timed from spawn to exit instead, and the peak
 RSS of each of its descendants is sampled from /proc while it runs.
 """
 
+import ctypes
 import json
 import os
 import resource
@@ -172,6 +173,7 @@ def run_command(
     """Run a command to its end, sampling its process tree's peak RSS and CPU every `poll_s`."""
     peaks: dict[int, float] = {}
     cpu: dict[int, float] = {}
+    _adopt_orphans()
     with log.open("w") as handle:
         epoch, began = time.time(), time.perf_counter()
         process = subprocess.Popen(
@@ -191,6 +193,7 @@ def run_command(
                 if pid:
                     wall = time.perf_counter() - began
                     process.returncode = os.waitstatus_to_exitcode(status)
+                    orphans = _reap_orphans(set(cpu) - {process.pid}, deadline)
                     break
                 if time.perf_counter() > deadline:
                     raise TimeoutError(f"{command[:6]} ran longer than {timeout_s:.0f}s; see {log}")
@@ -204,7 +207,35 @@ def run_command(
         began=epoch,
         returncode=process.returncode,
         wall_s=wall,
-        cpu_s=usage.ru_utime + usage.ru_stime,
+        cpu_s=usage.ru_utime + usage.ru_stime + orphans,
         peak_rss_mb=peaks,
         cpu_s_by_pid=cpu,
     )
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _adopt_orphans() -> None:
+    """Makes this process the parent of any descendant whose parent exits first (Linux), so
+    its CPU time is ours to read when we reap it: a run's forkserver outlives the run's
+    process for a moment, and reaps the step processes forked from it."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _reap_orphans(pids: set[int], deadline: float) -> float:
+    """CPU seconds of those of `pids` that became our children, waited for until `deadline`."""
+    spent = 0.0
+    for pid in pids:
+        while True:  # bounded by the deadline
+            try:
+                done, _, usage = os.wait4(pid, os.WNOHANG)
+            except ChildProcessError:
+                break  # not ours: reaped by its own parent
+            if done:
+                spent += usage.ru_utime + usage.ru_stime
+                break
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"process {pid} outlived its run")
+            time.sleep(0.05)
+    return spent

@@ -62,7 +62,7 @@ class Sandbox:
         return self._counts[key]
 
     def minimum(self, windows: list[Window]) -> int:
-        """ceil(records / page size) per window, an empty window one (SPEC)."""
+        """ceil(records / page size) per window, an empty window one (a walk ends on its first empty page)."""
         return minimum_requests((self.window_records(w), w.page_size) for w in windows)
 
     def walked(self, requests: Mapping[Window | None, int]) -> tuple[list[Window], list[Window]]:

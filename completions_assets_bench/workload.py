@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 PROVIDERS = ("bindbee", "nexudus")
-PAGE_SIZE = 100  # the ceiling's page size: the largest Bindbee allows (SPEC)
+PAGE_SIZE = 100  # the ceiling's page size: the largest Bindbee allows
 SEED = 7  # with seed 7 about one day in nine is empty per provider (the sandbox's design)
-# SPEC section 6: a Nexudus window is widened by 14 h 1 min on each side (the filter's zone is undocumented).
+# A Nexudus window is widened by 14 h 1 min on each side (the filter's zone is undocumented).
 NEXUDUS_MARGIN = dt.timedelta(minutes=14 * 60 + 1)
 _MICROSECOND = dt.timedelta(microseconds=1)
 _MILLISECOND = dt.timedelta(milliseconds=1)
@@ -193,10 +193,10 @@ def requests_per_window(queries: Iterable[Mapping]) -> dict[str, dict[Window | N
 
 
 def needed(records: int, page_size: int) -> int:
-    """Requests a full walk of a window needs (SPEC): ceil(records / page size), an empty window one."""
+    """Requests a full walk of a window needs: ceil(records / page size), an empty window one."""
     return max(1, math.ceil(records / page_size))
 
 
 def minimum_requests(window_records: Iterable[tuple[int, int]]) -> int:
-    """Sum over windows of max(1, ceil(records / page size)) for (records, page size) pairs (SPEC)."""
+    """Sum over windows of max(1, ceil(records / page size)) for (records, page size) pairs."""
     return sum(max(1, math.ceil(n / size)) for n, size in window_records)

@@ -26,7 +26,7 @@ from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
 from completions_assets.settings import Settings
 from completions_assets.storage import ParquetStorage
 
-# What a run must record for `lms_completions` (docs/contract.md), written out here
+# What a run must record for `lms_completions` (docs/contract.md, "Checks"), written out here
 # rather than read from the product, so a check that goes missing fails the tests.
 LMS_CHECK_NAMES = {
     "unique_completion_ids",

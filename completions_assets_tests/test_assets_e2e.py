@@ -4,6 +4,7 @@ import datetime as dt
 
 import dagster as dg
 import pyarrow.dataset as ds
+import pytest
 
 from completions_assets.local.run_report import check_results
 from completions_assets.storage import ParquetStorage
@@ -16,6 +17,8 @@ from completions_assets_tests.support import (
     source_dir,
     source_key,
 )
+
+pytestmark = pytest.mark.e2e
 
 
 def days(first: str, count: int) -> list[str]:

@@ -9,9 +9,12 @@ window's walk returns, which is checked here for both providers.
 import datetime as dt
 
 import httpx
+import pytest
 
 from completions_assets.sandbox import Sandbox
 from completions_assets_bench.workload import bindbee_params, nexudus_params, requested_windows
+
+pytestmark = pytest.mark.integration
 
 UTC = dt.timezone.utc
 

@@ -30,6 +30,8 @@ from completions_assets_tests.clients_support import (
     windows,
 )
 
+pytestmark = pytest.mark.integration
+
 UTC = dt.timezone.utc
 
 

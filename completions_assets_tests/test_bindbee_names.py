@@ -18,6 +18,8 @@ from completions_assets_tests.clients_support import (
     windows,
 )
 
+pytestmark = pytest.mark.integration
+
 DAYS = ("2024-01-08", "2024-01-12")
 CONNECTIONS = {"bindbee": ("default", "acme"), "nexudus": ("default",)}
 

@@ -15,6 +15,8 @@ from completions_assets.sandbox import ProviderFaults, SandboxConfig, start_sand
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.support import materialize_range, resources, source_key
 
+pytestmark = pytest.mark.e2e
+
 DAY = "2024-03-05"
 LMS = dg.AssetKey("lms_completions")
 NO_WAIT = {"backoff_initial_s": 0.0}

@@ -12,6 +12,8 @@ from completions_assets_tests.dagster_dev import dagster_dev, graphql
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
 from completions_assets_tests.support import LMS_CHECK_NAMES, MEMBERS_CHECK_NAMES, location_env
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(name="location_env")
 def location_env_fixture(sandbox, tmp_path) -> dict[str, str]:

@@ -27,6 +27,8 @@ from completions_assets_tests.clients_support import (
     windows,
 )
 
+pytestmark = pytest.mark.integration
+
 DAYS = windows("2024-01-10", "2024-01-10")  # one window, in turn: Bindbee 6 pages, Nexudus 13 (widened)
 SECRETS = ("sandbox-bindbee-key", "sandbox-connector-token", "sandbox-password", "sandbox-nexudus-token")
 

@@ -4,6 +4,8 @@ import pytest
 
 from completions_assets.settings import ConfigurationError, load_settings
 
+pytestmark = pytest.mark.unit
+
 
 def test_defaults():
     settings = load_settings({})

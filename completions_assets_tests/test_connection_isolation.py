@@ -23,6 +23,8 @@ from completions_assets.settings import Settings
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.support import source_dir, source_key
 
+pytestmark = pytest.mark.e2e
+
 FIRST, LAST = "2024-03-04", "2024-03-06"
 DAYS = ["2024-03-04", "2024-03-05", "2024-03-06"]
 FILE = {

@@ -23,6 +23,8 @@ from completions_assets.sandbox import Sandbox
 from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
 from completions_assets.storage import ParquetStorage
 
+pytestmark = pytest.mark.e2e
+
 LOCATION = importlib.util.find_spec("completions_assets.definitions").origin  # type: ignore[union-attr]
 DAY = "2024-03-05"
 FILE = {

@@ -13,6 +13,8 @@ from completions_assets.defs.resources import build_resources
 from completions_assets.providers import PROVIDERS
 from completions_assets.settings import ConfigurationError, Settings
 
+pytestmark = pytest.mark.unit
+
 SETTINGS = Settings(start_date=dt.date(2024, 1, 1), timezone="Europe/Berlin", lookback_days=3, data_root="/tmp/x")
 EXAMPLE = """
 bindbee:
@@ -123,10 +125,15 @@ def test_without_a_file_each_provider_has_a_default_connection():
             "bindbee:\n  - name: acme\n    connector_token_env: ct_live_8f3a9b2c\n",
             r"bindbee:acme: key 'connector_token_env': must name an environment variable",
         ),
-        ("bindbee:\n  - name: acme\n", r"bindbee:acme: set connector_token_env"),
+        ("bindbee:\n  - name: acme\n", r"bindbee:acme: set exactly one of: connector_token_env \(given: none\)"),
         (
             "nexudus:\n  - name: london\n    username_env: U\n",
-            r"nexudus:london: set access_token_env or username_env and password_env",
+            r"nexudus:london: set exactly one of: access_token_env or username_env and password_env "
+            r"\(given: username_env\)",
+        ),
+        (  # which one would be used is a guess: refused
+            "nexudus:\n  - name: london\n    access_token_env: T\n    username_env: U\n    password_env: P\n",
+            r"nexudus:london: set exactly one of: .* \(given: access_token_env, password_env, username_env\)",
         ),
         (
             "bindbee:\n  - name: acme\n    connector_token_env: T\n    start_date: soon\n",
@@ -141,6 +148,28 @@ def test_a_malformed_file_names_the_file_connection_and_key(tmp_path, text, mess
         load(tmp_path, text)
     assert str(tmp_path / "connections.yaml") in str(caught.value)
     assert "ct_live_8f3a9b2c" not in str(caught.value)  # a pasted secret is never echoed
+
+
+def test_every_problem_of_a_file_is_named_at_once(tmp_path):
+    text = (
+        "bindbee:\n  - name: acme\n    connector_token_env: T\n    colour: red\n"
+        "  - name: globex\n    connector_token_env: T\n    start_date: soon\n"
+        "nexudus:\n  - name: london\n    username_env: U\n    timezone: Mars/Olympus\n"
+        "moodle: []\n"
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        load(tmp_path, text)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == f"{tmp_path / 'connections.yaml'}: 5 problems:"
+    expected = [
+        "- unknown provider 'moodle'",
+        "- bindbee:acme: unknown key 'colour'",
+        "- bindbee:globex: key 'start_date': 'soon' is not a date",
+        "- nexudus:london: set exactly one of: access_token_env or username_env and password_env",
+        "- nexudus:london: key 'timezone': 'Mars/Olympus' is not an IANA time zone",
+    ]
+    assert len(lines) == 1 + len(expected)
+    assert all(line.startswith(prefix) for line, prefix in zip(lines[1:], expected, strict=True)), lines
 
 
 def test_a_malformed_file_stops_the_code_location_from_loading(tmp_path):

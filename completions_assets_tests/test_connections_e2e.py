@@ -27,6 +27,8 @@ from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, s
 from completions_assets.sandbox.app import LoggedRequest
 from completions_assets.storage import ParquetStorage
 
+pytestmark = pytest.mark.e2e
+
 FIRST, LAST = "2024-03-02", "2024-03-05"
 DAYS = [(dt.date(2024, 3, 2) + dt.timedelta(days=i)) for i in range(4)]
 PATH, CONNECTIONS = example_connections({})

@@ -5,6 +5,7 @@ import datetime as dt
 from typing import Any
 
 import pyarrow as pa
+import pytest
 
 from completions_assets.connections import default_connection
 from completions_assets.defs.dimensions import snapshot_facts
@@ -18,6 +19,8 @@ from completions_assets.providers.nexudus.members import MEMBERS_SCHEMA, Members
 from completions_assets.sandbox import Sandbox
 from completions_assets_tests.clients_support import nexudus_client, running_sandbox
 from completions_assets_tests.support import SANDBOX
+
+pytestmark = pytest.mark.integration
 
 UTC = dt.timezone.utc
 

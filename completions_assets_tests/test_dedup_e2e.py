@@ -16,6 +16,8 @@ from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, s
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.support import materialize_range, resources
 
+pytestmark = pytest.mark.e2e
+
 NEXUDUS_PATH = "/api/content/coursecompletedlessons"
 FIRST, LAST = "2024-03-03", "2024-03-05"  # three days: one request window, its pages one at a time
 RANGE_START = dt.datetime(2024, 3, 3, tzinfo=dt.timezone.utc)

@@ -21,6 +21,8 @@ from completions_assets.providers.nexudus import NexudusResource
 from completions_assets.sandbox import Sandbox, SandboxConfig, start_sandbox
 from completions_assets_tests.clients_support import windows
 
+pytestmark = pytest.mark.integration
+
 # The documented limits, as (requests, seconds), written out here rather than read
 # from the product: a default that drifts from them must fail this test.
 LIMITS = {"bindbee": [(200, 60.0)], "nexudus": [(1, 0.1), (120, 60.0), (5000, 3600.0)]}

@@ -5,6 +5,8 @@ import pytest
 
 from completions_assets.providers.durations import DurationError, parse_durations
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("text", "seconds"),

@@ -18,6 +18,8 @@ from completions_assets.providers import PROVIDERS
 from completions_assets.settings import Settings
 from completions_assets_tests.support import source_key
 
+pytestmark = pytest.mark.e2e
+
 BERLIN = ZoneInfo("Europe/Berlin")
 SETTINGS = Settings(
     start_date=dt.date(2024, 1, 1), timezone="Europe/Berlin", lookback_days=3, data_root="/tmp/x", freshness_hour=6

@@ -24,6 +24,8 @@ from completions_assets.http.session import HttpSession, RequestStats
 from completions_assets.settings import ConfigurationError, check_base_url
 from completions_assets_tests.clients_support import Reply, Script, json_reply, retry_settings, session
 
+pytestmark = pytest.mark.unit
+
 NOW = 1_700_000_000.0
 
 

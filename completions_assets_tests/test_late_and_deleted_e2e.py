@@ -5,19 +5,22 @@ materialization says how many rows came and went."""
 import datetime as dt
 
 import dagster as dg
+import pytest
 
-from completions_assets.defs.schedules import build_job, build_schedule
+from completions_assets.defs.schedules import build_schedule
 from completions_assets.sandbox import SandboxConfig, start_sandbox
 from completions_assets.settings import Settings
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.support import materialize_range, resources, source_dir
+
+pytestmark = pytest.mark.e2e
 
 UTC = dt.timezone.utc
 SETTINGS = Settings(start_date=dt.date(2024, 1, 1), timezone="UTC", lookback_days=3, data_root="")
 
 
 def scheduled_range(tick: dt.datetime) -> tuple[str, str]:
-    schedule = build_schedule(build_job(), SETTINGS)
+    schedule = build_schedule(SETTINGS)
     requests = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick)).run_requests
     assert requests
     range_ = requests[0].partition_key_range

@@ -9,6 +9,8 @@ from completions_assets.defs.lms_checks import Day
 from completions_assets.lms.schema import LMS_SCHEMA
 from completions_assets.partitions import day_window
 
+pytestmark = pytest.mark.unit
+
 UTC = dt.timezone.utc
 WINDOW = day_window(dt.date(2024, 3, 1), ZoneInfo("UTC"))
 

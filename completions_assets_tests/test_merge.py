@@ -1,6 +1,7 @@
 import datetime as dt
 
 import pyarrow as pa
+import pytest
 
 from completions_assets.connections import Connection, default_connection
 from completions_assets.lms.dedupe import keep_latest
@@ -10,6 +11,8 @@ from completions_assets.providers.bindbee import BINDBEE, BINDBEE_SCHEMA
 from completions_assets.providers.nexudus import NEXUDUS
 from completions_assets.providers.nexudus.client import NEXUDUS_SCHEMA
 from completions_assets.providers.nexudus.members import MEMBERS_SCHEMA
+
+pytestmark = pytest.mark.unit
 
 UTC = dt.timezone.utc
 BB, NX = default_connection(BINDBEE, {}), default_connection(NEXUDUS, {})

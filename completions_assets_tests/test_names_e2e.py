@@ -21,6 +21,8 @@ from completions_assets.storage import ParquetStorage
 from completions_assets_tests.clients_support import NAME_FIELDS
 from completions_assets_tests.support import SANDBOX, definitions_for, materialize_range, resources
 
+pytestmark = pytest.mark.e2e
+
 FIRST, LAST = "2024-03-06", "2024-03-08"  # the removed enrolment's last completions are on 2024-03-07
 LMS = dg.AssetKey("lms_completions")
 WITHOUT_MEMBERS = dg.AssetSelection.all() - dg.AssetSelection.key_prefixes("nexudus_course_members")

@@ -1,8 +1,11 @@
 """The demo's "who completed what": named rows of each provider and one person's courses."""
 
 import pyarrow as pa
+import pytest
 
 from completions_assets.local.names_report import who_completed_what
+
+pytestmark = pytest.mark.unit
 
 
 def test_it_names_rows_and_joins_one_persons_courses_by_person_id() -> None:

@@ -12,6 +12,8 @@ from completions_assets.http.errors import AuthenticationError
 from completions_assets.providers.nexudus.client import NEXUDUS_SCHEMA
 from completions_assets_tests.clients_support import Oracle, nexudus_client, running_sandbox, windows
 
+pytestmark = pytest.mark.integration
+
 RANGE = windows("2024-01-01", "2024-01-10")
 
 

@@ -17,6 +17,8 @@ from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
 from completions_assets_tests.support import LMS_CHECK_NAMES, MEMBERS_CHECK_NAMES, materialize_range, resources
 
+pytestmark = pytest.mark.e2e
+
 PRODUCTION_CONFIG = REPO / "deploy" / "dagster.yaml"
 DAYS = ["2024-03-06", "2024-03-07", "2024-03-08"]
 CLI_DAYS = ["2024-03-10", "2024-03-11"]

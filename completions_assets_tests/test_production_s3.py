@@ -21,6 +21,8 @@ from completions_assets_tests.oracle import assert_day_matches_ground_truth
 from completions_assets_tests.servers import s3_bucket, s3_objects
 from completions_assets_tests.support import materialize_range, resources
 
+pytestmark = pytest.mark.e2e
+
 BUCKET = "completions-prod"
 ASSETS = ("bindbee_completions/connection=default", "nexudus_completions/connection=default", "lms_completions")
 DAYS = ["2024-03-03", "2024-03-04", "2024-03-05"]

@@ -7,6 +7,8 @@ import pytest
 
 from completions_assets.http.pacing import ManualClock, Pacer, RateLimit, SystemClock
 
+pytestmark = pytest.mark.unit
+
 
 def request_times(pacer: Pacer, clock: ManualClock, n: int) -> list[float]:
     times = []

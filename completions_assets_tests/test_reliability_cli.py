@@ -33,6 +33,8 @@ from completions_assets_tests.oracle import (
 )
 from completions_assets_tests.support import location_env, overlaps, source_dir
 
+pytestmark = pytest.mark.e2e
+
 FIRST, LAST = "2024-03-02", "2024-03-06"
 DAYS = [(dt.date(2024, 3, 2) + dt.timedelta(days=i)).isoformat() for i in range(5)]
 ASSETS = ("bindbee_completions", "nexudus_completions", "lms_completions")

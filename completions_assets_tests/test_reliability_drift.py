@@ -20,6 +20,8 @@ from completions_assets_tests.oracle import (
 )
 from completions_assets_tests.support import materialize_range, resources, source_key
 
+pytestmark = pytest.mark.e2e
+
 FIRST, LAST = "2024-03-02", "2024-03-06"
 DAYS = [(dt.date(2024, 3, 2) + dt.timedelta(days=i)).isoformat() for i in range(5)]
 NO_WAIT = {"backoff_initial_s": 0.0}

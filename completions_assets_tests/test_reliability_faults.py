@@ -26,6 +26,8 @@ from completions_assets_tests.clients_support import update_faults
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
 from completions_assets_tests.support import materialize_range, resources, source_dir, source_key
 
+pytestmark = pytest.mark.e2e
+
 CONFIG = SandboxConfig(seed=41, start_date=dt.date(2024, 3, 1), days=8, records_per_day=60)
 FIRST, LAST = "2024-03-02", "2024-03-06"
 DAYS = [(dt.date(2024, 3, 2) + dt.timedelta(days=i)).isoformat() for i in range(5)]

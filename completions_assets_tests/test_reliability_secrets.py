@@ -25,6 +25,8 @@ from completions_assets.providers import PROVIDERS
 from completions_assets.sandbox import SandboxConfig, start_sandbox
 from completions_assets.storage import ParquetStorage
 
+pytestmark = pytest.mark.e2e
+
 SECRETS = {
     "BINDBEE_API_KEY": "FAKE-bindbee-key+Qz7/W9x=",
     "BINDBEE_CONNECTOR_TOKEN_ACME": "FAKE-acme-token&V4r=8",

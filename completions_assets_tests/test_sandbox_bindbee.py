@@ -10,6 +10,8 @@ import pytest
 
 from completions_assets.sandbox import Sandbox, SandboxConfig, start_sandbox
 
+pytestmark = pytest.mark.integration
+
 UTC = dt.timezone.utc
 PATH = "/api/lms/v1/completions"
 DAY = dt.date(2024, 3, 4)

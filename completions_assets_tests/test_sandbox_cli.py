@@ -6,6 +6,9 @@ import subprocess
 import sys
 
 import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
 
 
 def test_cli_prints_url_serves_and_exits_cleanly_on_sigterm() -> None:

@@ -13,6 +13,8 @@ import pytest
 
 from completions_assets.sandbox import Dataset, Sandbox, SandboxConfig, connection_credentials, start_sandbox
 
+pytestmark = pytest.mark.integration
+
 BINDBEE = "/api/lms/v1/completions"
 NEXUDUS = "/api/content/coursecompletedlessons"
 EVER = {"start": "2000-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z"}

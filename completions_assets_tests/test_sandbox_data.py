@@ -11,6 +11,8 @@ import pytest
 
 from completions_assets.sandbox import Dataset, Sandbox, SandboxConfig, start_sandbox
 
+pytestmark = pytest.mark.integration
+
 UTC = dt.timezone.utc
 CONFIG = SandboxConfig(
     seed=3, start_date=dt.date(2024, 5, 1), days=20, records_per_day=50, now=dt.datetime(2024, 6, 1, tzinfo=UTC)

@@ -11,6 +11,8 @@ import pytest
 from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, start_sandbox
 from completions_assets_tests.clients_support import update_faults
 
+pytestmark = pytest.mark.integration
+
 BINDBEE = "/api/lms/v1/completions"
 NEXUDUS = "/api/content/coursecompletedlessons"
 PATHS = {"bindbee": BINDBEE, "nexudus": NEXUDUS}

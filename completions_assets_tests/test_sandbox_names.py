@@ -11,6 +11,8 @@ import pytest
 from completions_assets.sandbox import Sandbox, SandboxConfig, start_sandbox
 from completions_assets.sandbox.catalog import MEMBER_REMOVED
 
+pytestmark = pytest.mark.integration
+
 BINDBEE = "/api/lms/v1/completions"
 MEMBERS = "/api/content/coursemembers"
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)

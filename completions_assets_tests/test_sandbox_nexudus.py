@@ -10,6 +10,8 @@ import pytest
 
 from completions_assets.sandbox import Sandbox, SandboxConfig, start_sandbox
 
+pytestmark = pytest.mark.integration
+
 UTC = dt.timezone.utc
 PATH = "/api/content/coursecompletedlessons"
 PREFIX = "CourseCompletedLesson_"

@@ -4,12 +4,14 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from completions_assets.defs.schedules import build_job, build_schedule
+from completions_assets.defs.schedules import build_schedule
 from completions_assets.settings import Settings
+
+pytestmark = pytest.mark.unit
 
 
 def run_range(settings: Settings, tick: dt.datetime) -> tuple[str, str] | None:
-    schedule = build_schedule(build_job(), settings)
+    schedule = build_schedule(settings)
     context = dg.build_schedule_context(scheduled_execution_time=tick)
     requests = schedule.evaluate_tick(context).run_requests or []
     assert len(requests) <= 1

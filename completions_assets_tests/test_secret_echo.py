@@ -36,6 +36,8 @@ from completions_assets_tests.clients_support import (
 from completions_assets_tests.test_connection_without_file_e2e import code_location, location_environ
 from completions_assets_tests.test_reliability_secrets import database_values, encodings, every_file
 
+pytestmark = pytest.mark.e2e
+
 # The sandbox accepts these (the product's variable names) instead of its defaults.
 SECRETS = {
     "BINDBEE_API_KEY": "ECHO-bindbee-key+Qz7/W9x=",

@@ -16,6 +16,8 @@ from completions_assets.sandbox import Sandbox
 from completions_assets.sandbox.config import ProviderFaults
 from completions_assets_tests.clients_support import fast_settings, running_sandbox, windows
 
+pytestmark = pytest.mark.integration
+
 SECRETS = {
     "BINDBEE_API_KEY": "SECRET-bindbee-key-1234",
     "BINDBEE_CONNECTOR_TOKEN": "SECRET-connector-token-5678",

@@ -1,20 +1,24 @@
 """A provider's step fetching many connections at once, without Dagster around it: each connection's
-file exact, and the records held at once bounded by the step's budget, not by the connections."""
+file exact, and the records held at once bounded by the step's budget, not by the connections, which fetch
+side by side whatever the size of their days."""
 
 import datetime as dt
 
 import dagster as dg
+import pytest
 
 from completions_assets.connections import parse_connections
 from completions_assets.defs.fetching import StepFetch, fetch_connections
 from completions_assets.local.launch import sandbox_environment
 from completions_assets.providers import PROVIDERS
 from completions_assets.providers.planning import StepRecords
-from completions_assets.sandbox import SandboxConfig, start_sandbox
+from completions_assets.sandbox import ProviderFaults, SandboxConfig, start_sandbox
 from completions_assets.sandbox.config import credential_name
 from completions_assets.storage import ParquetStorage
 from completions_assets.turns import PoolSlots
 from completions_assets_tests.clients_support import windows
+
+pytestmark = pytest.mark.integration
 
 NAMES = tuple(f"c{n}" for n in range(1, 7))
 PER_DAY = 2_000
@@ -61,3 +65,45 @@ def test_connections_fetched_at_once_hold_no_more_than_the_step_budget_and_one_w
     held_by_one = max(len(ids) for ids in truth.values()) + PAGE
     assert 0 < step.records.peak <= STEP_BUDGET + held_by_one, step.records.peak
     assert said == []  # nobody waited for a turn
+
+
+def test_connections_whose_days_exceed_the_step_budget_still_fetch_side_by_side(tmp_path, monkeypatch):
+    # Each connection's day (2,000 records) is half the step's budget: were a day held until it is
+    # written, two connections would fetch at a time and the others wait for them. Written to disk a
+    # batch at a time, every connection walks its pages while the others do.
+    budget = 4_000
+    config = SandboxConfig(
+        seed=72,
+        start_date=dt.date(2024, 3, 1),
+        days=3,
+        records_per_day=PER_DAY,
+        connections={"bindbee": NAMES},
+        bindbee=ProviderFaults(latency_ms=20),
+    )
+    document = {
+        "bindbee": [{"name": n, "connector_token_env": credential_name("BINDBEE_CONNECTOR_TOKEN", n)} for n in NAMES]
+    }
+    connections = parse_connections(document, PROVIDERS, source="test")
+    with start_sandbox(config) as sb:
+        for name, value in sandbox_environment(sb.base_url, {}, connections).items():
+            monkeypatch.setenv(name, value)
+        resources = [
+            (c, c.provider.resource_type(base_url=sb.base_url, secret_env=dict(c.secrets), requests_per_minute=0))
+            for c in connections
+        ]
+        step = StepFetch(
+            windows=windows(DAY, DAY),
+            storage=ParquetStorage(root=str(tmp_path)),
+            records=StepRecords(budget),
+            checks=frozenset(),
+            slots=PoolSlots(dg.DagsterInstance.ephemeral(), "run", "bindbee_completions"),
+        )
+        outcomes = list(fetch_connections(resources, step, len(NAMES), lambda said: None))
+        logged = [r for r in sb.request_log() if r.bucket == "bindbee"]
+    assert [o.error for o in outcomes] == [None] * len(NAMES)
+    # The stretch in which every connection had started and none had finished holds most requests.
+    started = max(min(r.arrived for r in logged if r.connection == n) for n in NAMES)
+    finished = min(max(r.answered for r in logged if r.connection == n) for n in NAMES)
+    together = [r for r in logged if started <= r.arrived and r.answered <= finished]
+    assert len(logged) == len(NAMES) * PER_DAY // PAGE
+    assert len(together) >= 0.8 * len(logged), f"{len(together)} of {len(logged)} requests while all fetched"

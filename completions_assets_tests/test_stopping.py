@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from completions_assets.local.launch import REPO, materialize_command
 from completions_assets.sandbox import ProviderFaults, SandboxConfig, start_sandbox
@@ -16,6 +17,8 @@ from completions_assets.storage import ParquetStorage
 from completions_assets_tests.dagster_dev import dagster_dev, graphql
 from completions_assets_tests.oracle import assert_day_matches_ground_truth
 from completions_assets_tests.support import location_env
+
+pytestmark = pytest.mark.e2e
 
 FIRST, LAST = "2024-03-02", "2024-03-04"
 COMMAND = materialize_command(FIRST, LAST)

@@ -8,6 +8,8 @@ import pytest
 from completions_assets.providers.bindbee import BINDBEE_SCHEMA
 from completions_assets.storage import TEMP_PREFIX, ParquetStorage
 
+pytestmark = pytest.mark.unit
+
 DAY = dt.date(2024, 3, 1)
 
 

@@ -20,6 +20,8 @@ import s3fs
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.servers import s3_bucket, s3_objects
 
+pytestmark = pytest.mark.e2e
+
 ASSET = "bindbee_completions"
 DAY = dt.date(2024, 3, 1)
 BUCKET = "completions-atomic"

@@ -30,6 +30,8 @@ from completions_assets.providers.sweeps import DayBatch
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.support import materialize_range, resources
 
+pytestmark = pytest.mark.e2e
+
 UTC = dt.timezone.utc
 FIRST, LAST = dt.date(2024, 3, 4), dt.date(2024, 3, 6)
 TOKEN = "toy-token-1234"

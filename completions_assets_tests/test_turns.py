@@ -21,6 +21,8 @@ from completions_assets.sandbox.app import LoggedRequest
 from completions_assets.turns import LOCK_DIR_VARIABLE, file_turn
 from completions_assets_tests.support import location_env, overlaps
 
+pytestmark = pytest.mark.e2e
+
 # One process per run (in-process executor): the turns to prove are between runs, and ten
 # repetitions of two runs cost a few step-process start-ups less each.
 IN_PROCESS = '{"execution": {"config": {"in_process": {}}}}'

@@ -8,7 +8,11 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from completions_assets.local.launch import REPO
+
+pytestmark = pytest.mark.e2e
 
 # Not copied: what a checkout may hold beside its tracked files. Top level only,
 # so that a product module or package of any name is copied.

@@ -7,8 +7,6 @@ Run config still chooses: `in_process`, `multiprocess` with any `start_method`
 config without a `start_method` gets the forkserver.
 """
 
-import atexit
-import multiprocessing.forkserver
 from typing import Any
 
 import dagster as dg
@@ -32,17 +30,3 @@ def forkserver_by_default(config: dict[str, Any]) -> dict[str, Any]:
 executor = dg.multi_or_in_process_executor.configured(
     forkserver_by_default, config_schema=dg.multi_or_in_process_executor.config_schema.as_field()
 )
-
-
-def _stop_forkserver() -> None:
-    """Stop this process's forkserver, if it started one, and reap it at exit.
-
-    The forkserver would exit by itself once this process is gone, but as an orphan:
-    waiting for it here keeps its CPU time, and that of the step processes it reaped,
-    in the resource usage whoever started this process (a benchmark, `time`) reads."""
-    stop = getattr(multiprocessing.forkserver._forkserver, "_stop", None)  # private since Python 3.8
-    if stop is not None:
-        stop()
-
-
-atexit.register(_stop_forkserver)

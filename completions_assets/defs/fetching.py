@@ -38,11 +38,12 @@ class FetchConfig(dg.Config):
         default=32, ge=1, description="Connections fetched at once, each within its own rate limits."
     )
     max_records_in_flight: int = Field(
-        default=50_000,
+        default=10_000,
         ge=1,
-        description="Records fetched and not yet written that the step may hold over all its connections "
-        "(each also within its resource's own max_records_in_flight); one connection at a time may "
-        "exceed it by one request window, so that the step always progresses.",
+        description="Records the step may hold in memory over all its connections (pages in flight, batches "
+        "not yet written to disk, days being cut; each connection also within its resource's own "
+        "max_records_in_flight); one connection at a time may exceed it by one day being cut, so that "
+        "the step always progresses.",
     )
 
 

@@ -4,7 +4,7 @@ It passes when the newest complete day has been merged by
 `COMPLETIONS_FRESHNESS_HOUR` o'clock (in `COMPLETIONS_TIMEZONE`) on the day after
 it; from then on a missing day turns it red in the UI ("overdue"), whether the
 schedule did not run, a provider was down all night, or a run failed. A sensor
-(on by default; it needs the daemon, as `dagster dev` runs it) evaluates them.
+(on by default; it needs the daemon, as `dg dev` runs it) evaluates them.
 It also runs with its asset: a range run of old days records it failed (WARN),
 since the newest day is then indeed missing.
 

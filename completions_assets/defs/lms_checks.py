@@ -1,4 +1,4 @@
-"""The checks of `lms_completions`, each declared next to its evaluation.
+"""The checks of `lms_completions` (docs/contract.md, "Checks"), each declared next to its evaluation.
 
 They run in the merge step on the tables it has just built (one result per
 check and day, also in range runs); a run of the checks alone reads the day's

@@ -4,17 +4,17 @@ days a partly failed run left behind."""
 import datetime as dt
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from completions_assets.settings import Settings
 
 # A few minutes after midnight, so the day has closed in the partition zone.
 DAILY_CRON = "5 0 * * *"
+JOB_NAME = "completions_job"
 
 
-def build_job() -> UnresolvedAssetJobDefinition:
+def build_job():  # an asset job, resolved when the Definitions load (its type is not exported)
     return dg.define_asset_job(
-        "completions_job",
+        JOB_NAME,
         selection=dg.AssetSelection.groups("lms"),
         description="Fetch both providers, merge and check, for one day or a range.",
     )
@@ -28,12 +28,12 @@ def lookback_range(closed_day: dt.date, settings: Settings) -> tuple[dt.date, dt
     return first, closed_day
 
 
-def build_schedule(job: UnresolvedAssetJobDefinition, settings: Settings) -> dg.ScheduleDefinition:
+def build_schedule(settings: Settings) -> dg.ScheduleDefinition:
     @dg.schedule(
         name="completions_daily_schedule",
         cron_schedule=DAILY_CRON,
         execution_timezone=settings.timezone,
-        job=job,
+        job_name=JOB_NAME,
         default_status=dg.DefaultScheduleStatus.STOPPED,
     )
     def completions_daily_schedule(context: dg.ScheduleEvaluationContext):
@@ -55,7 +55,7 @@ def build_schedule(job: UnresolvedAssetJobDefinition, settings: Settings) -> dg.
 
 
 def build_rebuild_sensor() -> dg.AutomationConditionSensorDefinition:
-    """Evaluates `lms_completions`' automation condition (needs the daemon, as `dagster dev` runs it)."""
+    """Evaluates `lms_completions`' automation condition (needs the daemon, as `dg dev` runs it)."""
     return dg.AutomationConditionSensorDefinition(
         "lms_completions_rebuild_sensor",
         target=dg.AssetSelection.assets("lms_completions"),

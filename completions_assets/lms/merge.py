@@ -1,4 +1,4 @@
-"""Every connection's raw rows of a day in the unified schema, deduplicated.
+"""Every connection's raw rows of a day in the unified schema, deduplicated (docs/contract.md, "Columns").
 
 Each provider's `lms_columns` says where a unified column comes from; a provider with a
 `dimension` (Nexudus's enrolments) first has its snapshot's columns added to the raw day. The

@@ -1,4 +1,4 @@
-"""The unified schema of `lms_completions`: every provider's rows in one shape (docs/contract.md)."""
+"""The unified schema of `lms_completions` (docs/contract.md, "Columns"): every provider's rows in one shape."""
 
 import pyarrow as pa
 

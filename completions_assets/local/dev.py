@@ -1,4 +1,8 @@
-"""`make dev`: the sandbox plus `dagster dev` on 127.0.0.1:3000; Ctrl-C stops both."""
+"""`make dev`: the sandbox plus `dg dev` on 127.0.0.1:3000 (`DAGSTER_PORT` another port); Ctrl-C stops both.
+
+While both run, `make env` prints the `export` lines of their environment
+(sandbox.env in the instance's directory) for a second shell.
+"""
 
 import datetime as dt
 import os
@@ -8,6 +12,7 @@ import sys
 
 from completions_assets.connections import FILE_VARIABLE
 from completions_assets.local.launch import (
+    dg_command,
     example_connections,
     local_dagster_home,
     prepare_dagster_home,
@@ -17,6 +22,7 @@ from completions_assets.local.launch import (
     sandbox_process,
     stop,
 )
+from completions_assets.local.shell_env import ENV_FILE, shell_exports
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -37,19 +43,10 @@ def main() -> int:
     with sandbox_process(args) as base_url:
         print(f"sandbox serving {', '.join(c.label for c in connections)} at {base_url}", flush=True)
         env = sandbox_environment(base_url, connections=connections) | {"DAGSTER_HOME": str(home), FILE_VARIABLE: path}
+        exports = home / ENV_FILE
+        exports.write_text(shell_exports(env, connections))
         # The installed module, not ./workspace.yaml: works from any directory.
-        command = [
-            sys.executable,
-            "-m",
-            "dagster",
-            "dev",
-            "-m",
-            "completions_assets.definitions",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            port,
-        ]
+        command = dg_command("dev", "-m", "completions_assets.definitions", "--host", "127.0.0.1", "--port", port)
         server = subprocess.Popen(command, env=env, preexec_fn=restore_default_signals)
         try:
             return server.wait()
@@ -57,6 +54,7 @@ def main() -> int:
             return 0
         finally:
             stop(server)
+            exports.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -29,12 +29,18 @@ INSTANCE_CONFIG = files("completions_assets.local") / "dagster.yaml"
 EXAMPLE_CONNECTIONS = files("completions_assets.local") / "connections.yaml"
 
 
+def dg_command(*args: str) -> list[str]:
+    """`dg` of this environment (its script beside this interpreter) with `args`."""
+    return [str(Path(sys.executable).with_name("dg")), *args]
+
+
 def materialize_command(first: str, last: str, *extra: str) -> list[str]:
-    """The README's CLI range command: every asset of every connection, `first`...`last`, one run."""
-    return [
-        sys.executable, "-m", "dagster", "asset", "materialize", "-m", "completions_assets.definitions",
-        "--select", "*", "--partition-range", f"{first}...{last}", *extra,
-    ]  # fmt: skip
+    """The README's CLI range command: `completions_job` (every asset and check of every
+    connection) over `first`...`last`, one run, executed in this process's terminal."""
+    return dg_command(
+        "launch", "--job", "completions_job", "--partition-range", f"{first}...{last}",
+        "-m", "completions_assets.definitions", *extra,
+    )  # fmt: skip
 
 
 def restore_default_signals() -> None:

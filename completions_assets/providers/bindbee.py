@@ -177,7 +177,9 @@ RATE_RESET_CAP_S = 120.0  # longest pause taken from X-RateLimit-Reset
 
 
 class BindbeeResource(ProviderResource):
-    """Bindbee LMS completions (resource key `bindbee`); secrets come in as dagster.EnvVar."""
+    """One Bindbee connection (connector token): where and how its completions are fetched.
+
+    Its secrets are read through dagster.EnvVar when a step starts."""
 
     base_url: str = Field(
         default="https://api.bindbee.dev", description="https://api.bindbee.dev or https://api-eu.bindbee.dev."

@@ -8,10 +8,14 @@ checks once a sweep is in.
 
 import abc
 import datetime as dt
+import functools
 import logging
 import random
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Self
 
 import httpx
@@ -27,6 +31,7 @@ from completions_assets.providers.declaration import Provider
 from completions_assets.providers.planning import RecordBudget, Span, StepRecords, WindowPlanner, WindowTurn
 from completions_assets.providers.records import RecordLocator, parse_walk, unknown_fields
 from completions_assets.providers.resource import ProviderResource
+from completions_assets.providers.spill import WindowRows
 from completions_assets.providers.sweeps import (
     DayAssembler,
     DayBatch,
@@ -35,7 +40,6 @@ from completions_assets.providers.sweeps import (
     WindowReport,
     check_contiguous,
     run_windows,
-    trim,
 )
 from completions_assets.settings import check_base_url
 
@@ -137,11 +141,26 @@ class ProviderClient(abc.ABC):
         return 2, dt.timedelta(days=1)
 
     def window_target(self) -> int:
-        """Records a window is sized to keep. Windows are handed on in range order, so all those
-        walked at once must fit the budget together: otherwise the later ones, done, would hold
-        it while everything waits on the earliest."""
+        """Records a window is sized to hold. A day is read back whole from the windows covering
+        it, under the budget: windows that fit it together keep that read near the budget."""
         settings = self.settings
         return max(1, min(settings.window_records, settings.max_records_in_flight // self.window_concurrency()))
+
+    def finish_window(self, table: pa.Table) -> pa.Table:
+        """A window's rows as read back to be cut into days."""
+        return table
+
+    def window_rows(self, span: Span, turn: WindowTurn, directory: Path) -> WindowRows:
+        """Where a window's parsed rows go (see spill.py), giving their room back as they do."""
+        provider = self.provider
+        return WindowRows(
+            directory / f"{turn.index}-{span.start:%Y%m%dT%H%M%S}.arrow",
+            span,
+            provider.schema,
+            id_column=provider.id_column,
+            event_column=provider.event_column,
+            give=turn.budget.give,
+        )
 
     def checked_parser(self, unknown: set[str]) -> Callable[[list[dict[str, Any]], RecordLocator], pa.Table]:
         """`parse`, collecting into `unknown` the fields the provider sent beyond the documented ones."""
@@ -152,8 +171,8 @@ class ProviderClient(abc.ABC):
 
         return parse
 
-    def fetch_sweep(self, span: Span, turn: WindowTurn) -> SweepResult:
-        """Every record with event time in the window, parsed; a page at a time, in turn."""
+    def fetch_sweep(self, span: Span, turn: WindowTurn, directory: Path) -> SweepResult:
+        """Every record with event time in the window, parsed and written to `directory`; a page at a time, in turn."""
         params = self.sweep_params(span.start, span.end)
         stats = RequestStats()
         walker = self.provider.paginator(self.provider.name)
@@ -169,19 +188,22 @@ class ProviderClient(abc.ABC):
             before_page=lambda: turn.take(page_size),
         )
         unknown: set[str] = set()
-        table = parse_walk(turn.returning_room(pages, page_size), self.checked_parser(unknown), self.provider.name)
+        with self.window_rows(span, turn, directory) as rows:
+            served = parse_walk(
+                turn.returning_room(pages, page_size), self.checked_parser(unknown), self.provider.name, rows
+            )
         logger.debug(
             "%s window %s..%s: %d records in %d requests",
             self.provider.name,
             span.start,
             span.end,
-            table.num_rows,
+            served.num_rows,
             stats.requests,
         )
-        turn.planner.observe(table.num_rows, span.seconds)
-        distinct = pc.count_distinct(table[self.provider.id_column]).as_py()
+        turn.planner.observe(served.num_rows, span.seconds)
+        distinct = pc.count_distinct(served[self.provider.id_column]).as_py()
         report = WindowReport(span.start.isoformat(), span.end.isoformat(), None, distinct, stats.requests)
-        return SweepResult(table=table, stats=FetchStats.from_requests(stats, [report], unknown_fields=unknown))
+        return SweepResult(rows.spilled(), FetchStats.from_requests(stats, [report], unknown_fields=unknown))
 
     def fetch_days(self, windows: Sequence[DayWindow]) -> Iterator[DayBatch]:
         """Yields one DayBatch per window, in order, each as soon as its records are in.
@@ -207,13 +229,16 @@ class ProviderClient(abc.ABC):
         )
         budget = RecordBudget(settings.max_records_in_flight, self.step_records, owner=self)
         self.budget = budget  # read by tests and the benchmark
-        days = DayAssembler(windows, provider.event_column, provider.id_column)
         stop = threading.Event()
+        days = DayAssembler(
+            windows, provider.event_column, provider.id_column, budget=budget, stop=stop, finish=self.finish_window
+        )
+        directory = Path(tempfile.mkdtemp(prefix=f"completions-{provider.name}-"))
         self._walks.add(stop)
         if self.step_records is not None:
             self.step_records.join(self)
         results = run_windows(
-            self.fetch_sweep,
+            functools.partial(self.fetch_sweep, directory=directory),
             planner,
             budget,
             self.window_concurrency(),
@@ -223,17 +248,16 @@ class ProviderClient(abc.ABC):
             stop=stop,
         )
         try:
-            for span, result in results:
-                kept = trim(result.table, span, provider.event_column)
-                budget.give(result.table.num_rows - kept.num_rows)
-                stats = result.stats
-                del result  # a generator's locals live on while it waits: the window's rows go with its days
-                for batch in days.add(span, kept, stats):
+            for index, (span, result) in enumerate(results):
+                for batch in days.add(span, result.rows, result.stats, index):
                     yield batch
                     budget.give(batch.table.num_rows)  # written by now
                     del batch
-                del kept
+                del result  # a generator's locals live on while it waits
         finally:
+            results.close()  # its walks are over before their files go
+            days.discard()
+            shutil.rmtree(directory, ignore_errors=True)
             self._walks.discard(stop)
             budget.give(budget.held)  # what a failed walk still held
             if self.step_records is not None:

@@ -4,8 +4,9 @@ A window is sized by records, not days: the planner learns the density from
 what the provider reported (Nexudus's TotalItems) or what finished windows
 returned, and sizes the next window to hold about `target_records`. Dense
 ranges thus get more, shorter windows (more walks in parallel), sparse ones
-fewer, longer windows (fewer requests). The budget caps records fetched but
-not yet written as days; the earliest unfinished window is never held back
+fewer, longer windows (fewer requests). The budget caps the records held in
+memory: pages in flight and batches not yet written to disk (spill.py), and
+days being cut and written; the earliest unfinished window is never held back
 once the days before it are written, so a range always finishes.
 """
 
@@ -106,13 +107,13 @@ class WindowPlanner:
 
 
 class StepRecords:
-    """Records fetched and not yet written by every client of one step, capped at `limit`. Thread-safe.
+    """Records held in memory by every client of one step, capped at `limit`. Thread-safe.
 
     Clients fetching at once share it through their RecordBudgets. One of them at a
     time, the first registered still fetching, has priority: its earliest window
     proceeds even when the step's budget is spent, so it finishes and hands the
     priority on; the others wait for room. Memory thus follows the step's budget
-    (plus the priority's window), not the number of connections.
+    (plus the priority's day), not the number of connections.
     """
 
     def __init__(self, limit: int) -> None:
@@ -136,16 +137,16 @@ class StepRecords:
 
 
 class RecordBudget:
-    """Records fetched and not yet written, capped at `limit` (and by the step's `shared` budget).
-    Thread-safe.
+    """Records held in memory, capped at `limit` (and by the step's `shared` budget). Thread-safe.
 
     Windows are numbered in range order. A window takes room before each
-    request and waits while the budget is spent, unless it is the earliest
-    window not yet handed on, once the caller has written the days of the
-    windows before it: that one always proceeds (beside at most the rows the
-    last window left for it), so the range finishes and memory stays near
-    `limit` (plus one window's pages in flight). With a `shared` budget, only
-    the client with the step's priority has that right beyond the step's room.
+    request and gives it back once the page's batch is written to disk; days are
+    read back under room taken as the window that completed them. A taker waits
+    while the budget is spent, unless it is the earliest window not yet handed
+    on, once the caller has written the days of the windows before it: that one
+    always proceeds, so the range finishes and memory stays near `limit` (plus
+    one day being cut). With a `shared` budget, only the client with the step's
+    priority has that right beyond the step's room.
     """
 
     def __init__(self, limit: int, shared: StepRecords | None = None, owner: object = None) -> None:

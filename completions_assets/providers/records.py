@@ -9,7 +9,7 @@ import bisect
 import itertools
 import json
 import re
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -19,6 +19,7 @@ from completions_assets.http.errors import PayloadError
 from completions_assets.http.pagination import Page
 from completions_assets.http.redaction import Label
 from completions_assets.providers.durations import DurationError, parse_durations
+from completions_assets.providers.spill import WindowRows
 
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")  # every timestamp column of every file
 _NAIVE_TIMESTAMP = pa.timestamp("us")
@@ -193,30 +194,41 @@ def unknown_fields(records: Sequence[dict[str, Any]], known: Collection[str]) ->
     return set(dict.fromkeys(itertools.chain.from_iterable(records))).difference(known)
 
 
-def parse_walk(
+def parse_batches(
     pages: Iterable[Page],
     parse: Callable[[list[dict[str, Any]], RecordLocator], pa.Table],
     provider: str,
     *,
     batch_records: int = PARSE_BATCH_RECORDS,
-) -> pa.Table:
-    """Every record of a walk, parsed into Arrow a batch of pages at a time as they arrive.
+) -> Iterator[pa.Table]:
+    """Every record of a walk, parsed into Arrow a batch of pages at a time as they arrive (at
+    least one table, empty for an empty walk).
 
-    The decoded dicts of a whole sweep would take about ten times the memory of
-    their Arrow form; batches of a few thousand records keep the per-call cost
-    of Arrow low, and parsing overlaps the requests of the other sweeps.
+    The decoded dicts of a whole walk would take about ten times the memory of
+    their Arrow form; batches of a few hundred records keep the per-call cost
+    of Arrow low, and parsing overlaps the requests of the other walks.
     """
-    parts: list[pa.Table] = []
     records: list[dict[str, Any]] = []
     locator = RecordLocator(provider)
+    parsed = False
     for page in pages:
         locator.add_page(page.label, len(page.records))
         records.extend(page.records)
         if len(records) >= batch_records:
-            parts.append(parse(records, locator))
+            yield parse(records, locator)
+            parsed = True
             records, locator = [], RecordLocator(provider)
-    if records or not parts:
-        parts.append(parse(records, locator))
-    # No combine_chunks: the day split's `take` concatenates anyway, and a copy here
-    # would briefly double every sweep in flight.
-    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    if records or not parsed:
+        yield parse(records, locator)
+
+
+def parse_walk(
+    pages: Iterable[Page],
+    parse: Callable[[list[dict[str, Any]], RecordLocator], pa.Table],
+    provider: str,
+    rows: WindowRows,
+) -> pa.Table:
+    """Every record of a window's walk, parsed a batch at a time and written to `rows`; returns what
+    was served (see WindowRows.add)."""
+    served = [rows.add(batch) for batch in parse_batches(pages, parse, provider)]
+    return pa.concat_tables(served) if len(served) > 1 else served[0]

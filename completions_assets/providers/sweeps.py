@@ -2,9 +2,10 @@
 
 The planner (planning.py) cuts the range into windows sized by records; at
 most `concurrent` windows are walked at once on one thread pool (sharing the
-client's httpx.Client and pacer), their results are taken in range order, and
-each day is handed on as soon as the windows covering it are in, so memory
-follows the record budget, not the length of the range.
+client's httpx.Client and pacer), each writes its rows to disk as they are
+parsed (spill.py), their results are taken in range order, and each day is read
+back and handed on as soon as the windows covering it are in, so memory follows
+the record budget, not the length of the range or the size of a window.
 """
 
 import datetime as dt
@@ -22,6 +23,7 @@ import pyarrow.compute as pc
 from completions_assets.http.session import RequestStats
 from completions_assets.partitions import DayWindow
 from completions_assets.providers.planning import RecordBudget, Span, WindowPlanner, WindowTurn
+from completions_assets.providers.spill import SpilledRows, trim
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -89,7 +91,7 @@ class DayBatch:
 
 @dataclass(frozen=True)
 class SweepResult:
-    table: pa.Table  # every parsed record of the window, untrimmed, any order
+    rows: SpilledRows  # the window's rows inside its span, any order
     stats: FetchStats
 
 
@@ -178,47 +180,71 @@ def run_windows(
 
 
 class DayAssembler:
-    """Turns window results, taken in range order, into whole days as soon as each is covered."""
+    """Turns window results, taken in range order, into whole days as soon as each is covered.
 
-    def __init__(self, days: Sequence[DayWindow], event_column: str, id_column: str) -> None:
+    A day's rows are read back from the windows covering it under the records
+    budget: room for them is taken (as window `index`, see RecordBudget) before
+    they are read, and what the days do not keep is given back at once; each
+    day's own rows are the caller's to give back once it is written.
+    """
+
+    def __init__(
+        self,
+        days: Sequence[DayWindow],
+        event_column: str,
+        id_column: str,
+        *,
+        budget: RecordBudget | None = None,
+        stop: threading.Event | None = None,
+        finish: Callable[[pa.Table], pa.Table] = lambda table: table,
+    ) -> None:
         self._days = deque(days)
         self._event = event_column
         self._id = id_column
-        self._parts: list[pa.Table] = []
+        self._budget = budget or RecordBudget(2**62)
+        self._stop = stop or threading.Event()
+        self._finish = finish  # a window's rows as read back (Nexudus: one copy of a record served twice)
+        self._parts: list[tuple[Span, SpilledRows]] = []
         self._windows: list[tuple[Span, FetchStats]] = []
 
-    def add(self, span: Span, table: pa.Table, stats: FetchStats) -> Iterator[DayBatch]:
-        """Days that end by `span.end`; `table` holds the window's rows in [span.start, span.end) only."""
-        self._parts.append(table)
+    def add(self, span: Span, rows: SpilledRows, stats: FetchStats, index: int = 0) -> Iterator[DayBatch]:
+        """Days that end by `span.end`; `rows` are the window's rows in [span.start, span.end) only."""
+        self._parts.append((span, rows))
         self._windows.append((span, stats))
         ready = []
         while self._days and self._days[0].end <= span.end:
             ready.append(self._days.popleft())
         if not ready:
             return
-        rows = pa.concat_tables(self._parts) if len(self._parts) > 1 else self._parts[0]
-        order, cuts = _day_order(rows, ready, self._event, self._id)
-        # Each day, and the rest, is its own copy, taken when it is handed on: a slice of one sorted
-        # copy of the window would keep all of it alive as long as any day (or the rest) is held.
-        self._parts = [rows.take(order[cuts[-1] :])]
+        start, end = ready[0].start, ready[-1].end
+        read = sum(part.rows for _, part in self._parts)
+        self._budget.take(read, index, self._stop)
+        inside = pa.concat_tables(
+            [self._read(window, part, start, end) for window, part in self._parts if window.start < end]
+        )
+        self._budget.give(read - inside.num_rows)
+        for window, part in self._parts:
+            if window.end <= end:
+                part.discard()
+        # Parts reaching past the last day ready are read again for the days after it.
+        self._parts = [(window, part) for window, part in self._parts if window.end > end]
+        order, cuts = _day_order(inside, ready, self._event, self._id)
         for day, (lo, hi) in zip(ready, itertools.pairwise(cuts), strict=True):
             covering = [stats for window, stats in self._windows if window.start < day.end and window.end > day.start]
-            yield DayBatch(window=day, table=rows.take(order[lo:hi]), stats=FetchStats.combined(covering))
+            yield DayBatch(window=day, table=inside.take(order[lo:hi]), stats=FetchStats.combined(covering))
         self._windows = [(w, s) for w, s in self._windows if not self._days or w.end > self._days[0].start]
 
+    def discard(self) -> None:
+        """Removes the files of windows whose days were not all handed on (a range that failed)."""
+        for _, part in self._parts:
+            part.discard()
+        self._parts = []
 
-def trim(table: pa.Table, span: Span, event_column: str) -> pa.Table:
-    """Rows with span.start <= event < span.end (a widened window returns more); `table` itself
-    when every row is inside, as a filter would copy it."""
-    events = table[event_column]
-    bounds = pc.min_max(events).as_py()
-    if bounds["min"] is not None and span.start <= bounds["min"] and bounds["max"] < span.end:
-        return table
-    inside = pc.and_(
-        pc.greater_equal(events, pa.scalar(span.start, events.type)),
-        pc.less(events, pa.scalar(span.end, events.type)),
-    )
-    return table.filter(inside)
+    def _read(self, window: Span, part: SpilledRows, start: dt.datetime, end: dt.datetime) -> pa.Table:
+        table = self._finish(part.read())
+        if start <= window.start and window.end <= end:
+            return table
+        return trim(table, Span(max(start, window.start), min(end, window.end)), self._event)
 
 
 def _day_order(

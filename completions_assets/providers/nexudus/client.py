@@ -4,6 +4,7 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,7 +27,7 @@ from completions_assets.providers.nexudus.pages import PageWalk, walk_pages
 from completions_assets.providers.planning import Span, WindowTurn
 from completions_assets.providers.records import UTC_TIMESTAMP, RecordLocator, column, json_text, timestamps
 from completions_assets.providers.resource import ProviderResource
-from completions_assets.providers.sweeps import FetchStats, SweepResult, WindowReport, trim
+from completions_assets.providers.sweeps import FetchStats, SweepResult, WindowReport
 from completions_assets.settings import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class NexudusClient(ProviderClient):
         # Pages, not windows, run at once: the earliest window may fill the budget by itself.
         return min(self.settings.window_records, self.settings.max_records_in_flight)
 
-    def fetch_sweep(self, span: Span, turn: WindowTurn) -> SweepResult:
+    def fetch_sweep(self, span: Span, turn: WindowTurn, directory: Path) -> SweepResult:
         params = self.sweep_params(span.start, span.end)
         unknown: set[str] = set()
         walk = PageWalk(
@@ -142,30 +143,30 @@ class NexudusClient(ProviderClient):
             MAX_PAGES,
             seconds=span.seconds + 2 * 60 * self.settings.margin_minutes,
         )
-
-        def split(table: pa.Table) -> tuple[pa.Table, pa.Table]:
-            return trim(table, span, NEXUDUS.event_column), table.select([NEXUDUS.id_column, NEXUDUS.event_column])
-
-        kept, served, first, stats = walk_pages(
-            walk,
-            span,
-            self.page_pool,
-            self.settings.max_concurrent_requests,
-            turn,
-            self.checked_parser(unknown),
-            split,
-        )
+        with self.window_rows(span, turn, directory) as rows:
+            served, first, stats = walk_pages(
+                walk,
+                span,
+                self.page_pool,
+                self.settings.max_concurrent_requests,
+                turn,
+                self.checked_parser(unknown),
+                rows,
+            )
         window = (params["from_CourseCompletedLesson_CreatedOn"], params["to_CourseCompletedLesson_CreatedOn"])
         self._cross_check(served, first, stats.pages, window)
         report = WindowReport(
             *window, _reported(first, "TotalItems"), pc.count_distinct(served["id"]).as_py(), stats.requests
         )
+        return SweepResult(rows.spilled(), FetchStats.from_requests(stats, [report], unknown_fields=unknown))
+
+    def finish_window(self, table: pa.Table) -> pa.Table:
         # Offset paging serves a record twice when rows shift between pages; it is
         # one record (the latest copy kept). A record skipped by the shift shows
-        # up as fewer distinct ids than TotalItems in the report above.
-        if pc.count_distinct(kept["id"]).as_py() < kept.num_rows:  # no copy when nothing was served twice
-            kept = keep_latest(kept, [NEXUDUS.id_column], NEXUDUS.version_column)
-        return SweepResult(table=kept, stats=FetchStats.from_requests(stats, [report], unknown_fields=unknown))
+        # up as fewer distinct ids than TotalItems in the window's report.
+        if pc.count_distinct(table["id"]).as_py() < table.num_rows:  # no copy when nothing was served twice
+            return keep_latest(table, [NEXUDUS.id_column], NEXUDUS.version_column)
+        return table
 
     def check_credentials(self) -> None:
         given = self.credentials
@@ -217,7 +218,9 @@ def _reported(page: Page | None, key: str) -> int | None:
 
 
 class NexudusResource(ProviderResource):
-    """Nexudus course completed lessons (resource key `nexudus`); secrets come in as dagster.EnvVar."""
+    """One Nexudus account: where and how its completed lessons are fetched.
+
+    Its secrets are read through dagster.EnvVar when a step starts."""
 
     base_url: str = Field(default="https://spaces.nexudus.com", description="Nexudus API base URL.")
     access_token: str | None = Field(

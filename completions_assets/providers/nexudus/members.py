@@ -16,7 +16,7 @@ from completions_assets.http.pagination import Page, PageNumberPaginator, iter_p
 from completions_assets.http.session import RequestStats
 from completions_assets.providers.client import MAX_PAGES
 from completions_assets.providers.nexudus.client import NexudusClient
-from completions_assets.providers.records import RecordLocator, column, parse_walk
+from completions_assets.providers.records import RecordLocator, column, parse_batches
 
 PATH = "/api/content/coursemembers"
 # E-mail addresses and other fields the endpoint serves are left out: only what the merge uses is kept.
@@ -69,6 +69,6 @@ def fetch_members(client: NexudusClient) -> MembersSnapshot:
                 first.append(total if isinstance(total, int) and not isinstance(total, bool) else None)
             yield page
 
-    table = parse_walk(pages(), parse_members, client.provider.name)
+    table = pa.concat_tables(parse_batches(pages(), parse_members, client.provider.name))
     table = table.take(pc.sort_indices(table, sort_keys=[("id", "ascending")]))
     return MembersSnapshot(table=table, reported_total=first[0] if first else None, stats=stats)

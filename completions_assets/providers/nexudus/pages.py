@@ -22,12 +22,10 @@ from completions_assets.http.redaction import Label
 from completions_assets.http.session import HttpSession, RequestStats
 from completions_assets.providers.planning import Span, WindowTurn
 from completions_assets.providers.records import PARSE_BATCH_RECORDS, RecordLocator, parse_walk
+from completions_assets.providers.spill import WindowRows
 from completions_assets.providers.sweeps import WindowTooLarge
 
 Parse = Callable[[list[dict[str, Any]], RecordLocator], pa.Table]
-# A parsed batch -> (its rows inside the window, what was served: the columns the window's
-# checks need, every row). Margin rows go at once, so a window holds only what it keeps.
-Split = Callable[[pa.Table], tuple[pa.Table, pa.Table]]
 
 
 @dataclass(frozen=True)
@@ -45,15 +43,14 @@ class _Edge:
 
 @dataclass
 class _Run:
-    """Consecutive pages fetched on one thread, parsed as one table."""
+    """Consecutive pages fetched on one thread, parsed as one batch and written."""
 
-    table: pa.Table  # rows inside the window
-    served: pa.Table
+    served: pa.Table  # see WindowRows.add
     stats: RequestStats
     paginator: PageNumberPaginator  # remembers the last page's ids
     first: _Edge | None = None
     last: _Edge | None = None
-    records: int = 0  # kept
+    records: int = 0
     following: dict[str, str] | None = field(default=None)  # the last page's next params, if any
     error: ProviderError | None = None  # the first page's, raised once it is known not to repeat the page before
 
@@ -78,12 +75,12 @@ def walk_pages(
     concurrent: int,
     turn: WindowTurn,
     parse: Parse,
-    split: Split,
-) -> tuple[pa.Table, pa.Table, Page, RequestStats]:
-    """Every page of the window: page 1, then the rest `concurrent` runs at a time, in page order.
+    rows: WindowRows,
+) -> tuple[pa.Table, Page, RequestStats]:
+    """Every page of the window: page 1, then the rest `concurrent` runs at a time, written to
+    `rows` as they are parsed.
 
-    Returns the rows inside the window, what was served (see Split) in page order, page 1 and
-    the requests' counts.
+    Returns what was served (see WindowRows.add) in page order, page 1 and the requests' counts.
 
     Raises:
         WindowTooLarge: page 1's TotalItems is far beyond what the window was planned to hold.
@@ -99,14 +96,12 @@ def walk_pages(
         if turn.blind and turn.planner.oversized(round(total * span.seconds / walk.seconds), span):
             turn.budget.give(walk.page_size)
             raise WindowTooLarge(f"{walk.provider}: {first.label}: TotalItems {total}")
-    kept, served = split(parse_walk([first], parse, walk.provider))
-    turn.budget.give(walk.page_size - kept.num_rows)
-    tables, served_parts = [kept], [served]
+    served_parts = [parse_walk(turn.returning_room([first], walk.page_size), parse, walk.provider, rows)]
     following = paginator.next_params(first.payload, walk.params, first.label)
     total_pages = first.payload.get("TotalPages")
     last_paginator = paginator
     if following is not None and type(total_pages) is int and total_pages > 1:
-        runs = _fetch_runs(walk, pool, _page_runs(total_pages, walk.page_size, concurrent), turn, parse, split)
+        runs = _fetch_runs(walk, pool, _page_runs(total_pages, walk.page_size, concurrent), turn, parse, rows)
         previous = _Edge.of(first)
         for run in runs:
             _check_follows(walk.provider, previous, run.first)
@@ -114,7 +109,6 @@ def walk_pages(
                 raise run.error
             previous = run.last or previous
             stats.add(run.stats)
-            tables.append(run.table)
             served_parts.append(run.served)
         following = runs[-1].following if runs else None
         last_paginator = runs[-1].paginator if runs else paginator
@@ -130,11 +124,8 @@ def walk_pages(
             first_number=int(following["page"]),
             before_page=lambda: turn.take(walk.page_size),
         )
-        kept, served = split(parse_walk(turn.returning_room(rest, walk.page_size), parse, walk.provider))
-        turn.budget.give(served.num_rows - kept.num_rows)
-        tables.append(kept)
-        served_parts.append(served)
-    return pa.concat_tables(tables), pa.concat_tables(served_parts), first, stats
+        served_parts.append(parse_walk(turn.returning_room(rest, walk.page_size), parse, walk.provider, rows))
+    return pa.concat_tables(served_parts), first, stats
 
 
 def _page_runs(total_pages: int, page_size: int, concurrent: int) -> list[range]:
@@ -146,7 +137,7 @@ def _page_runs(total_pages: int, page_size: int, concurrent: int) -> list[range]
 
 
 def _fetch_runs(
-    walk: PageWalk, pool: ThreadPoolExecutor, runs: Sequence[range], turn: WindowTurn, parse: Parse, split: Split
+    walk: PageWalk, pool: ThreadPoolExecutor, runs: Sequence[range], turn: WindowTurn, parse: Parse, rows: WindowRows
 ) -> list[_Run]:
     futures: list[Future[_Run]] = []
     try:
@@ -154,7 +145,7 @@ def _fetch_runs(
             turn.take(len(numbers) * walk.page_size)  # before submitting: a queued run never waits for room
             if turn.stop.is_set():
                 break
-            futures.append(pool.submit(_fetch_run, walk, numbers, turn.stop, parse, split))
+            futures.append(pool.submit(_fetch_run, walk, numbers, turn.stop, parse, rows))
         done = [future.result() for future in futures]
     except BaseException:
         for future in futures:
@@ -165,12 +156,12 @@ def _fetch_runs(
     return done
 
 
-def _fetch_run(walk: PageWalk, numbers: range, stop: threading.Event, parse: Parse, split: Split) -> _Run:
+def _fetch_run(walk: PageWalk, numbers: range, stop: threading.Event, parse: Parse, rows: WindowRows) -> _Run:
     stats = RequestStats()
     paginator = PageNumberPaginator(walk.provider)
     locator = RecordLocator(walk.provider)
     records: list[dict[str, Any]] = []
-    run = _Run(pa.table({}), pa.table({}), stats, paginator)
+    run = _Run(pa.table({}), stats, paginator)
     for number in numbers:
         if stop.is_set():
             break
@@ -188,8 +179,8 @@ def _fetch_run(walk: PageWalk, numbers: range, stop: threading.Event, parse: Par
                 raise
             run.error = exc  # a walk in turn would first have found this page repeating the one before
             break
-    run.table, run.served = split(parse(records, locator))
-    run.records = run.table.num_rows
+    run.records = len(records)
+    run.served = rows.add(parse(records, locator))
     return run
 
 
