@@ -12,6 +12,8 @@ from completions_assets.defs.executor import FORKSERVER, PRELOAD_MODULE
 from completions_assets.local.launch import REPO, materialize_command
 from completions_assets_tests.support import location_env
 
+pytestmark = pytest.mark.e2e
+
 
 def _execution(run_config: dict) -> dict:
     from completions_assets.definitions import defs
@@ -60,8 +62,6 @@ def test_the_preload_never_fails_the_forkserver(tmp_path):
 # any it left behind: as a child subreaper, this process inherits the command's orphans.
 PROCESS_TREE = r"""
 import ctypes, json, os, subprocess, sys, time
-
-pytestmark = pytest.mark.e2e
 ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
 cli = subprocess.Popen(json.loads(sys.argv[1]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 seen = {}

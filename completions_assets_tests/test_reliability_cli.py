@@ -33,6 +33,8 @@ from completions_assets_tests.oracle import (
 )
 from completions_assets_tests.support import location_env, overlaps, source_dir
 
+pytestmark = pytest.mark.e2e
+
 FIRST, LAST = "2024-03-02", "2024-03-06"
 DAYS = [(dt.date(2024, 3, 2) + dt.timedelta(days=i)).isoformat() for i in range(5)]
 ASSETS = ("bindbee_completions", "nexudus_completions", "lms_completions")
@@ -40,8 +42,6 @@ IN_PROCESS: dict[str, Any] = {"execution": {"config": {"in_process": {}}}}  # on
 # The README's way to free the pool slots of a run whose process died (run with DAGSTER_HOME set).
 FREE_SLOTS_RECIPE = """
 import sys, dagster as dg
-
-pytestmark = pytest.mark.e2e
 instance = dg.DagsterInstance.get()
 run = instance.get_run_by_id(sys.argv[1])
 instance.report_run_failed(run, message="run process died; pool slots freed by hand")
