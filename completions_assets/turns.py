@@ -54,15 +54,21 @@ class PoolSlots:
         self._enabled = self._storage.supports_global_concurrency_limits
         self._default = instance.get_concurrency_config().pool_config.default_pool_limit if self._enabled else None
         self._claims: set[str] = set()
+        # The pools the storage limits, read once per step rather than once per connection (a
+        # read of every pool: per claim, a step's cost would grow with the square of its connections).
+        self._limited: set[str] = set(self._storage.get_concurrency_keys()) if self._enabled else set()
 
     def claim(self, pool: str) -> bool:
         """Whether connection `pool` may fetch now: its slot is claimed, or the instance does not limit it."""
         if not self._enabled:
             return True
-        if pool not in self._storage.get_concurrency_keys():
+        if pool not in self._limited:
+            self._limited = set(self._storage.get_concurrency_keys())  # another process may have added it
+        if pool not in self._limited:
             if self._default is None:
                 return True
             self._storage.initialize_concurrency_limit_to_default(pool)
+            self._limited.add(pool)
         self._claims.add(pool)
         return self._storage.claim_concurrency_slot(pool, self._run_id, self._key(pool)).is_claimed
 

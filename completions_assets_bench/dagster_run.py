@@ -1,7 +1,7 @@
 """(c) The full three-asset range run through Dagster, launched as a user launches it.
 
-    python -m dagster asset materialize -m completions_assets.definitions \\
-        --select '*' --partition-range A...B -c pacing-off.yaml
+    dg launch --job completions_job --partition-range A...B \\
+        -m completions_assets.definitions -c pacing-off.yaml
 
 one run in the CLI process, provider steps in their own processes (the
 default multiprocess executor). Pacing is switched off through run config,
