@@ -1,5 +1,5 @@
-"""`python -m completions_assets_bench [--repeats N] [--output PATH] [--no-write] [--only connections]`: run the
-benchmark, print and write it. `--only connections` runs that section alone and prints it; it writes only to an
+"""`python -m completions_assets_bench [--repeats N] [--output PATH] [--no-write] [--only connections|expand]`: run
+the benchmark, print and write it. `--only` runs that section alone and prints it; it writes only to an
 --output given (docs/benchmarks.md holds the whole benchmark)."""
 
 import argparse
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from completions_assets.local.launch import REPO
-from completions_assets_bench import report, workload
+from completions_assets_bench import expand_cost, report, workload
 from completions_assets_bench.experiments import MEMORY_EXPERIMENTS, measure_experiments
 from completions_assets_bench.findings import findings
 from completions_assets_bench.machine import machine_facts
@@ -46,12 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="repeats of each throughput variant (medians)")
     parser.add_argument("--output", type=Path, default=None, help="default: docs/benchmarks.md (whole runs only)")
     parser.add_argument("--no-write", action="store_true", help="print only")
-    parser.add_argument("--only", choices=("connections",), help="run one section alone")
+    parser.add_argument("--only", choices=("connections", "expand"), help="run one section alone")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    if args.only:
+    if args.only == "connections":
         return _only_connections(None if args.no_write else args.output)
+    if args.only == "expand":
+        return _only_expand(None if args.no_write else args.output, args.repeats)
     output = args.output or REPO / "docs" / "benchmarks.md"
     began = time.monotonic()
     sandboxes: list[SandboxFacts] = []
@@ -106,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rates, experiments.nexudus_old_margin = measure_rate_limits()
         log("connections at scale: the shipped code and the code before issue 19 (20 to 30 minutes)")
         connections = measure_connections(Path(scratch), log=log)
+        log(f"expand: Bindbee {expand_cost.DAYS.days} days x {expand_cost.SANDBOX.density:,}, on and off")
+        expand = expand_cost.measure_expand(Path(scratch), repeats=args.repeats, log=log)
     text = report.render(
         facts=machine_facts(),
         t=throughput,
@@ -115,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rates=rates,
         experiments=experiments,
         connections=connections,
+        expand=expand,
         nexudus_range_minimum=nexudus_range_minimum,
         repeats=args.repeats,
         duration_s=time.monotonic() - began,
@@ -130,6 +135,16 @@ def _only_connections(output: Path | None) -> int:
     log("connections at scale: the shipped code and the code before issue 19 (20 to 30 minutes)")
     with tempfile.TemporaryDirectory(prefix="completions-bench-") as scratch:
         text = report.connections_section(measure_connections(Path(scratch), log=log)) + "\n"
+    print(text)
+    if output is not None:
+        _write(output, text)
+    return 0
+
+
+def _only_expand(output: Path | None, repeats: int) -> int:
+    log(f"expand: Bindbee {expand_cost.DAYS.days} days x {expand_cost.SANDBOX.density:,}, on and off")
+    with tempfile.TemporaryDirectory(prefix="completions-bench-") as scratch:
+        text = expand_cost.expand_section(expand_cost.measure_expand(Path(scratch), repeats=repeats, log=log)) + "\n"
     print(text)
     if output is not None:
         _write(output, text)

@@ -62,10 +62,13 @@ class TimedTransport(httpx.HTTPTransport):
     def __init__(self, limits: httpx.Limits) -> None:
         super().__init__(limits=limits)
         self.exchanges: list[tuple[float, float, int, str, str]] = []
+        self.response_bytes = 0  # of the bodies, as the client reads them
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         sent = time.time()
         response = super().handle_request(request)
+        response.read()  # here, so its size is known; the client reads the same bytes anyway
+        self.response_bytes += len(response.content)
         self.exchanges.append((sent, time.time(), response.status_code, request.method, request.url.path))
         return response
 
@@ -96,6 +99,7 @@ def fetch_to_parquet(args: dict[str, Any]) -> dict[str, Any]:
     }
     if transport is not None:
         result["exchanges"] = transport.exchanges
+        result["response_bytes"] = transport.response_bytes
     return result
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from completions_assets_bench import workload
 from completions_assets_bench.ceiling import IN_FLIGHT
 from completions_assets_bench.dagster_run import DagsterRun
+from completions_assets_bench.expand_cost import ExpandRun, expand_section
 from completions_assets_bench.experiments import SHIPPED_AFTER_BASELINES, Experiments
 from completions_assets_bench.many_connections import (
     BEFORE_ISSUE,
@@ -655,6 +656,7 @@ def render(
     rates: list[RateResult],
     experiments: Experiments,
     connections: ConnectionsResult,
+    expand: list[ExpandRun],
     nexudus_range_minimum: int,
     repeats: int,
     duration_s: float,
@@ -731,6 +733,7 @@ def render(
                 "seconds from first to last send; **achieved rate** = that least span over the measured span, times the binding "
                 "limit's rate.\n\n" + rate_table(rates),
                 connections_section(connections),
+                expand_section(expand),
                 "## Targets\n\n" + verdict_table(verdicts(t, memory, rates)),
                 "## What each change bought\n\n"
                 "The Dagster run of the throughput workload with one earlier setting or the code of an earlier commit put "
