@@ -4,6 +4,7 @@ import contextlib
 import datetime as dt
 import itertools
 import math
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from completions_assets.http.errors import ProviderError
 from completions_assets.partitions import DayWindow
 from completions_assets.providers.bindbee import BINDBEE_SCHEMA, BindbeeResource
 from completions_assets.providers.client import ProviderClient
@@ -333,6 +335,30 @@ def test_records_in_flight_stay_within_the_budget(provider: str) -> None:
     assert largest[1_000] < 2 * 1_000
     assert peaks[1_000] <= 1_000 + 2 * largest[1_000] + 600 + slack, peaks
     assert peaks[1_000] < peaks[10**9], peaks
+
+
+@pytest.mark.parametrize("provider", ["bindbee", "nexudus"])
+def test_a_ranges_window_files_are_gone_once_it_ends_or_fails(
+    provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the client's window files go
+    make: Callable[..., ProviderClient] = bindbee_client if provider == "bindbee" else nexudus_client
+    days = windows("2024-01-02", "2024-01-05")
+    with running_sandbox(days=6, records_per_day=600) as sandbox:
+        oracle = Oracle(sandbox, provider)
+        with make(sandbox, window_records=500, max_window_days=1) as client:
+            batches = client.fetch_days(days)
+            first = next(batches)
+            during = [path.name for path in tmp_path.iterdir()]
+            rest = list(batches)
+        assert [name.startswith(f"completions-{provider}-") for name in during] == [True]
+        assert [b.table.to_pylist() for b in [first, *rest]] == [oracle.rows_in(d.start, d.end) for d in days]
+        assert list(tmp_path.iterdir()) == []
+        # A request refused for good part-way: the range fails, and its files go with it.
+        update_faults(sandbox, {provider: ProviderFaults(fail_status=400, fail_on=4)})
+        with make(sandbox, window_records=500, max_window_days=1) as client, pytest.raises(ProviderError):
+            list(client.fetch_days(days))
+        assert list(tmp_path.iterdir()) == []
 
 
 # --- the Dagster resources ---
