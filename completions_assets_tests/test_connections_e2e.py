@@ -60,11 +60,12 @@ def window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return start, start + dt.timedelta(days=1)
 
 
-def fetch_spans(requests: list[LoggedRequest], provider: str) -> list[tuple[float, float]]:
-    """Per connection of `provider`, from its first request's arrival to its last one's answer, by start."""
+def fetch_spans(requests: list[LoggedRequest], provider: str, agent: str = "") -> list[tuple[float, float]]:
+    """Per connection of `provider`, from its first request's arrival to its last one's answer, by start
+    (only requests whose User-Agent holds `agent`)."""
     times: dict[str | None, list[float]] = {}
     for request in requests:
-        if request.bucket == provider:
+        if request.bucket == provider and agent in request.user_agent:
             times.setdefault(request.connection, []).extend((request.arrived, request.answered))
     return sorted((min(t), max(t)) for t in times.values())
 
@@ -74,11 +75,12 @@ def test_one_run_serves_every_connection_exactly_and_at_once(tenants, tmp_path):
     # One executor slot: the connections of a provider still fetch side by side, in its one step.
     narrow = ["--config-json", json.dumps({"execution": {"config": {"multiprocess": {"max_concurrent": 1}}}})]
     seen = len(tenants.request_log())
-    tenants.update(bindbee=ProviderFaults(latency_ms=100))  # each connection's fetch spans several answers
+    # Each connection's fetch spans several answers.
+    tenants.update(bindbee=ProviderFaults(latency_ms=100), nexudus=ProviderFaults(latency_ms=100))
     try:
         done = subprocess.run(COMMAND + narrow, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     finally:
-        tenants.update(bindbee=ProviderFaults())
+        tenants.update(bindbee=ProviderFaults(), nexudus=ProviderFaults())
     assert done.returncode == 0, done.stderr[-3000:]
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
     (run,) = instance.get_runs()
@@ -105,6 +107,10 @@ def test_one_run_serves_every_connection_exactly_and_at_once(tenants, tmp_path):
     assert len(bindbee) == len(SERVED["bindbee"])
     # Every Bindbee connection started fetching before any other had finished.
     assert max(start for start, _ in bindbee) < min(end for _, end in bindbee), f"connections took turns: {bindbee}"
+    # So did the Nexudus accounts' enrolment snapshots, in their own step.
+    members = fetch_spans(tenants.request_log()[seen:], "nexudus", agent="course members")
+    assert len(members) == len(SERVED["nexudus"])
+    assert max(start for start, _ in members) < min(end for _, end in members), f"snapshots took turns: {members}"
     by_connection = tenants.stats()["connections"]
     assert all(by_connection[c.provider.name][c.name]["requests"] > 0 for c in CONNECTIONS)
 

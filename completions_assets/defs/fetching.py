@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 from pydantic import Field
@@ -29,6 +29,8 @@ from completions_assets.providers.resource import ProviderResource
 from completions_assets.providers.sweeps import DayBatch, FetchStats
 from completions_assets.storage import ParquetStorage
 from completions_assets.turns import RECHECK_S, PoolSlots, file_turn
+
+OutcomeT = TypeVar("OutcomeT", bound="Outcome")
 
 
 class FetchConfig(dg.Config):
@@ -57,12 +59,18 @@ class WrittenDay:
 
 
 @dataclass
-class ConnectionFetch:
-    """What one connection's worker did: the days it wrote, in order, and how it ended."""
+class Outcome:
+    """What one connection's worker did, and how it ended."""
 
     connection: Connection
-    days: list[WrittenDay] = field(default_factory=list)
     error: Exception | None = None
+
+
+@dataclass
+class ConnectionFetch(Outcome):
+    """A connection's days as written, in order."""
+
+    days: list[WrittenDay] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -83,59 +91,78 @@ def fetch_connections(
     concurrency: int,
     log: Callable[[str], None],
 ) -> Iterator[ConnectionFetch]:
-    """Each connection's outcome as soon as it is done; `log` is called on this thread only.
+    """Each connection's days fetched and written, as soon as the connection is done (see each_connection)."""
+
+    def fetch(client: ProviderClient, outcome: ConnectionFetch) -> None:
+        client.step_records = step.records
+        for batch, facts in _days(outcome.connection, client, step.windows):
+            outcome.days.append(_written(outcome.connection, batch, facts, step))
+
+    yield from each_connection(connections, step.slots, step.stop, concurrency, log, ConnectionFetch, fetch)
+
+
+def each_connection(
+    connections: Sequence[tuple[Connection, ProviderResource]],
+    slots: PoolSlots,
+    stop: threading.Event,
+    concurrency: int,
+    log: Callable[[str], None],
+    outcome: Callable[[Connection], OutcomeT],
+    work: Callable[[ProviderClient, OutcomeT], None],
+) -> Iterator[OutcomeT]:
+    """`work` done for each connection with its own client, in its turn, at most `concurrency` at
+    once; each outcome as soon as it is done. `log` is called on this thread only.
 
     A connection starts once a worker is free and its pool slot is claimed; one
-    whose slot another run holds waits (and says so) while the others go ahead.
+    whose slot another run or step holds waits (and says so) while the others go ahead.
     When the caller stops (the step is terminated), every worker stops at its
     next page or wait and requests in flight are cut.
     """
-    said: queue.Queue[str | ConnectionFetch] = queue.Queue()
+    said: queue.Queue[str | OutcomeT] = queue.Queue()
     clients: set[ProviderClient] = set()
     lock = threading.Lock()
 
-    def work(connection: Connection, resource: ProviderResource) -> None:
-        outcome = ConnectionFetch(connection)
+    def run(connection: Connection, resource: ProviderResource) -> None:
+        done = outcome(connection)
         try:
             client = resource.create_client()  # an unset credential fails here, before any request
         except Exception as exc:
-            outcome.error = exc
-            said.put(outcome)
+            done.error = exc
+            said.put(done)
             return
         with lock:
             clients.add(client)
         try:
-            client.step_records = step.records
-            with client, file_turn(connection.pool, said.put, step.stop):
-                for batch, facts in _days(connection, client, step.windows):
-                    outcome.days.append(_written(connection, batch, facts, step))
+            with client, file_turn(connection.pool, said.put, stop):
+                work(client, done)
         except Exception as exc:  # one connection's failure never holds back the others
-            outcome.error = exc
+            done.error = exc
         finally:
             with lock:
                 clients.discard(client)
-            said.put(outcome)
+            said.put(done)
 
     waiting = deque(connections)
     told: set[str] = set()
     running = 0
-    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(connections))), thread_name_prefix="connection")
+    concurrency = max(1, min(concurrency, len(connections)))
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="connection")
     try:
         while waiting or running:
             for _ in range(len(waiting)):
                 if running >= concurrency:
                     break
                 connection, resource = waiting.popleft()
-                if step.slots.claim(connection.pool):
-                    pool.submit(work, connection, resource)
+                if slots.claim(connection.pool):
+                    pool.submit(run, connection, resource)
                     running += 1
                     continue
                 waiting.append((connection, resource))
                 if connection.pool not in told:
                     told.add(connection.pool)
-                    log(f"connection {connection.pool} waits for its turn: another run holds its pool slot")
+                    log(f"connection {connection.pool} waits for its turn: another run or step holds its pool slot")
             try:
-                # Slots held by other runs are claimed again now and then; otherwise, wait for a worker.
+                # Slots held by others are claimed again now and then; otherwise, wait for a worker.
                 item = said.get(timeout=RECHECK_S if waiting and running < concurrency else None)
             except queue.Empty:
                 continue
@@ -143,15 +170,15 @@ def fetch_connections(
                 log(item)
                 continue
             running -= 1
-            step.slots.free(item.connection.pool)
+            slots.free(item.connection.pool)
             yield item
     finally:
-        step.stop.set()  # ends file-lock waits; a finished step has no worker left to stop
+        stop.set()  # ends file-lock waits; a finished step has no worker left to stop
         with lock:
             for client in list(clients):
                 client.interrupt()  # ends its waits and cuts its requests in flight
         pool.shutdown(wait=True, cancel_futures=True)
-        step.slots.free_all()
+        slots.free_all()
 
 
 def _days(

@@ -8,26 +8,27 @@ run merges nothing.
 """
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 
 from completions_assets.connections import Connection
 from completions_assets.defs.dimensions import dimension_dir, dimension_key
+from completions_assets.defs.fetching import Outcome, each_connection
 from completions_assets.defs.lms_asset import GROUP, LMS
 from completions_assets.defs.metadata import table_metadata
 from completions_assets.defs.writing import SINGLE_RUN
-from completions_assets.http.errors import ProviderError
 from completions_assets.providers.checks import CheckOutcome, duplicated_keys
-from completions_assets.providers.nexudus.client import NexudusResource
+from completions_assets.providers.client import ProviderClient
+from completions_assets.providers.nexudus.client import NexudusClient
 from completions_assets.providers.nexudus.enrolments import MEMBERS
 from completions_assets.providers.nexudus.members import MEMBERS_SCHEMA, MembersSnapshot, fetch_members
-from completions_assets.settings import ConfigurationError
 from completions_assets.storage import ParquetStorage
-from completions_assets.turns import RECHECK_S, PoolSlots, file_turn
+from completions_assets.turns import PoolSlots
 
+CONCURRENT_CONNECTIONS = 32  # as a provider step's default max_concurrent_connections
 CHECKS = {
     "member_ids_unique": "No enrolment id occurs twice in the snapshot.",
     "member_count_matches_total_items": "The snapshot holds as many enrolments as the first page's TotalItems.",
@@ -80,46 +81,38 @@ def members_asset(connections: Sequence[Connection]) -> dg.AssetsDefinition:
     )
     def nexudus_course_members(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
         storage: ParquetStorage = context.resources.storage
+        selected = [
+            (connection, getattr(context.resources, connection.resource_key))
+            for key, connection in by_key.items()
+            if key in context.selected_asset_keys
+        ]
         slots = PoolSlots(context.instance, context.run.run_id, MEMBERS)
         failed: list[str] = []
-        for key, connection in by_key.items():
-            if key not in context.selected_asset_keys:
+        # Each account at once, in its turn (its rate limits are one budget with its completions).
+        for outcome in each_connection(
+            selected, slots, threading.Event(), CONCURRENT_CONNECTIONS, context.log.info, SnapshotFetch, _fetch
+        ):
+            if outcome.error is not None or outcome.snapshot is None:
+                failed.append(f"{outcome.connection.label}: {outcome.error}")
+                context.log.error(f"{outcome.connection.label} course members failed: {outcome.error}")
                 continue
-            try:
-                with _turn(connection, slots, context.log.info):
-                    snapshot = _fetch(getattr(context.resources, connection.resource_key))
-            except (ProviderError, ConfigurationError) as exc:  # one account's failure never holds back the others
-                failed.append(f"{connection.label}: {exc}")
-                context.log.error(f"{connection.label} course members failed: {exc}")
-                continue
-            yield _written(context, storage, key, connection, snapshot)
+            key = dimension_key(outcome.connection)
+            assert key is not None  # by_key holds only connections with a snapshot
+            yield _written(context, storage, key, outcome.connection, outcome.snapshot)
         if failed and LMS not in context.op_execution_context.job_def.asset_layer.executable_asset_keys:
             raise dg.Failure(f"course members of {len(failed)} connections failed: " + "; ".join(failed))
 
     return nexudus_course_members
 
 
-@contextmanager
-def _turn(connection: Connection, slots: PoolSlots, log: Callable[[str], None]) -> Iterator[None]:
-    """The connection's turn, as its completions step takes it: the account's rate limits are one
-    budget, so its enrolments and its completions are never fetched by two processes at once."""
-    stop = threading.Event()  # this step walks its connections in turn: nothing else stops a wait
-    told = False
-    while not slots.claim(connection.pool):
-        if not told:
-            log(f"connection {connection.pool} waits for its turn: another step holds its pool slot")
-            told = True
-        stop.wait(RECHECK_S)
-    try:
-        with file_turn(connection.pool, log, stop):
-            yield
-    finally:
-        slots.free(connection.pool)
+@dataclass
+class SnapshotFetch(Outcome):
+    snapshot: MembersSnapshot | None = None
 
 
-def _fetch(resource: NexudusResource) -> MembersSnapshot:
-    with resource.create_client() as client:
-        return fetch_members(client)
+def _fetch(client: ProviderClient, outcome: SnapshotFetch) -> None:
+    assert isinstance(client, NexudusClient)  # the connections of this step are Nexudus accounts
+    outcome.snapshot = fetch_members(client)
 
 
 def _written(
