@@ -3,16 +3,21 @@ file exact, and the records held at once bounded by the step's budget, not by th
 side by side whatever the size of their days."""
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
 
-from completions_assets.connections import parse_connections
+from completions_assets.connections import Connection, parse_connections
 from completions_assets.defs.fetching import StepFetch, fetch_connections
 from completions_assets.local.launch import sandbox_environment
 from completions_assets.providers import PROVIDERS
 from completions_assets.providers.planning import StepRecords
-from completions_assets.sandbox import ProviderFaults, SandboxConfig, start_sandbox
+from completions_assets.providers.resource import ProviderResource
+from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, start_sandbox
 from completions_assets.sandbox.config import credential_name
 from completions_assets.storage import ParquetStorage
 from completions_assets.turns import PoolSlots
@@ -25,11 +30,17 @@ PER_DAY = 2_000
 PAGE = 100
 STEP_BUDGET = 1_000
 DAY = "2024-03-02"
+PACING_OFF: dict[str, Any] = {"requests_per_minute": 0}
 
 
-def test_connections_fetched_at_once_hold_no_more_than_the_step_budget_and_one_window(tmp_path, monkeypatch):
+@contextmanager
+def _step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int, **sandbox: Any
+) -> Iterator[tuple[Sandbox, list[tuple[Connection, ProviderResource]], StepFetch]]:
+    """A sandbox serving the six connections `sandbox` describes, their resources (pacing off) and a
+    step over DAY with a records budget of `budget`."""
     config = SandboxConfig(
-        seed=71, start_date=dt.date(2024, 3, 1), days=3, records_per_day=PER_DAY, connections={"bindbee": NAMES}
+        start_date=dt.date(2024, 3, 1), days=3, records_per_day=PER_DAY, connections={"bindbee": NAMES}, **sandbox
     )
     document = {
         "bindbee": [{"name": n, "connector_token_env": credential_name("BINDBEE_CONNECTOR_TOKEN", n)} for n in NAMES]
@@ -39,16 +50,21 @@ def test_connections_fetched_at_once_hold_no_more_than_the_step_budget_and_one_w
         for name, value in sandbox_environment(sb.base_url, {}, connections).items():
             monkeypatch.setenv(name, value)
         resources = [
-            (c, c.provider.resource_type(base_url=sb.base_url, secret_env=dict(c.secrets), requests_per_minute=0))
+            (c, c.provider.resource_type(base_url=sb.base_url, secret_env=dict(c.secrets), **PACING_OFF))
             for c in connections
         ]
         step = StepFetch(
             windows=windows(DAY, DAY),
             storage=ParquetStorage(root=str(tmp_path)),
-            records=StepRecords(STEP_BUDGET),
+            records=StepRecords(budget),
             checks=frozenset(),
             slots=PoolSlots(dg.DagsterInstance.ephemeral(), "run", "bindbee_completions"),
         )
+        yield sb, resources, step
+
+
+def test_connections_fetched_at_once_hold_no_more_than_the_step_budget_and_one_window(tmp_path, monkeypatch):
+    with _step(tmp_path, monkeypatch, STEP_BUDGET, seed=71) as (sb, resources, step):
         said: list[str] = []
         outcomes = list(fetch_connections(resources, step, len(NAMES), said.append))
         start = dt.datetime(2024, 3, 2, tzinfo=dt.timezone.utc)
@@ -57,7 +73,7 @@ def test_connections_fetched_at_once_hold_no_more_than_the_step_budget_and_one_w
         }
     assert [o.error for o in outcomes] == [None] * len(NAMES)
     storage = ParquetStorage(root=str(tmp_path))
-    for connection in connections:
+    for connection, _ in resources:
         table = storage.read(connection.storage_dir, dt.date(2024, 3, 2))
         assert sorted(table["id"].to_pylist()) == sorted(truth[connection.name]), connection.name
     # Six connections of 2,000 records each would hold 12,000 at once unbounded; the step holds its
@@ -71,33 +87,7 @@ def test_connections_whose_days_exceed_the_step_budget_still_fetch_side_by_side(
     # Each connection's day (2,000 records) is half the step's budget: were a day held until it is
     # written, two connections would fetch at a time and the others wait for them. Written to disk a
     # batch at a time, every connection walks its pages while the others do.
-    budget = 4_000
-    config = SandboxConfig(
-        seed=72,
-        start_date=dt.date(2024, 3, 1),
-        days=3,
-        records_per_day=PER_DAY,
-        connections={"bindbee": NAMES},
-        bindbee=ProviderFaults(latency_ms=20),
-    )
-    document = {
-        "bindbee": [{"name": n, "connector_token_env": credential_name("BINDBEE_CONNECTOR_TOKEN", n)} for n in NAMES]
-    }
-    connections = parse_connections(document, PROVIDERS, source="test")
-    with start_sandbox(config) as sb:
-        for name, value in sandbox_environment(sb.base_url, {}, connections).items():
-            monkeypatch.setenv(name, value)
-        resources = [
-            (c, c.provider.resource_type(base_url=sb.base_url, secret_env=dict(c.secrets), requests_per_minute=0))
-            for c in connections
-        ]
-        step = StepFetch(
-            windows=windows(DAY, DAY),
-            storage=ParquetStorage(root=str(tmp_path)),
-            records=StepRecords(budget),
-            checks=frozenset(),
-            slots=PoolSlots(dg.DagsterInstance.ephemeral(), "run", "bindbee_completions"),
-        )
+    with _step(tmp_path, monkeypatch, 4_000, seed=72, bindbee=ProviderFaults(latency_ms=20)) as (sb, resources, step):
         outcomes = list(fetch_connections(resources, step, len(NAMES), lambda said: None))
         logged = [r for r in sb.request_log() if r.bucket == "bindbee"]
     assert [o.error for o in outcomes] == [None] * len(NAMES)
