@@ -4,6 +4,9 @@ import contextlib
 import datetime as dt
 import itertools
 import math
+import os
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -338,10 +341,15 @@ def test_records_in_flight_stay_within_the_budget(provider: str) -> None:
 
 
 @pytest.mark.parametrize("provider", ["bindbee", "nexudus"])
-def test_a_ranges_window_files_are_gone_once_it_ends_or_fails(
+def test_a_ranges_window_files_are_gone_once_it_ends_or_fails_or_its_process_died(
     provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the client's window files go
+    # What a process killed before it could remove its window files left behind.
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = tmp_path / f"completions-{provider}-{int(gone.stdout)}-x1y2z3"
+    leftover.mkdir()
+    (leftover / "0-20240102T000000.arrow").write_bytes(b"left behind")
     make: Callable[..., ProviderClient] = bindbee_client if provider == "bindbee" else nexudus_client
     days = windows("2024-01-02", "2024-01-05")
     with running_sandbox(days=6, records_per_day=600) as sandbox:
@@ -351,7 +359,7 @@ def test_a_ranges_window_files_are_gone_once_it_ends_or_fails(
             first = next(batches)
             during = [path.name for path in tmp_path.iterdir()]
             rest = list(batches)
-        assert [name.startswith(f"completions-{provider}-") for name in during] == [True]
+        assert [name.startswith(f"completions-{provider}-{os.getpid()}-") for name in during] == [True]
         assert [b.table.to_pylist() for b in [first, *rest]] == [oracle.rows_in(d.start, d.end) for d in days]
         assert list(tmp_path.iterdir()) == []
         # A request refused for good part-way: the range fails, and its files go with it.

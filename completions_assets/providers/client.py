@@ -12,7 +12,6 @@ import functools
 import logging
 import random
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -31,7 +30,7 @@ from completions_assets.providers.declaration import Provider
 from completions_assets.providers.planning import RecordBudget, Span, StepRecords, WindowPlanner, WindowTurn
 from completions_assets.providers.records import RecordLocator, parse_walk, unknown_fields
 from completions_assets.providers.resource import ProviderResource
-from completions_assets.providers.spill import WindowRows
+from completions_assets.providers.spill import WindowRows, window_files_dir
 from completions_assets.providers.sweeps import (
     DayAssembler,
     DayBatch,
@@ -233,7 +232,7 @@ class ProviderClient(abc.ABC):
         days = DayAssembler(
             windows, provider.event_column, provider.id_column, budget=budget, stop=stop, finish=self.finish_window
         )
-        directory = Path(tempfile.mkdtemp(prefix=f"completions-{provider.name}-"))
+        directory = window_files_dir(provider.name)
         self._walks.add(stop)
         if self.step_records is not None:
             self.step_records.join(self)

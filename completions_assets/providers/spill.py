@@ -6,9 +6,15 @@ each hold their pages in flight rather than their days, so rate-limited
 connections walk at once whatever the size of their days, and a step's memory
 follows the days being cut and written (under its records budget).
 The files are Arrow IPC, uncompressed: written and read back within seconds, in
-the system's temporary directory (`TMPDIR`), removed when the range is done.
+a directory of the system's temporary directory (`TMPDIR`) named after the
+process, removed when the range is done; a process killed before that leaves
+its directory to the next one, which removes it.
 """
 
+import os
+import re
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +26,28 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from completions_assets.providers.planning import Span
+
+
+def window_files_dir(provider: str) -> Path:
+    """A new directory for one range's window files, once the directories of processes that
+    died before removing theirs are gone."""
+    root = Path(tempfile.gettempdir())
+    pattern = re.compile(rf"completions-{re.escape(provider)}-(\d+)-")
+    for leftover in root.glob(f"completions-{provider}-*"):
+        found = pattern.match(leftover.name)
+        if found and not _alive(int(found.group(1))):
+            shutil.rmtree(leftover, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"completions-{provider}-{os.getpid()}-", dir=root))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 @dataclass(frozen=True)
