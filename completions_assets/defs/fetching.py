@@ -5,6 +5,8 @@ side on threads (at most `max_concurrent_connections`), each with its own
 client, pacer and turn. They share the step's budget of records in flight (`StepRecords`).
 Only the step's own thread speaks to Dagster: workers hand it what they wrote
 and what they have to say through one queue, in the order it happens.
+`each_connection` is that runner for any per-connection work (the enrolment
+snapshots use it too); `fetch_connections` is the work of a provider's step.
 """
 
 import queue

@@ -1,7 +1,8 @@
 """`nexudus_course_members/<connection>`: each Nexudus account's enrolments, a full snapshot
 replaced on every run, and its checks.
 
-One step fetches every Nexudus connection's snapshot. `lms_completions` reads them to name the
+One step fetches every Nexudus connection's snapshot, all at once, each in the connection's turn
+(`each_connection`, as a provider's step does). `lms_completions` reads them to name the
 person and the course of each completed lesson; a snapshot that cannot be fetched does not keep
 the merge from running (it resolves what it can), so a failure here fails the run only when the
 run merges nothing.
