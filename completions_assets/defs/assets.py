@@ -13,7 +13,13 @@ from collections.abc import Iterator, Sequence
 import dagster as dg
 
 from completions_assets.connections import Connection
-from completions_assets.defs.fetching import ConnectionFetch, FetchConfig, StepFetch, fetch_connections
+from completions_assets.defs.fetching import (
+    ConnectionFetch,
+    FetchConfig,
+    StepFetch,
+    fetch_connections,
+    selected_connections,
+)
 from completions_assets.defs.lms_asset import ALL_CONNECTIONS_PRESENT, GROUP, connection_key, lms_asset, lms_checks
 from completions_assets.defs.writing import SINGLE_RUN, partition_windows, report_days
 from completions_assets.providers.declaration import Provider
@@ -57,7 +63,7 @@ def provider_asset(
         can_subset=True,
     )
     def fetch(context: dg.AssetExecutionContext, config: FetchConfig):
-        selected = [c for key, c in by_key.items() if key in context.selected_asset_keys]
+        selected = selected_connections(context, by_key)
         concurrency = min(config.max_concurrent_connections, len(selected)) or 1
         step = StepFetch(
             windows=partition_windows(context),
@@ -66,10 +72,9 @@ def provider_asset(
             slots=PoolSlots(context.instance, context.run.run_id, provider.asset_name),
             checks=frozenset(check.name for check in context.selected_asset_check_keys),
         )
-        resources = [(c, getattr(context.resources, c.resource_key)) for c in selected]
         failed: list[ConnectionFetch] = []
         output_yielded = False
-        for outcome in fetch_connections(resources, step, concurrency, context.log.info):
+        for outcome in fetch_connections(selected, step, concurrency, context.log.info):
             # One output keeps the merge's fan-in alive; every other connection's days are reported as
             # materialization events alone. Dagster handles each output of an op by walking all of
             # its outputs, so one output per connection would cost in proportion to their number

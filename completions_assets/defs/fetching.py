@@ -12,7 +12,7 @@ snapshots use it too); `fetch_connections` is the work of a provider's step.
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -85,6 +85,17 @@ class StepFetch:
     checks: frozenset[str]  # names of the provider checks selected
     slots: PoolSlots
     stop: threading.Event = field(default_factory=threading.Event)
+
+
+def selected_connections(
+    context: dg.AssetExecutionContext, by_key: Mapping[dg.AssetKey, Connection]
+) -> list[tuple[Connection, ProviderResource]]:
+    """The connections whose assets this step materializes, each with its resource."""
+    return [
+        (connection, getattr(context.resources, connection.resource_key))
+        for key, connection in by_key.items()
+        if key in context.selected_asset_keys
+    ]
 
 
 def fetch_connections(

@@ -17,7 +17,7 @@ import dagster as dg
 
 from completions_assets.connections import Connection
 from completions_assets.defs.dimensions import dimension_dir, dimension_key
-from completions_assets.defs.fetching import Outcome, each_connection
+from completions_assets.defs.fetching import Outcome, each_connection, selected_connections
 from completions_assets.defs.lms_asset import GROUP, LMS
 from completions_assets.defs.metadata import table_metadata
 from completions_assets.defs.writing import SINGLE_RUN
@@ -56,6 +56,7 @@ def dimension_assets(connections: Sequence[Connection]) -> list[dg.AssetsDefinit
 def members_asset(connections: Sequence[Connection]) -> dg.AssetsDefinition:
     """One unpartitioned asset per Nexudus connection, all fetched in one step."""
     by_key = {key: c for c in connections if (key := dimension_key(c)) is not None}
+    key_of = {connection: key for key, connection in by_key.items()}
     specs = [
         dg.AssetSpec(
             key,
@@ -82,11 +83,7 @@ def members_asset(connections: Sequence[Connection]) -> dg.AssetsDefinition:
     )
     def nexudus_course_members(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
         storage: ParquetStorage = context.resources.storage
-        selected = [
-            (connection, getattr(context.resources, connection.resource_key))
-            for key, connection in by_key.items()
-            if key in context.selected_asset_keys
-        ]
+        selected = selected_connections(context, by_key)
         slots = PoolSlots(context.instance, context.run.run_id, MEMBERS)
         failed: list[str] = []
         # Each account at once, in its turn (its rate limits are one budget with its completions).
@@ -97,9 +94,7 @@ def members_asset(connections: Sequence[Connection]) -> dg.AssetsDefinition:
                 failed.append(f"{outcome.connection.label}: {outcome.error}")
                 context.log.error(f"{outcome.connection.label} course members failed: {outcome.error}")
                 continue
-            key = dimension_key(outcome.connection)
-            assert key is not None  # by_key holds only connections with a snapshot
-            yield _written(context, storage, key, outcome.connection, outcome.snapshot)
+            yield _written(context, storage, key_of[outcome.connection], outcome.connection, outcome.snapshot)
         if failed and LMS not in context.op_execution_context.job_def.asset_layer.executable_asset_keys:
             raise dg.Failure(f"course members of {len(failed)} connections failed: " + "; ".join(failed))
 
