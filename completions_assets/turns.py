@@ -18,7 +18,7 @@ import fcntl
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,30 +45,41 @@ class Stopped(Exception):
 class PoolSlots:
     """Connections' pool slots in the instance's storage, claimed by one step for the connections it
     fetches, each under a claim key of its own (which run monitoring frees with the run). Used from
-    the step's own thread only: the storage's connections are not shared across threads."""
+    the step's own thread only: the storage's connections are not shared across threads.
 
-    def __init__(self, instance: dg.DagsterInstance, run_id: str, step_key: str) -> None:
+    The pools' limits are read once, when the step starts, as Dagster's own executor reads them
+    once per run: reading them again per claim would cost each connection in proportion to the
+    number of pools. A pool the instance does not limit yet gets the instance's default limit then.
+    """
+
+    def __init__(self, instance: dg.DagsterInstance, run_id: str, step_key: str, pools: Iterable[str]) -> None:
         self._storage = instance.event_log_storage
         self._run_id = run_id
         self._step_key = step_key
-        self._enabled = self._storage.supports_global_concurrency_limits
-        self._default = instance.get_concurrency_config().pool_config.default_pool_limit if self._enabled else None
         self._claims: set[str] = set()
-        # The pools the storage limits, read once per step rather than once per connection (a
-        # read of every pool: per claim, a step's cost would grow with the square of its connections).
-        self._limited: set[str] = set(self._storage.get_concurrency_keys()) if self._enabled else set()
+        self._limited: set[str] = set()
+        if self._storage.supports_global_concurrency_limits:
+            default = instance.get_concurrency_config().pool_config.default_pool_limit
+            self._limited = self._limit(pools, default)
+
+    def _limit(self, pools: Iterable[str], default: int | None) -> set[str]:
+        """Which of `pools` are limited, once each unlimited one has the default limit, if any."""
+        limits = {limit.name: limit for limit in self._storage.get_pool_limits()}
+        limited = set()
+        for pool in pools:
+            limit = limits.get(pool)
+            # As the executor does: a pool still on the default follows a changed default.
+            if default is not None and (limit is None or (limit.from_default and limit.limit != default)):
+                self._storage.initialize_concurrency_limit_to_default(pool)
+                limited.add(pool)
+            elif limit is not None:
+                limited.add(pool)
+        return limited
 
     def claim(self, pool: str) -> bool:
         """Whether connection `pool` may fetch now: its slot is claimed, or the instance does not limit it."""
-        if not self._enabled:
+        if pool not in self._limited:
             return True
-        if pool not in self._limited:
-            self._limited = set(self._storage.get_concurrency_keys())  # another process may have added it
-        if pool not in self._limited:
-            if self._default is None:
-                return True
-            self._storage.initialize_concurrency_limit_to_default(pool)
-            self._limited.add(pool)
         self._claims.add(pool)
         return self._storage.claim_concurrency_slot(pool, self._run_id, self._key(pool)).is_claimed
 

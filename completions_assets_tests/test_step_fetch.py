@@ -58,7 +58,7 @@ def _step(
             storage=ParquetStorage(root=str(tmp_path)),
             records=StepRecords(budget),
             checks=frozenset(),
-            slots=PoolSlots(dg.DagsterInstance.ephemeral(), "run", "bindbee_completions"),
+            slots=PoolSlots(dg.DagsterInstance.ephemeral(), "run", "bindbee_completions", ()),
         )
         yield sb, resources, step
 

@@ -69,7 +69,7 @@ def provider_asset(
             windows=partition_windows(context),
             storage=context.resources.storage,
             records=StepRecords(config.max_records_in_flight),
-            slots=PoolSlots(context.instance, context.run.run_id, provider.asset_name),
+            slots=PoolSlots(context.instance, context.run.run_id, provider.asset_name, (c.pool for c, _ in selected)),
             checks=frozenset(check.name for check in context.selected_asset_check_keys),
         )
         failed: list[ConnectionFetch] = []

@@ -84,7 +84,7 @@ def members_asset(connections: Sequence[Connection]) -> dg.AssetsDefinition:
     def nexudus_course_members(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
         storage: ParquetStorage = context.resources.storage
         selected = selected_connections(context, by_key)
-        slots = PoolSlots(context.instance, context.run.run_id, MEMBERS)
+        slots = PoolSlots(context.instance, context.run.run_id, MEMBERS, (c.pool for c, _ in selected))
         failed: list[str] = []
         # Each account at once, in its turn (its rate limits are one budget with its completions).
         for outcome in each_connection(
