@@ -55,7 +55,9 @@ def test_claims_read_no_pool_limits_whatever_the_number_of_pools(limited, monkey
     storage = type(limited.event_log_storage)
     for name in ("get_pool_limits", "get_concurrency_keys", "get_concurrency_infos"):
         original = getattr(storage, name)
-        monkeypatch.setattr(storage, name, lambda self, *a, _o=original, _n=name, **k: reads.append(_n) or _o(self, *a, **k))
+        monkeypatch.setattr(
+            storage, name, lambda self, *a, _o=original, _n=name, **k: reads.append(_n) or _o(self, *a, **k)
+        )
 
     assert all(slots.claim(p) for p in POOLS)
     assert reads == []
