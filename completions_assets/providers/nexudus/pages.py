@@ -10,7 +10,7 @@ runs), and a last page that says more came in meanwhile is followed in turn.
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,6 +150,7 @@ def _fetch_runs(
     except BaseException:
         for future in futures:
             future.cancel()
+        wait(futures)  # a run still going would write its rows after the window's files are gone
         raise
     for numbers, run in zip(runs, done, strict=False):
         turn.budget.give(len(numbers) * walk.page_size - run.records)
