@@ -13,12 +13,14 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from pydantic import TypeAdapter, ValidationError
 
 from completions_assets.providers.declaration import Provider
+from completions_assets.providers.resource import ProviderResource
 from completions_assets.settings import ConfigurationError, check_base_url
 
 FILE_VARIABLE = "COMPLETIONS_CONNECTIONS_FILE"
@@ -43,10 +45,21 @@ class Connection:
     def label(self) -> str:
         return f"{self.provider.name}:{self.name}"
 
-    @property
-    def resource_key(self) -> str:
-        # The default connection keeps the fixed resource key (`bindbee`, `nexudus`).
-        return self.provider.name if self.name == DEFAULT else f"{self.provider.name}_{self.name}"
+    def configure(self, resource: ProviderResource) -> ProviderResource:
+        """Its provider's resource as this connection has it: its base URL, its options and its
+        secrets' variables over the provider's settings. A copy, not a new resource: one resource
+        serves every connection of a provider, so a run's cost does not grow with resources.
+
+        The `default` connection keeps credentials a resource built by hand was given (values, or
+        variables in its `secret_env`); every other connection reads its own variables.
+        """
+        update = {**self.options}
+        if self.base_url is not None:
+            update["base_url"] = self.base_url
+        given = resource.secret_env or any(getattr(resource, name, None) for name in self.provider.secret_env)
+        if not (self.name == DEFAULT and given):
+            update["secret_env"] = dict(self.secrets)
+        return resource.model_copy(update=update)
 
     @property
     def pool(self) -> str:
@@ -152,7 +165,11 @@ def _connection(provider: Provider, entry: Any, where: str, problems: list[str])
     base_url = entry.get("base_url")
     if base_url is not None:
         _collect(problems, check_base_url, str(base_url), name=f"{where}: key 'base_url'")
-    options = {key: entry[key] for key in provider.connection_options if key in entry}
+    options = {
+        key: _collect(problems, _option, provider, key, entry[key], where)
+        for key in provider.connection_options
+        if key in entry
+    }
     if "timezone" in options:
         _collect(problems, _check_zone, options["timezone"], f"{where}: key 'timezone'")
     start_date = _collect(problems, _start_date, entry.get("start_date"), where)
@@ -168,6 +185,16 @@ def _collect(problems: list[str], check: Callable[..., Any], *args: Any, **kwarg
     except ConfigurationError as exc:
         problems.append(str(exc))
         return None
+
+
+def _option(provider: Provider, key: str, value: Any, where: str) -> Any:
+    """`value` as the resource field `key` takes it (a connection's options are not validated again)."""
+    try:
+        field = provider.resource_type.model_fields[key]
+        return TypeAdapter(cast(Any, field.annotation)).validate_python(value)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"]
+        raise ConfigurationError(f"{where}: key {key!r}: {value!r} is not valid ({reason})") from None
 
 
 def _is_env_name(value: Any) -> bool:

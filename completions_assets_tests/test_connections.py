@@ -60,22 +60,24 @@ def test_the_example_declares_four_connections_with_their_settings(tmp_path):
     assert london.options == {"timezone": "Europe/London"} and paris.secrets == {
         "access_token": "NEXUDUS_ACCESS_TOKEN_PARIS"
     }
-    assert (acme.resource_key, acme.pool, acme.storage_dir) == (
-        "bindbee_acme",
+    assert (acme.pool, acme.storage_dir) == (
         "bindbee-acme",
         "bindbee_completions/connection=acme",
     )
 
 
-def test_resources_hold_variable_names_only_and_the_connection_settings(tmp_path):
-    connections = load(tmp_path, EXAMPLE)
-    resources = build_resources(connections, SETTINGS)
-    assert set(resources) == {"bindbee_acme", "bindbee_globex", "nexudus_london", "nexudus_paris", "storage"}
-    acme, london, paris = resources["bindbee_acme"], resources["nexudus_london"], resources["nexudus_paris"]
+def test_one_resource_per_provider_and_each_connection_configures_it_with_variable_names_only(tmp_path):
+    connections = {c.name: c for c in load(tmp_path, EXAMPLE)}
+    resources = build_resources(tuple(connections.values()), SETTINGS)
+    assert set(resources) == {"bindbee", "nexudus", "storage"}
+    bindbee, nexudus = resources["bindbee"], resources["nexudus"]
+    acme, globex = connections["acme"].configure(bindbee), connections["globex"].configure(bindbee)
+    london, paris = connections["london"].configure(nexudus), connections["paris"].configure(nexudus)
     assert acme.secret_env == {"connector_token": "BINDBEE_CONNECTOR_TOKEN_ACME", "api_key": "BINDBEE_API_KEY"}
     assert acme.connector_token is None and acme.api_key is None  # values are read when a step starts
-    assert acme.base_url == "https://api-eu.bindbee.dev"
+    assert (acme.base_url, globex.base_url) == ("https://api-eu.bindbee.dev", bindbee.base_url)
     assert london.timezone == "Europe/London" and paris.timezone == "Europe/Berlin"  # COMPLETIONS_TIMEZONE
+    assert bindbee.secret_env == {} and nexudus.timezone == "Europe/Berlin"  # a connection's own stays its own
 
 
 def test_a_bindbee_connection_sets_its_expansion_and_email_options(tmp_path):
@@ -83,8 +85,7 @@ def test_a_bindbee_connection_sets_its_expansion_and_email_options(tmp_path):
     text = text.replace(
         "BINDBEE_CONNECTOR_TOKEN_GLOBEX\n", "BINDBEE_CONNECTOR_TOKEN_GLOBEX\n    expand_relations: false\n"
     )
-    resources = build_resources(load(tmp_path, text), SETTINGS)
-    acme, globex = resources["bindbee_acme"], resources["bindbee_globex"]
+    acme, globex = (c.configure(build_resources([c], SETTINGS)["bindbee"]) for c in load(tmp_path, text)[:2])
     assert (acme.include_email, acme.expand_relations) == (True, True)
     assert (globex.include_email, globex.expand_relations) == (False, False)  # e-mail off by default
 
@@ -92,7 +93,7 @@ def test_a_bindbee_connection_sets_its_expansion_and_email_options(tmp_path):
 def test_without_a_file_each_provider_has_a_default_connection():
     bindbee, nexudus = load_connections(PROVIDERS, {})
     assert (bindbee.label, nexudus.label) == ("bindbee:default", "nexudus:default")
-    assert bindbee.resource_key == "bindbee" and bindbee.secrets == {
+    assert bindbee.secrets == {
         "api_key": "BINDBEE_API_KEY",
         "connector_token": "BINDBEE_CONNECTOR_TOKEN",
     }
@@ -138,6 +139,10 @@ def test_without_a_file_each_provider_has_a_default_connection():
         (
             "bindbee:\n  - name: acme\n    connector_token_env: T\n    start_date: soon\n",
             r"bindbee:acme: key 'start_date': 'soon' is not a date",
+        ),
+        (
+            "bindbee:\n  - name: acme\n    connector_token_env: T\n    include_email: maybe\n",
+            r"bindbee:acme: key 'include_email': 'maybe' is not valid \(Input should be a valid boolean",
         ),
         ("moodle:\n  - name: x\n", r"unknown provider 'moodle'"),
         ("bindbee: [\n", r"not valid YAML"),

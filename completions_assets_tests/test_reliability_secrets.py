@@ -131,8 +131,13 @@ def test_no_credential_reaches_dagster_home_the_data_or_the_output(tmp_path, mon
         )
     haystacks["printed report"] = printed.getvalue().encode()
     assert len(list(home.rglob("*.db"))) >= 3 and list(home.rglob("compute_logs/*"))
-    # The search does see the databases: the run config names the variables (never their values).
-    assert any(b"BINDBEE_CONNECTOR_TOKEN_GLOBEX" in content for content in haystacks.values())
+    # The search does see the databases' compressed snapshots: a job snapshot names every
+    # connection's step output.
+    assert any(
+        b"bindbee_completions__globex" in content
+        for where, content in haystacks.items()
+        if where.endswith(":snapshots")
+    )
     needles = {form: name for name, secret in SECRETS.items() for form in encodings(secret)}
     needles |= {token.encode(): "an issued Nexudus token" for token in issued}
     hits = sorted(

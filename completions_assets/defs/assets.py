@@ -57,7 +57,7 @@ def provider_asset(
         name=provider.asset_name,
         specs=specs,
         check_specs=check_specs,
-        required_resource_keys={*(c.resource_key for c in connections), "storage"},
+        required_resource_keys={*(c.provider.name for c in connections), "storage"},
         partitions_def=partitions_def,
         backfill_policy=SINGLE_RUN,
         can_subset=True,

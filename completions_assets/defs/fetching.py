@@ -90,9 +90,10 @@ class StepFetch:
 def selected_connections(
     context: dg.AssetExecutionContext, by_key: Mapping[dg.AssetKey, Connection]
 ) -> list[tuple[Connection, ProviderResource]]:
-    """The connections whose assets this step materializes, each with its resource."""
+    """The connections whose assets this step materializes, each with its provider's resource as it
+    configures it."""
     return [
-        (connection, getattr(context.resources, connection.resource_key))
+        (connection, connection.configure(getattr(context.resources, connection.provider.name)))
         for key, connection in by_key.items()
         if key in context.selected_asset_keys
     ]

@@ -76,7 +76,7 @@ def members_asset(connections: Sequence[Connection]) -> dg.AssetsDefinition:
         name=MEMBERS,
         specs=specs,
         check_specs=check_specs,
-        required_resource_keys={*(c.resource_key for c in connections), "storage"},
+        required_resource_keys={*(c.provider.name for c in connections), "storage"},
         can_subset=True,
         # Unpartitioned, but a range run of the CLI (`--select '*' --partition-range`) needs every asset's policy single-run.
         backfill_policy=SINGLE_RUN,

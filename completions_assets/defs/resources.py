@@ -1,10 +1,14 @@
-"""The resources of the code location: one per connection.
+"""The resources of the code location: one per provider (`bindbee`, `nexudus`) and `storage`.
 
-A resource holds the names of its secrets' variables (`secret_env`), which the
-UI and run config show; the values are read through `dagster.EnvVar` when a
-step starts, so an unset variable fails only its connection's step. (An
-`EnvVar` in a resource field would be resolved for every resource when the run
-starts: one unset variable would fail every connection.)
+A provider's resource holds the settings its connections share (Launchpad / run config
+tunes them for all of them); each connection applies its own over them when its step
+starts (`Connection.configure`): the names of its secrets' variables (`secret_env`), its
+base URL and its options. Secret values are read through `dagster.EnvVar` only then, so an
+unset variable fails only its connection. (An `EnvVar` in a resource field would be
+resolved when the run starts: one unset variable would fail every connection.) One
+resource per provider rather than per connection: Dagster builds and validates every
+resource a step requires, at about 15 ms each, which at hundreds of connections was most
+of a step's own cost.
 """
 
 import os
@@ -12,26 +16,25 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from completions_assets.connections import Connection
+from completions_assets.providers.declaration import Provider
 from completions_assets.providers.resource import ProviderResource
 from completions_assets.settings import Settings, check_base_url
 from completions_assets.storage import ParquetStorage
 
 
-def connection_resource(
-    connection: Connection, settings: Settings, environ: Mapping[str, str] = os.environ
+def provider_resource(
+    provider: Provider, settings: Settings, environ: Mapping[str, str] = os.environ
 ) -> ProviderResource:
-    provider = connection.provider
-    base_url = connection.base_url
-    if base_url is None:
-        base_url = environ.get(provider.base_url_env) or provider.resource_type.model_fields["base_url"].default
-        check_base_url(base_url, name=provider.base_url_env)
+    """The settings every connection of `provider` starts from."""
+    base_url = environ.get(provider.base_url_env) or provider.resource_type.model_fields["base_url"].default
+    check_base_url(base_url, name=provider.base_url_env)
     fields: dict[str, Any] = dict(provider.resource_defaults(settings)) if provider.resource_defaults else {}
-    fields.update(connection.options)
-    return provider.resource_type(base_url=base_url, secret_env=dict(connection.secrets), **fields)
+    return provider.resource_type(base_url=base_url, **fields)
 
 
 def build_resources(connections: Sequence[Connection], settings: Settings) -> dict[str, object]:
+    providers = dict.fromkeys(c.provider for c in connections)
     return {
-        **{c.resource_key: connection_resource(c, settings) for c in connections},
+        **{p.name: provider_resource(p, settings) for p in providers},
         "storage": ParquetStorage(root=settings.data_root),
     }
