@@ -39,7 +39,7 @@ from completions_assets.lms.schema import LMS_KEY, LMS_SCHEMA
 from completions_assets.partitions import DayWindow, day_window
 from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.declaration import Provider
-from completions_assets.providers.nexudus.audit import changed_days
+from completions_assets.providers.nexudus.audit import audit_spans
 from completions_assets.providers.nexudus.client import NexudusClient
 from completions_assets.providers.planning import StepRecords
 from completions_assets.providers.rotation import daily_budget, day_cost, rotation_days, rotation_period
@@ -142,12 +142,9 @@ def _audit_connection(
     windows = [day_window(d, settings.zone) for d in days]
     if isinstance(client, NexudusClient):
         stats = RequestStats()
-        suspects = [w for run in _contiguous(windows) for w in changed_days(client, run, stored.between, stats)]
-        while suspects:
-            # A change near a day's edge also shows in its neighbours' probes (their windows are widened):
-            # once a changed day is written, the suspects left are probed again against it.
-            if _refetch(client, suspects.pop(0), outcome, step, stored):
-                suspects = [w for w in suspects for _ in changed_days(client, [w], stored.between, stats)]
+        audit_spans(
+            client, _contiguous(windows), stored.between, lambda w: _refetch(client, w, outcome, step, stored), stats
+        )
         outcome.probe_requests = stats.requests
         return
     costs = {d: day_cost(_rows(stored.day(d)), client.settings.page_size) for d in days}

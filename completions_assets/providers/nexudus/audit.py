@@ -110,3 +110,22 @@ def changed_days(
     return changed_days(client, days[:half], stored_between, stats) + changed_days(
         client, days[half:], stored_between, stats
     )
+
+
+def audit_spans(
+    client: NexudusClient,
+    runs: Sequence[Sequence[DayWindow]],
+    stored_between: Callable[[dt.datetime, dt.datetime], pa.Table | None],
+    refetch: Callable[[DayWindow], bool],
+    stats: RequestStats,
+) -> None:
+    """Every contiguous run of stored days probed, and each day found changed passed to `refetch`,
+    which fetches it again and says whether it changed (then `stored_between` must see the new rows).
+
+    A change near a day's edge also shows in its neighbours' probes (their windows are widened):
+    once a changed day is written, the days still suspected are probed again against it.
+    """
+    suspects = [w for run in runs for w in changed_days(client, run, stored_between, stats)]
+    while suspects:
+        if refetch(suspects.pop(0)):
+            suspects = [w for w in suspects for _ in changed_days(client, [w], stored_between, stats)]
