@@ -3,11 +3,14 @@ compared with the stored rows."""
 
 import datetime as dt
 
+import dagster as dg
 import pyarrow as pa
 import pytest
 
-from completions_assets.defs.audit import audit_days
+from completions_assets.connections import default_connection
+from completions_assets.defs.audit import audit_days, build_audit_schedule
 from completions_assets.defs.removals import RemovalGuard, judge, removals_allowed_by
+from completions_assets.providers import PROVIDERS
 from completions_assets.providers.nexudus.audit import ProbeAnswer, matches
 from completions_assets.providers.rotation import daily_budget, day_cost, rotation_days, rotation_period
 from completions_assets.settings import Settings
@@ -96,3 +99,18 @@ STORED = pa.table(
 )
 def test_a_probe_matches_only_when_the_stored_rows_between_its_ends_are_exactly_its_total(answer, same):
     assert matches(answer, STORED, _at(0), _at(0, 3)) is same
+
+
+def test_the_audit_schedule_is_off_by_default_and_audits_on_its_tick_date():
+    schedule = build_audit_schedule(SETTINGS, [default_connection(p, {}) for p in PROVIDERS])
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert (schedule.cron_schedule, schedule.job_name) == ("35 3 * * *", "completions_audit_job")
+    tick = dt.datetime(2025, 3, 4, 3, 35, tzinfo=UTC)
+    requests = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick)).run_requests
+    assert requests is not None and len(requests) == 1
+    assert requests[0].run_config == {
+        "ops": {
+            "audit_bindbee_completions": {"config": {"audit_date": "2025-03-04"}},
+            "audit_nexudus_completions": {"config": {"audit_date": "2025-03-04"}},
+        }
+    }
