@@ -6,6 +6,7 @@ import dagster as dg
 
 from completions_assets.connections import load_connections
 from completions_assets.defs.assets import build_assets
+from completions_assets.defs.audit import build_audit_job, build_audit_schedule
 from completions_assets.defs.executor import executor
 from completions_assets.defs.freshness import build_freshness_checks, build_freshness_sensors
 from completions_assets.defs.lms_asset import LMS
@@ -35,8 +36,8 @@ with warnings.catch_warnings():
 defs = dg.Definitions(
     assets=assets,
     asset_checks=freshness_checks,
-    jobs=[completions_job],
-    schedules=[build_schedule(settings)],
+    jobs=[completions_job, build_audit_job(connections)],
+    schedules=[build_schedule(settings), build_audit_schedule(settings, connections)],
     sensors=sensors,
     resources=build_resources(connections, settings),
     executor=executor,

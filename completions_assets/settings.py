@@ -30,6 +30,8 @@ class Settings:
     data_root: str
     freshness_hour: int | None = 6  # a day is overdue this many hours after it closes; None: no freshness checks
     names_resolved_min: float = 0.99  # share of a connection's rows with a person's and a course's name
+    audit_days: int = 90  # days the audit compares with the providers
+    max_removed_share: float = 0.2  # share of a stored day's rows a re-fetch may remove without an override
 
     @property
     def zone(self) -> ZoneInfo:
@@ -43,6 +45,8 @@ DEFAULTS = {
     "COMPLETIONS_DATA_ROOT": "./data",
     "COMPLETIONS_FRESHNESS_HOUR": "6",
     "COMPLETIONS_NAMES_RESOLVED_MIN": "0.99",
+    "COMPLETIONS_AUDIT_DAYS": "90",
+    "COMPLETIONS_MAX_REMOVED_SHARE": "0.2",
 }
 
 
@@ -56,18 +60,26 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         lookback_days=_lookback(value["COMPLETIONS_LOOKBACK_DAYS"]),
         data_root=_data_root(value["COMPLETIONS_DATA_ROOT"]),
         freshness_hour=_freshness_hour(value["COMPLETIONS_FRESHNESS_HOUR"]),
-        names_resolved_min=_share(value["COMPLETIONS_NAMES_RESOLVED_MIN"]),
+        names_resolved_min=_share("COMPLETIONS_NAMES_RESOLVED_MIN", value["COMPLETIONS_NAMES_RESOLVED_MIN"], "0.99"),
+        audit_days=_audit_days(value["COMPLETIONS_AUDIT_DAYS"]),
+        max_removed_share=_share("COMPLETIONS_MAX_REMOVED_SHARE", value["COMPLETIONS_MAX_REMOVED_SHARE"], "0.2"),
     )
 
 
-def _share(raw: str) -> float:
+def _share(name: str, raw: str, example: str) -> float:
     try:
         share = float(raw)
     except ValueError:
         share = -1.0
     if not 0.0 <= share <= 1.0:
-        raise ConfigurationError(f"COMPLETIONS_NAMES_RESOLVED_MIN={raw!r} is not a share between 0 and 1 (e.g. 0.99)")
+        raise ConfigurationError(f"{name}={raw!r} is not a share between 0 and 1 (e.g. {example})")
     return share
+
+
+def _audit_days(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigurationError(f"COMPLETIONS_AUDIT_DAYS={raw!r} is not a whole number of days >= 1")
+    return int(raw)
 
 
 def _timezone(raw: str) -> str:

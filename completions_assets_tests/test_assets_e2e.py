@@ -35,7 +35,10 @@ def test_one_day_lands_exactly(sandbox, tmp_path):
     assert all(counts), "the sandbox day should hold records of both providers"
     evaluations = check_results(instance, result.run_id)
     assert {(e.check_name, e.partition, e.passed) for e in evaluations} == (
-        {(name, "2024-03-05", True) for name in LMS_CHECK_NAMES | {"no_duplicate_ids", "matches_reported_total"}}
+        {
+            (name, "2024-03-05", True)
+            for name in LMS_CHECK_NAMES | {"no_duplicate_ids", "matches_reported_total", "no_mass_removal"}
+        }
         | {(name, None, True) for name in MEMBERS_CHECK_NAMES}
     )
 

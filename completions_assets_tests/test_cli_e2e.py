@@ -32,7 +32,7 @@ def test_cli_range_command_is_one_run_with_results_per_day(sandbox, location_env
     for day in days:
         assert_day_matches_ground_truth(sandbox, storage, day)
     results = {(e.check_name, e.partition, e.passed) for e in check_results(instance, runs[0].run_id)}
-    names = LMS_CHECK_NAMES | {"no_duplicate_ids", "matches_reported_total"}
+    names = LMS_CHECK_NAMES | {"no_duplicate_ids", "matches_reported_total", "no_mass_removal"}
     members = {(name, None, True) for name in MEMBERS_CHECK_NAMES}  # the enrolment snapshot, unpartitioned
     assert results == {(name, day, True) for name in names for day in days} | members
 
@@ -63,10 +63,12 @@ def test_dagster_dev_serves_assets_checks_job_and_schedule(location_env):
     assert checks == (
         {("lms_completions", name, name == "unique_completion_ids") for name in LMS_CHECK_NAMES}
         | {("bindbee_completions", "no_duplicate_ids", False), ("nexudus_completions", "matches_reported_total", False)}
+        | {(provider, "no_mass_removal", False) for provider in ("bindbee_completions", "nexudus_completions")}
         | {("nexudus_course_members", name, False) for name in MEMBERS_CHECK_NAMES}
     )
     repository = data["repositoriesOrError"]["nodes"][0]
-    assert "completions_job" in {job["name"] for job in repository["jobs"]}
-    assert repository["schedules"] == [
-        {"name": "completions_daily_schedule", "cronSchedule": "5 0 * * *", "executionTimezone": "UTC"}
+    assert {"completions_job", "completions_audit_job"} <= {job["name"] for job in repository["jobs"]}
+    assert sorted(repository["schedules"], key=lambda s: s["name"]) == [
+        {"name": "completions_audit_schedule", "cronSchedule": "35 3 * * *", "executionTimezone": "UTC"},
+        {"name": "completions_daily_schedule", "cronSchedule": "5 0 * * *", "executionTimezone": "UTC"},
     ]

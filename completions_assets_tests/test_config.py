@@ -15,6 +15,7 @@ def test_defaults():
         3,
         "./data",
     )
+    assert (settings.audit_days, settings.max_removed_share) == (90, 0.2)
 
 
 @pytest.mark.parametrize(
@@ -24,6 +25,9 @@ def test_defaults():
         ("COMPLETIONS_START_DATE", "2024-13-01", "COMPLETIONS_START_DATE='2024-13-01' is not a date"),
         ("COMPLETIONS_START_DATE", "2999-01-01", "COMPLETIONS_START_DATE=2999-01-01 is not in the past"),
         ("COMPLETIONS_LOOKBACK_DAYS", "-1", "COMPLETIONS_LOOKBACK_DAYS='-1'"),
+        ("COMPLETIONS_AUDIT_DAYS", "0", "COMPLETIONS_AUDIT_DAYS='0' is not a whole number of days >= 1"),
+        ("COMPLETIONS_MAX_REMOVED_SHARE", "1.5", "COMPLETIONS_MAX_REMOVED_SHARE='1.5' is not a share between 0 and 1"),
+        ("COMPLETIONS_MAX_REMOVED_SHARE", "lots", "COMPLETIONS_MAX_REMOVED_SHARE='lots'"),
         ("COMPLETIONS_DATA_ROOT", "nosuchfs://bucket", "COMPLETIONS_DATA_ROOT='nosuchfs://bucket'"),
         ("COMPLETIONS_DATA_ROOT", "memory://", "names no bucket"),
     ],

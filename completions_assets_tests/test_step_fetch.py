@@ -13,6 +13,7 @@ import pytest
 
 from completions_assets.connections import Connection, parse_connections
 from completions_assets.defs.fetching import StepFetch, fetch_connections
+from completions_assets.defs.removals import RemovalGuard
 from completions_assets.local.launch import sandbox_environment
 from completions_assets.providers import PROVIDERS
 from completions_assets.providers.planning import StepRecords
@@ -59,6 +60,7 @@ def _step(
             records=StepRecords(budget),
             checks=frozenset(),
             slots=PoolSlots(dg.DagsterInstance.ephemeral(), "run", "bindbee_completions", ()),
+            guard=RemovalGuard(0.2),
         )
         yield sb, resources, step
 

@@ -21,9 +21,11 @@ from completions_assets.defs.fetching import (
     selected_connections,
 )
 from completions_assets.defs.lms_asset import ALL_CONNECTIONS_PRESENT, GROUP, connection_key, lms_asset, lms_checks
+from completions_assets.defs.removals import RemovalGuard, check_spec, removals_allowed_by
 from completions_assets.defs.writing import SINGLE_RUN, partition_windows, report_days
 from completions_assets.providers.declaration import Provider
 from completions_assets.providers.planning import StepRecords
+from completions_assets.settings import load_settings
 from completions_assets.turns import PoolSlots
 
 
@@ -51,7 +53,7 @@ def provider_asset(
         dg.AssetCheckSpec(check.name, asset=key, description=check.description, partitions_def=partitions_def)
         for key in by_key
         for check in provider.checks
-    ]
+    ] + [check_spec(key, partitions_def) for key in by_key]
 
     @dg.multi_asset(
         name=provider.asset_name,
@@ -71,6 +73,9 @@ def provider_asset(
             records=StepRecords(config.max_records_in_flight),
             slots=PoolSlots(context.instance, context.run.run_id, provider.asset_name, (c.pool for c, _ in selected)),
             checks=frozenset(check.name for check in context.selected_asset_check_keys),
+            guard=RemovalGuard(
+                load_settings().max_removed_share, removals_allowed_by(config.allow_removals, context.run.tags)
+            ),
         )
         failed: list[ConnectionFetch] = []
         output_yielded = False
@@ -79,7 +84,9 @@ def provider_asset(
             # materialization events alone. Dagster handles each output of an op by walking all of
             # its outputs, so one output per connection would cost in proportion to their number
             # squared (measured: 35 ms per output at 200 connections), and one event more each.
-            as_output = outcome.error is None and not output_yielded
+            # A connection with a day whose removal was refused reports its other days alone: the
+            # output would record every day of the run's range as materialized.
+            as_output = outcome.error is None and not output_yielded and not any(d.refused for d in outcome.days)
             output_yielded |= as_output
             yield from _report(context, outcome, as_output)
             if outcome.error is not None:
@@ -100,13 +107,19 @@ def provider_asset(
 
 def _report(context: dg.AssetExecutionContext, outcome: ConnectionFetch, as_output: bool) -> Iterator[object]:
     key = connection_key(outcome.connection)
-    written = [(day.window.day.isoformat(), day.metadata) for day in outcome.days]
+    written = [(day.window.day.isoformat(), day.metadata) for day in outcome.days if day.refused is None]
     yield from report_days(context, key, written, whole=as_output)
     for day in outcome.days:
+        if day.refused is not None:
+            removal = day.refused
+            context.log.error(
+                f"{outcome.connection.label} {day.window.day}: kept the stored file; the fetch would remove "
+                f"{removal.removed} of its {removal.previous_rows} rows (no_mass_removal; allow_removals applies it)"
+            )
         for check, result in day.checks:
             yield dg.AssetCheckEvaluation(
                 asset_key=key,
-                check_name=check.name,
+                check_name=check,
                 passed=result.passed,
                 metadata=result.metadata(),
                 partition=day.window.day.isoformat(),

@@ -22,9 +22,10 @@ from pydantic import Field
 
 from completions_assets.connections import Connection
 from completions_assets.defs.metadata import fetch_metadata
-from completions_assets.defs.writing import write_day
+from completions_assets.defs.removals import NO_MASS_REMOVAL, Removal, RemovalGuard, judge
+from completions_assets.defs.writing import replace_day
 from completions_assets.partitions import DayWindow
-from completions_assets.providers.checks import CheckOutcome, ProviderCheck
+from completions_assets.providers.checks import CheckOutcome
 from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.planning import StepRecords
 from completions_assets.providers.resource import ProviderResource
@@ -49,15 +50,23 @@ class FetchConfig(dg.Config):
         "max_records_in_flight); one connection at a time may exceed it by one day being cut, so that "
         "the step always progresses.",
     )
+    allow_removals: bool = Field(
+        default=False,
+        description="Apply re-fetches that remove more than COMPLETIONS_MAX_REMOVED_SHARE of a stored day (or "
+        "empty it); without it such a day keeps its file and fails no_mass_removal. The run tag "
+        "completions/allow_removals=true does the same.",
+    )
 
 
 @dataclass(frozen=True)
 class WrittenDay:
-    """A day's file as written (its table is not kept) and its checks' outcomes."""
+    """A day's file as written (its table is not kept) and its checks' outcomes (by check name); a day
+    whose removal was refused kept its previous file and is not written."""
 
     window: DayWindow
     metadata: dict[str, Any]
-    checks: tuple[tuple[ProviderCheck, CheckOutcome], ...]
+    checks: tuple[tuple[str, CheckOutcome], ...]
+    refused: Removal | None = None
 
 
 @dataclass
@@ -84,6 +93,7 @@ class StepFetch:
     records: StepRecords  # the step's budget of records fetched and not yet written
     checks: frozenset[str]  # names of the provider checks selected
     slots: PoolSlots
+    guard: RemovalGuard
     stop: threading.Event = field(default_factory=threading.Event)
 
 
@@ -110,7 +120,7 @@ def fetch_connections(
     def fetch(client: ProviderClient, outcome: ConnectionFetch) -> None:
         client.step_records = step.records
         for batch, facts in _days(outcome.connection, client, step.windows):
-            outcome.days.append(_written(outcome.connection, batch, facts, step))
+            outcome.days.append(write_fetched_day(outcome.connection, batch, facts, step))
 
     yield from each_connection(connections, step.slots, step.stop, concurrency, log, ConnectionFetch, fetch)
 
@@ -208,10 +218,17 @@ def _days(
         yield batch, fetch_metadata(batch.stats)
 
 
-def _written(connection: Connection, batch: DayBatch, facts: dict[str, Any], step: StepFetch) -> WrittenDay:
-    provider = connection.provider
-    metadata = write_day(
-        step.storage, connection.storage_dir, batch.window, batch.table, provider.schema, [provider.id_column]
+def write_fetched_day(connection: Connection, batch: DayBatch, facts: dict[str, Any], step: StepFetch) -> WrittenDay:
+    """The day's file replaced by `batch`, unless that would remove too much of it (see removals.py)."""
+    provider, key = connection.provider, [connection.provider.id_column]
+    previous = step.storage.read(connection.storage_dir, batch.window.day, columns=key)
+    removal = judge(previous, batch.table, provider.id_column, step.guard)
+    checks = tuple((c.name, c.evaluate(batch, provider.id_column)) for c in provider.checks if c.name in step.checks)
+    if NO_MASS_REMOVAL in step.checks:
+        checks += ((NO_MASS_REMOVAL, removal.outcome()),)
+    if removal.refused:
+        return WrittenDay(batch.window, {}, checks, refused=removal)
+    metadata = replace_day(
+        step.storage, connection.storage_dir, batch.window, batch.table, provider.schema, key, previous
     )
-    checks = tuple((c, c.evaluate(batch, provider.id_column)) for c in provider.checks if c.name in step.checks)
-    return WrittenDay(batch.window, {**metadata, **facts}, checks)
+    return WrittenDay(batch.window, {**metadata, **facts, **removal.metadata()}, checks)

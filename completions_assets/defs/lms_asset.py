@@ -7,7 +7,7 @@ merge skipped, and the automation condition then merges the days the other
 provider changed.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import dagster as dg
 import pyarrow as pa
@@ -93,26 +93,37 @@ def _merge_op(connections: Sequence[Connection]) -> dg.OpDefinition:
         checked = _checks_in_run(context)
         failed = _failed(context, connections, windows)[0] if checked else {}
         evaluations: list[dg.AssetCheckEvaluation] = []
-        snapshots = read_dimensions(storage, connections)
-        taken = snapshot_times(context.instance, snapshots)
-        names_min = load_settings().names_resolved_min
-
-        def days() -> Iterator[DayFile]:
-            for window in windows:
-                raws, absent = _sources(storage, connections, window)
-                merged = merge_day(raws, window.day, snapshots)
-                if checked:
-                    gaps = failed.get(window.day.isoformat(), ())
-                    day = Day(window, merged.table, merged.source_ids, absent, gaps, names_min)
-                    evaluations.extend(evaluate_day(LMS, window, day, checked))
-                sources = {label: len(ids) for label, ids in merged.source_ids.items()}
-                facts = {**merged.facts, **snapshot_facts(snapshots, taken, window)}
-                yield window, merged.table, {"source_rows": dg.MetadataValue.json(sources), **facts}
-
-        yield from write_days(context, LMS, LMS.path[-1], days(), LMS_SCHEMA, storage, LMS_KEY)
+        days = merged_days(context.instance, storage, connections, windows, checked, failed, evaluations)
+        yield from write_days(context, LMS, LMS.path[-1], days, LMS_SCHEMA, storage, LMS_KEY)
         yield from evaluations
 
     return merge_days
+
+
+def merged_days(
+    instance: dg.DagsterInstance,
+    storage: ParquetStorage,
+    connections: Sequence[Connection],
+    windows: Sequence[DayWindow],
+    checked: set[str],
+    failed: Mapping[str, tuple[str, ...]],
+    evaluations: list[dg.AssetCheckEvaluation],
+) -> Iterator[DayFile]:
+    """Each day merged from the connections' files, with its metadata; the `checked` checks'
+    evaluations of each day are added to `evaluations`."""
+    snapshots = read_dimensions(storage, connections)
+    taken = snapshot_times(instance, snapshots)
+    names_min = load_settings().names_resolved_min
+    for window in windows:
+        raws, absent = _sources(storage, connections, window)
+        merged = merge_day(raws, window.day, snapshots)
+        if checked:
+            gaps = failed.get(window.day.isoformat(), ())
+            day = Day(window, merged.table, merged.source_ids, absent, gaps, names_min)
+            evaluations.extend(evaluate_day(LMS, window, day, checked))
+        sources = {label: len(ids) for label, ids in merged.source_ids.items()}
+        facts = {**merged.facts, **snapshot_facts(snapshots, taken, window)}
+        yield window, merged.table, {"source_rows": dg.MetadataValue.json(sources), **facts}
 
 
 def lms_checks(partitions_def: dg.PartitionsDefinition, connections: Sequence[Connection]) -> dg.AssetChecksDefinition:
@@ -139,7 +150,8 @@ def lms_checks(partitions_def: dg.PartitionsDefinition, connections: Sequence[Co
                 yield from evaluate_day(LMS, window, day, selected, missing=missing)
         if failed_here:
             raise dg.Failure(
-                f"merged without {', '.join(failed_here)}: their fetch failed in this run (see the provider step's "
+                f"merged without {', '.join(failed_here)}: their fetch failed in this run, or a day of theirs was kept "
+                "because the fetch would remove too much of it (no_mass_removal; see the provider step's "
                 "log); their previous files are kept and all_connections_present fails for their days"
             )
 

@@ -48,3 +48,20 @@ def row_changes(previous: pa.Table | None, current: pa.Table, keys: list[str]) -
 
 def _distinct(table: pa.Table, keys: list[str]) -> pa.Table:
     return table.select(keys).group_by(keys, use_threads=False).aggregate([])
+
+
+def changed_rows(previous: pa.Table, current: pa.Table, id_column: str, examples: int = 5) -> dict[str, object]:
+    """What a re-read found against the stored day: rows added, removed and changed (by id), with a few ids."""
+    before = {str(row[id_column]): row for row in previous.to_pylist()}
+    after = {str(row[id_column]): row for row in current.to_pylist()}
+    added = sorted(after.keys() - before.keys())
+    removed = sorted(before.keys() - after.keys())
+    changed = sorted(i for i in after.keys() & before.keys() if after[i] != before[i])
+    return {
+        "rows_added": len(added),
+        "rows_removed": len(removed),
+        "rows_changed": len(changed),
+        "added_ids": added[:examples],
+        "removed_ids": removed[:examples],
+        "changed_ids": changed[:examples],
+    }

@@ -25,6 +25,19 @@ def write_day(
 ) -> dict[str, Any]:
     """Replaces one day's file; its materialization metadata, changes against the file it replaced included."""
     previous = storage.read(directory, window.day, columns=row_key)
+    return replace_day(storage, directory, window, table, schema, row_key, previous)
+
+
+def replace_day(
+    storage: ParquetStorage,
+    directory: str,
+    window: DayWindow,
+    table: pa.Table,
+    schema: pa.Schema,
+    row_key: list[str],
+    previous: pa.Table | None,
+) -> dict[str, Any]:
+    """`write_day` with the replaced file's `row_key` columns already read (None: there was none)."""
     path = storage.write(directory, window.day, table, schema)
     return {**table_metadata(table, path), **row_changes(previous, table, row_key)}
 

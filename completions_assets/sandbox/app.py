@@ -18,7 +18,7 @@ from .reply import Reply, json_reply
 from .timeutil import parse_iso
 
 UNSET: Any = object()  # "leave unchanged" for update(now=...), where None means the real clock
-_CONTROL_KEYS = ("delete", "rate_limits", "expire_tokens", "revoke", "revoke_after")
+_CONTROL_KEYS = ("delete", "modify", "rate_limits", "expire_tokens", "revoke", "revoke_after")
 Deletions = Mapping[str, Iterable[str] | Mapping[str, Iterable[str]]]
 
 
@@ -37,6 +37,10 @@ class LoggedRequest:
     connection: str | None
     status: int
     user_agent: str
+
+
+def _per_connection(ids: Iterable[str] | Mapping[str, Iterable[str]]) -> Mapping[str, Iterable[str]]:
+    return ids if isinstance(ids, Mapping) else {DEFAULT_CONNECTION: ids}
 
 
 def _counts(counter: collections.Counter[str]) -> dict[str, Any]:
@@ -149,6 +153,9 @@ class SandboxApp:
             return faults.status_reply(provider, knobs, [value for _, value in echoed])
         if fault is faults.Fault.HTML:
             return faults.html_reply(knobs.html_status)
+        withheld = frozenset[int]()
+        if connection is not None and knobs.withhold_days:
+            withheld = self.dataset.withheld(provider, knobs.withhold_days, knobs.withhold_share, connection)
         if provider == "bindbee":
             reply = self._bindbee.handle(
                 connection,
@@ -157,10 +164,16 @@ class SandboxApp:
                 enforce=self.rate_limits,
                 repeat_cursor=knobs.repeat_cursor,
                 revoked=revoked,
+                withheld=withheld,
             )
         else:
             reply = self._nexudus.handle(
-                connection, params, enforce=self.rate_limits, repeat_page=knobs.repeat_cursor, revoked=revoked
+                connection,
+                params,
+                enforce=self.rate_limits,
+                repeat_page=knobs.repeat_cursor,
+                revoked=revoked,
+                withheld=withheld,
             )
         if fault is faults.Fault.UNSUCCESSFUL and reply.status == 200:
             return faults.unsuccessful_reply()
@@ -243,6 +256,7 @@ class SandboxApp:
         bindbee: ProviderFaults | None = None,
         nexudus: ProviderFaults | None = None,
         delete: Deletions | None = None,
+        modify: Deletions | None = None,
         rate_limits: bool | None = None,
         expire_tokens: bool = False,
         revoke: Mapping[str, Iterable[str]] | None = None,
@@ -250,7 +264,8 @@ class SandboxApp:
     ) -> None:
         """Change the running sandbox; new fault knobs restart that provider's request count.
 
-        `delete` maps a provider to ids of its "default" connection, or to {connection: ids}.
+        `delete` maps a provider to ids of its "default" connection, or to {connection: ids}; `modify`
+        likewise corrects records at the source (Dataset.modify).
         `revoke` replaces the revoked connections of each provider it names; `revoke_after`
         {provider: {connection: N}} refuses a connection from its (N+1)-th data request on.
         """
@@ -264,9 +279,11 @@ class SandboxApp:
             if knobs is not None:
                 self.counters[provider].set(knobs)
         for provider, ids in (delete or {}).items():
-            per_connection = ids if isinstance(ids, Mapping) else {DEFAULT_CONNECTION: ids}
-            for connection, some in per_connection.items():
+            for connection, some in _per_connection(ids).items():
                 self.dataset.delete(provider, some, connection)
+        for provider, ids in (modify or {}).items():
+            for connection, some in _per_connection(ids).items():
+                self.dataset.modify(provider, some, connection)
         if rate_limits is not None:
             self.rate_limits = rate_limits
         if expire_tokens:

@@ -62,7 +62,9 @@ class BindbeeApi:
         enforce: bool,
         repeat_cursor: bool,
         revoked: bool = False,
+        withheld: frozenset[int] = frozenset(),
     ) -> Reply:
+        """A page of completions; `withheld` positions are left out (a connector whose sync failed)."""
         if connection is None:
             return self._denied(headers)
         if revoked:
@@ -77,7 +79,7 @@ class BindbeeApi:
         options, errors = bindbee_query.parse(params)
         if errors:
             return json_reply(422, {"detail": errors})
-        reply = self._page(connection, options, repeat_cursor)
+        reply = self._page(connection, options, repeat_cursor, withheld)
         if reply.status < 300:
             reply.headers.update(_rate_headers(decision))
         return reply
@@ -117,7 +119,9 @@ class BindbeeApi:
                 self._cache.popitem(last=False)
         return positions
 
-    def _page(self, connection: str, options: bindbee_query.Options, repeat_cursor: bool) -> Reply:
+    def _page(
+        self, connection: str, options: bindbee_query.Options, repeat_cursor: bool, withheld: frozenset[int]
+    ) -> Reply:
         table = self._data.table("bindbee", connection)
         matching = self._matching(connection, options.filters)
         start = 0
@@ -128,10 +132,10 @@ class BindbeeApi:
             start = bisect.bisect_left(matching, bisect.bisect_left(table.ids, cursor_id))
         visible_n, deleted = self._data.visible_count("bindbee", connection), table.deleted
         page: list[int] = []
-        for pos in matching[start : start + options.page_size + 1 + len(deleted)]:
+        for pos in matching[start : start + options.page_size + 1 + len(deleted) + len(withheld)]:
             if pos >= visible_n or len(page) > options.page_size:
                 break
-            if pos not in deleted:
+            if pos not in deleted and pos not in withheld:
                 page.append(pos)
         items, following = page[: options.page_size], page[options.page_size :]
         cursor: str | None = encode_cursor(table.ids[following[0]]) if following else None

@@ -1,5 +1,6 @@
 """Bindbee LMS completion records: generation and their JSON form."""
 
+import dataclasses
 import datetime as dt
 import random
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ class BindbeeRecord:
     started_ms: int | None
     duration_s: int | None
     salt: int
+    modified_ms: int | None = None  # set when the record was corrected at the source (Dataset.modify)
 
 
 def _score(rng: random.Random) -> float | int | None:
@@ -102,6 +104,13 @@ def _record(rng: random.Random, catalog: Catalog, event: int, late: float, remot
         duration,
         rng.getrandbits(32),
     )
+
+
+def corrected(rec: BindbeeRecord, now_ms: int) -> BindbeeRecord:
+    """The record as its source LMS corrected it: another grade and score, modified now."""
+    grade = GRADES[(GRADES.index(rec.grade) + 1) % len(GRADES)] if rec.grade in GRADES else "PASS"
+    score = 0 if rec.score is None else (int(rec.score) + 37) % 101
+    return dataclasses.replace(rec, grade=grade, score=score, modified_ms=max(now_ms, rec.visible_ms + 1))
 
 
 def generate_day(seed: int, day: dt.date, count: int, catalog: Catalog, late: float) -> list[BindbeeRecord]:
@@ -183,7 +192,7 @@ def encode(
     return {
         "id": rec.id,
         "remote_id": rec.remote_id,
-        "modified_at": iso_z(rec.visible_ms),
+        "modified_at": iso_z(rec.visible_ms if rec.modified_ms is None else rec.modified_ms),
         "raw_data": _raw_data(rec, catalog) if raw else None,
         "custom_fields": _custom_fields(rec) if custom else None,
         **rel,

@@ -127,8 +127,18 @@ class ProviderFaults:
     # With fail_status: the error body quotes, in plain text, the credentials the client holds
     # (faults.status_reply), as a provider that echoes a token back in its error message does.
     echo_credentials: bool = False
+    # A connector whose sync failed: of these days (UTC dates) it serves only the records not withheld,
+    # `withhold_share` of each day's records by a stable hash of their ids (1: the days come back empty).
+    # The records stay in the ground truth: the provider's answer is wrong, not the data.
+    withhold_days: tuple[str, ...] = ()
+    withhold_share: float = 1.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "withhold_days", tuple(self.withhold_days))
+        for day in self.withhold_days:
+            dt.date.fromisoformat(day)  # ValueError names a malformed day
+        if not 0 <= self.withhold_share <= 1:
+            raise ValueError("withhold_share must be within [0, 1]")
         if self.latency_ms < 0:
             raise ValueError("latency_ms must be >= 0")
         if self.fail_status is not None and not 400 <= self.fail_status <= 599:

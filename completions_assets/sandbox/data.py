@@ -13,7 +13,7 @@ from . import bindbee_data, nexudus_data
 from .catalog import Catalog, build_catalog
 from .config import DEFAULT_CONNECTION, SandboxConfig
 from .event_times import is_empty_day
-from .timeutil import ceil_ms, from_ms, now_ms, to_us
+from .timeutil import DAY_MS, ceil_ms, date_start_ms, from_ms, now_ms, to_us
 
 # (include_raw_data, include_custom_fields, expand) of a plain Bindbee request
 DEFAULT_BINDBEE_VARIANT = (False, False, ())
@@ -27,7 +27,7 @@ def dumps(value: Any) -> bytes:
 class ProviderTable:
     """One provider's records in id order (which is also visibility order)."""
 
-    def __init__(self, records: Sequence[Any], ids: list[str], empty_days: list[dt.date]) -> None:
+    def __init__(self, records: list[Any], ids: list[str], empty_days: list[dt.date]) -> None:
         self.records = records
         self.ids = ids
         self.pos_of = {record_id: pos for pos, record_id in enumerate(ids)}
@@ -37,6 +37,7 @@ class ProviderTable:
         self.empty_days = empty_days
         self.deleted: frozenset[int] = frozenset()
         self.version = 0  # bumped by deletions; part of every query-cache key
+        self.revision = 0  # bumped by corrections (Dataset.modify): the records' fields changed
 
     def visible_count(self, at_ms: int) -> int:
         """Records visible at `at_ms` are exactly positions below this count."""
@@ -51,6 +52,11 @@ class ProviderTable:
     def live(self, positions: Iterable[int], visible_n: int) -> list[int]:
         deleted = self.deleted
         return [p for p in positions if p < visible_n and p not in deleted]
+
+
+def _hash_share(record_id: str) -> float:
+    """A stable number in [0, 1) per id: which records a partial day leaves out."""
+    return int.from_bytes(hashlib.sha256(record_id.encode()).digest()[:4], "big") / 2**32
 
 
 def _days(config: SandboxConfig) -> list[dt.date]:
@@ -113,6 +119,7 @@ class Dataset:
         self._naive_tz = ZoneInfo(config.nexudus_filter_tz) if config.nexudus_naive_timestamps else None
         self._lock = threading.Lock()
         self._encoded: dict[tuple[str, str, Any], list[bytes | None]] = {}
+        self._withheld: dict[tuple[str, str, tuple[str, ...], float], frozenset[int]] = {}
 
     def table(self, provider: str, connection: str = DEFAULT_CONNECTION) -> ProviderTable:
         table = self._tables.get((provider, connection))
@@ -148,6 +155,46 @@ class Dataset:
         with self._lock:
             table.deleted = table.deleted | {table.pos_of[i] for i in wanted}
             table.version += 1
+
+    def modify(self, provider: str, ids: Iterable[str], connection: str = DEFAULT_CONNECTION) -> None:
+        """Correct records at the source after they were served (Bindbee: another grade and score,
+        `modified_at` now; Nexudus: `UpdatedOn` now, another editor)."""
+        table = self.table(provider, connection)
+        wanted = [str(i) for i in ids]
+        unknown = [i for i in wanted if i not in table.pos_of]
+        if unknown:
+            raise ValueError(f"unknown {provider} ids: {unknown[:5]}")
+        correct = bindbee_data.corrected if provider == "bindbee" else nexudus_data.corrected
+        now = self.now_ms()
+        with self._lock:
+            positions = [table.pos_of[i] for i in wanted]
+            for pos in positions:
+                table.records[pos] = correct(table.records[pos], now)
+            for (cached_provider, cached_connection, _), cache in self._encoded.items():
+                if (cached_provider, cached_connection) == (provider, connection):
+                    for pos in positions:
+                        cache[pos] = None
+            table.revision += 1
+
+    def withheld(
+        self, provider: str, days: Sequence[str], share: float, connection: str = DEFAULT_CONNECTION
+    ) -> frozenset[int]:
+        """Positions a connector whose sync failed leaves out: of each of `days` (UTC dates), the
+        records whose id hashes below `share` (1: the whole day served empty)."""
+        if not days or share <= 0:
+            return frozenset()
+        key = (provider, connection, tuple(days), share)
+        found = self._withheld.get(key)
+        if found is None:
+            table = self.table(provider, connection)
+            out = set()
+            for day in days:
+                start = date_start_ms(dt.date.fromisoformat(day))
+                for pos in table.event_positions(start, start + DAY_MS):
+                    if share >= 1 or _hash_share(table.ids[pos]) < share:
+                        out.add(pos)
+            found = self._withheld[key] = frozenset(out)
+        return found
 
     def ground_truth(
         self, provider: str, start: dt.datetime, end: dt.datetime, connection: str = DEFAULT_CONNECTION

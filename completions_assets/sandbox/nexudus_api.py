@@ -66,8 +66,10 @@ class NexudusApi:
         repeat_page: bool,
         revoked: bool = False,
         members: bool = False,
+        withheld: frozenset[int] = frozenset(),
     ) -> Reply:
-        """A page of completed lessons, or of `members` (GET /api/content/coursemembers)."""
+        """A page of completed lessons, or of `members` (GET /api/content/coursemembers); `withheld`
+        positions are left out, from the records and from TotalItems alike."""
         if connection is None or revoked:
             body = {"Message": "Authorization has been denied for this request."}
             return json_reply(401, body, {"WWW-Authenticate": 'Bearer realm="Nexudus"'}, content_type=_JSON)
@@ -83,7 +85,7 @@ class NexudusApi:
             options = nexudus_query.parse(params, self._tz, _ORDER_NAMES)
         except nexudus_query.QueryError as exc:
             return _failure(400, str(exc))
-        return self._page(connection, options, repeat_page)
+        return self._page(connection, options, repeat_page, withheld)
 
     def _live(self, connection: str, options: nexudus_query.Options) -> list[int]:
         """Visible, undeleted matching positions in the requested order.
@@ -92,7 +94,8 @@ class NexudusApi:
         and recomputed only when visibility or deletions change.
         """
         table = self._data.table("nexudus", connection)
-        key = (connection, options.filters, options.order_field, options.descending)
+        # Corrections change the fields filters and orders read: a new revision is a new query.
+        key = (connection, options.filters, options.order_field, options.descending, table.revision)
         stamp = (self._data.visible_count("nexudus", connection), table.version)
         with self._lock:
             entry = self._cache.get(key)
@@ -125,8 +128,12 @@ class NexudusApi:
             positions.reverse()
         return positions
 
-    def _page(self, connection: str, options: nexudus_query.Options, repeat_page: bool) -> Reply:
+    def _page(
+        self, connection: str, options: nexudus_query.Options, repeat_page: bool, withheld: frozenset[int]
+    ) -> Reply:
         live = self._live(connection, options)
+        if withheld:
+            live = [pos for pos in live if pos not in withheld]
         page = 1 if repeat_page else options.page  # fault knob: `page` ignored
         offset = (page - 1) * options.size
         items = live[offset : offset + options.size]

@@ -69,6 +69,13 @@ def remove_member(records: list[NexudusRecord]) -> list[NexudusRecord]:
     ]
 
 
+def corrected(rec: NexudusRecord, now_ms: int) -> NexudusRecord:
+    """The record as an operator corrected it through the API: UpdatedOn now, by another editor."""
+    return dataclasses.replace(
+        rec, updated_ms=max(now_ms, rec.updated_ms + MINUTE_MS), updated_by="corrections@example.com"
+    )
+
+
 def assign_ids(records: list[NexudusRecord]) -> list[NexudusRecord]:
     """Ids grow with creation on the server, i.e. with visibility; returns id order."""
     ordered = sorted(records, key=lambda r: (r.visible_ms, r.event_ms, r.unique_id))

@@ -1,0 +1,322 @@
+"""The audit of older days: `completions_audit_job`, one run per audit, and its schedule.
+
+Days past the daily lookback are never fetched again by the schedule, yet a
+Nexudus record can be deleted and a Bindbee connector can correct (or lose) a
+record long after its day was written. One audit run holds one step per
+provider that finds, per connection, which stored days of the audit range no
+longer match the provider, fetches only those again and replaces their files
+(under the mass-removal guard), then a step that rebuilds `lms_completions` for
+exactly those days. Everything it writes is reported as materializations and
+check results of the same assets, so the UI shows each changed day with what
+changed (`rows_added`, `rows_removed`, `rows_changed`, sample ids).
+
+- Nexudus: one-record probes over spans, halved where they fail
+  (providers/nexudus/audit.py).
+- Bindbee reports no count: the range is re-read in rotation under a share of
+  the connection's daily rate budget (providers/rotation.py).
+
+The schedule is off by default: an audit spends request budget every night, which
+the operator should decide to spend (and can size with `budget_share`).
+"""
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import dagster as dg
+import pyarrow as pa
+from pydantic import Field
+
+from completions_assets.connections import Connection
+from completions_assets.defs.fetching import Outcome, StepFetch, WrittenDay, each_connection, write_fetched_day
+from completions_assets.defs.lms_asset import LMS, connection_key, failed_attempts, merged_days
+from completions_assets.defs.lms_checks import LMS_CHECKS
+from completions_assets.defs.metadata import changed_rows, fetch_metadata
+from completions_assets.defs.removals import NO_MASS_REMOVAL, RemovalGuard, removals_allowed_by
+from completions_assets.defs.writing import write_day
+from completions_assets.http.session import RequestStats
+from completions_assets.lms.schema import LMS_KEY, LMS_SCHEMA
+from completions_assets.partitions import DayWindow, day_window
+from completions_assets.providers.client import ProviderClient
+from completions_assets.providers.declaration import Provider
+from completions_assets.providers.nexudus.audit import audit_spans
+from completions_assets.providers.nexudus.client import NexudusClient
+from completions_assets.providers.planning import StepRecords
+from completions_assets.providers.rotation import daily_budget, day_cost, rotation_days, rotation_period
+from completions_assets.settings import Settings, load_settings
+from completions_assets.turns import PoolSlots
+
+AUDIT_JOB = "completions_audit_job"
+AUDIT_CRON = "35 3 * * *"  # after the daily schedule's run (00:05) has had hours to finish
+MERGE_STEP = "merge_audited_days"
+
+
+class AuditConfig(dg.Config):
+    """Run config of an audit step (Launchpad: `ops: {audit_bindbee_completions: {config: …}}`)."""
+
+    audit_date: str = Field(
+        default="",
+        description="The date the audit runs on (YYYY-MM-DD; default today in COMPLETIONS_TIMEZONE). It audits "
+        "the COMPLETIONS_AUDIT_DAYS days before it that the daily schedule's lookback no longer re-reads.",
+    )
+    budget_share: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="Share of a connection's daily rate budget (requests_per_minute x 1440) that the re-reads of "
+        "a provider without counts (Bindbee) may spend per audit.",
+    )
+    allow_removals: bool = Field(
+        default=False,
+        description="Apply re-fetches that remove more than COMPLETIONS_MAX_REMOVED_SHARE of a stored day (the run "
+        "tag completions/allow_removals=true does the same).",
+    )
+
+
+@dataclass
+class AuditOutcome(Outcome):
+    """What the audit of one connection found and did."""
+
+    days_audited: int = 0
+    days_fetched: list[dt.date] = field(default_factory=list)
+    days: list[WrittenDay] = field(default_factory=list)
+    changes: dict[dt.date, dict[str, object]] = field(default_factory=dict)
+    probe_requests: int = 0
+
+
+def audit_days(audit_date: dt.date, settings: Settings, start: dt.date | None) -> list[dt.date]:
+    """The days an audit on `audit_date` compares: COMPLETIONS_AUDIT_DAYS back, before the lookback."""
+    first = max(audit_date - dt.timedelta(days=settings.audit_days), settings.start_date, start or settings.start_date)
+    last = audit_date - dt.timedelta(days=settings.lookback_days + 2)
+    return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def _audit_date(config: AuditConfig, settings: Settings) -> dt.date:
+    if config.audit_date:
+        return dt.date.fromisoformat(config.audit_date)
+    return dt.datetime.now(settings.zone).date()
+
+
+class _Stored:
+    """A connection's stored days, read once each (only the columns the audit compares)."""
+
+    def __init__(self, step: StepFetch, connection: Connection, settings: Settings) -> None:
+        self.step, self.connection, self.settings = step, connection, settings
+        provider = connection.provider
+        self.columns = [provider.id_column, provider.event_column, provider.version_column]
+        self.cache: dict[dt.date, pa.Table | None] = {}
+
+    def day(self, day: dt.date) -> pa.Table | None:
+        if day not in self.cache:
+            start = max(self.settings.start_date, self.connection.start_date or self.settings.start_date)
+            if day < start:  # never a partition of this connection: nothing to hold
+                self.cache[day] = self.connection.provider.schema.empty_table().select(self.columns)
+            else:
+                self.cache[day] = self.step.storage.read(self.connection.storage_dir, day, columns=self.columns)
+        return self.cache[day]
+
+    def forget(self, day: dt.date) -> None:
+        """The day's file was replaced: read it again when next needed."""
+        self.cache.pop(day, None)
+
+    def between(self, lo: dt.datetime, hi: dt.datetime) -> pa.Table | None:
+        zone = self.settings.zone
+        first, last = lo.astimezone(zone).date(), hi.astimezone(zone).date()
+        tables = [self.day(first + dt.timedelta(days=n)) for n in range((last - first).days + 1)]
+        if any(t is None for t in tables):
+            return None
+        return pa.concat_tables([t for t in tables if t is not None])
+
+
+def _audit_connection(
+    client: ProviderClient, outcome: AuditOutcome, step: StepFetch, settings: Settings, config: AuditConfig
+) -> None:
+    connection = outcome.connection
+    stored = _Stored(step, connection, settings)
+    days = [
+        d
+        for d in audit_days(_audit_date(config, settings), settings, connection.start_date)
+        if stored.day(d) is not None
+    ]
+    outcome.days_audited = len(days)
+    windows = [day_window(d, settings.zone) for d in days]
+    if isinstance(client, NexudusClient):
+        stats = RequestStats()
+        audit_spans(
+            client, _contiguous(windows), stored.between, lambda w: _refetch(client, w, outcome, step, stored), stats
+        )
+        outcome.probe_requests = stats.requests
+        return
+    costs = {d: day_cost(_rows(stored.day(d)), client.settings.page_size) for d in days}
+    rate = getattr(client.settings, "requests_per_minute", 0) or 200
+    period = rotation_period(costs, daily_budget(rate, config.budget_share), settings.audit_days)
+    chosen = set(rotation_days(days, _audit_date(config, settings), period))
+    for window in windows:
+        if window.day in chosen:
+            _refetch(client, window, outcome, step, stored)
+
+
+def _refetch(
+    client: ProviderClient, window: DayWindow, outcome: AuditOutcome, step: StepFetch, stored: "_Stored"
+) -> bool:
+    """The day fetched again and, if it changed, written (under the removal guard); whether it was written."""
+    connection = outcome.connection
+    outcome.days_fetched.append(window.day)
+    written = False
+    for batch in client.fetch_days([window]):
+        previous = step.storage.read(connection.storage_dir, window.day)
+        current = batch.table.cast(connection.provider.schema)
+        if previous is not None and previous.equals(current):
+            continue  # re-read, unchanged: nothing to write
+        changes = changed_rows(previous if previous is not None else current.slice(0, 0), current, "id")
+        day = write_fetched_day(connection, batch, fetch_metadata(batch.stats), step)
+        outcome.days.append(day)
+        outcome.changes[window.day] = changes
+        written = day.refused is None
+    if written:
+        stored.forget(window.day)
+    return written
+
+
+def _rows(table: pa.Table | None) -> int:
+    return 0 if table is None else table.num_rows
+
+
+def _contiguous(windows: Sequence[DayWindow]) -> list[list[DayWindow]]:
+    runs: list[list[DayWindow]] = []
+    for window in windows:
+        if runs and runs[-1][-1].end == window.start:
+            runs[-1].append(window)
+        else:
+            runs.append([window])
+    return runs
+
+
+def audit_op(provider: Provider, connections: Sequence[Connection]) -> dg.OpDefinition:
+    """The audit of every connection of `provider`, each in its own turn (its pool), side by side."""
+    name = f"audit_{provider.asset_name}"
+
+    @dg.op(name=name, required_resource_keys={*(c.resource_key for c in connections), "storage"}, out=dg.Out(list))
+    def audit(context: dg.OpExecutionContext, config: AuditConfig):
+        settings = load_settings()
+        pairs = [(c, getattr(context.resources, c.resource_key)) for c in connections]
+        step = StepFetch(
+            windows=(),
+            storage=context.resources.storage,
+            records=StepRecords(10_000),
+            checks=frozenset({NO_MASS_REMOVAL, *(check.name for check in provider.checks)}),
+            slots=PoolSlots(context.instance, context.run.run_id, name, (c.pool for c, _ in pairs)),
+            guard=RemovalGuard(
+                settings.max_removed_share, removals_allowed_by(config.allow_removals, context.run.tags)
+            ),
+        )
+
+        def work(client: ProviderClient, outcome: AuditOutcome) -> None:
+            _audit_connection(client, outcome, step, settings, config)
+
+        changed: set[str] = set()
+        failed: list[str] = []
+        evaluations: list[dg.AssetCheckEvaluation] = []
+        for outcome in each_connection(pairs, step.slots, step.stop, len(pairs), context.log.info, AuditOutcome, work):
+            changed |= _report(context, outcome, evaluations)
+            if outcome.error is not None:
+                failed.append(f"{outcome.connection.label}: {outcome.error}")
+                context.log.error(f"audit of {outcome.connection.label} failed: {outcome.error}")
+        yield from evaluations
+        yield dg.Output(sorted(changed), metadata={"days_changed": len(changed)})
+        if failed:
+            raise dg.Failure(f"the audit of {len(failed)} {provider.name} connections failed: " + "; ".join(failed))
+
+    return audit
+
+
+def _report(
+    context: dg.OpExecutionContext, outcome: AuditOutcome, evaluations: list[dg.AssetCheckEvaluation]
+) -> set[str]:
+    """The connection's rewritten days as materializations, their check results added to `evaluations`;
+    returns the days written."""
+    written: set[str] = set()
+    key = connection_key(outcome.connection)
+    context.log.info(
+        f"audit of {outcome.connection.label}: {outcome.days_audited} stored days compared, "
+        f"{outcome.probe_requests} probe requests, re-fetched {[d.isoformat() for d in outcome.days_fetched]}"
+    )
+    for day in outcome.days:
+        partition = day.window.day.isoformat()
+        if day.refused is None:
+            metadata = {**day.metadata, **outcome.changes[day.window.day], "audit": True}
+            context.log_event(dg.AssetMaterialization(key, partition=partition, metadata=metadata))
+            written.add(partition)
+        else:
+            context.log.error(
+                f"{outcome.connection.label} {partition}: kept the stored file; the re-fetch would remove "
+                f"{day.refused.removed} of its {day.refused.previous_rows} rows (no_mass_removal)"
+            )
+        for check, result in day.checks:
+            evaluations.append(
+                dg.AssetCheckEvaluation(
+                    asset_key=key,
+                    check_name=check,
+                    passed=result.passed,
+                    metadata=result.metadata(),
+                    partition=partition,
+                )
+            )
+    return written
+
+
+def merge_op(connections: Sequence[Connection]) -> dg.OpDefinition:
+    @dg.op(name=MERGE_STEP, ins={"changed": dg.In(list)}, out={}, required_resource_keys={"storage"})
+    def merge_audited_days(context: dg.OpExecutionContext, changed: list):
+        """`lms_completions` rebuilt, and checked, for the days the audit changed."""
+        settings = load_settings()
+        days = sorted({day for found in changed for day in found})
+        windows = [day_window(dt.date.fromisoformat(day), settings.zone) for day in days]
+        failed = failed_attempts(context.instance, connections, days, this_run=context.run.run_id)[0]
+        evaluations: list[dg.AssetCheckEvaluation] = []
+        checked = {check.name for check in LMS_CHECKS}
+        storage = context.resources.storage
+        for window, table, facts in merged_days(
+            context.instance, storage, connections, windows, checked, failed, evaluations
+        ):
+            metadata = write_day(storage, LMS.path[-1], window, table, LMS_SCHEMA, LMS_KEY)
+            partition = window.day.isoformat()
+            context.log_event(dg.AssetMaterialization(LMS, partition=partition, metadata={**metadata, **facts}))
+        yield from evaluations
+
+    return merge_audited_days
+
+
+def build_audit_job(connections: Sequence[Connection]) -> dg.JobDefinition:
+    providers = dict.fromkeys(c.provider for c in connections)
+    audits = [audit_op(p, [c for c in connections if c.provider is p]) for p in providers]
+    merge = merge_op(connections)
+
+    @dg.job(
+        name=AUDIT_JOB,
+        description="Finds the stored days of the last COMPLETIONS_AUDIT_DAYS that no longer match the providers, "
+        "fetches only those again and rebuilds their lms_completions.",
+    )
+    def completions_audit_job():
+        merge([audit() for audit in audits])
+
+    return completions_audit_job
+
+
+def build_audit_schedule(settings: Settings, connections: Sequence[Connection]) -> dg.ScheduleDefinition:
+    steps = [f"audit_{provider.asset_name}" for provider in dict.fromkeys(c.provider for c in connections)]
+
+    @dg.schedule(
+        name="completions_audit_schedule",
+        cron_schedule=AUDIT_CRON,
+        execution_timezone=settings.timezone,
+        job_name=AUDIT_JOB,
+        # Off by default: every audit spends request budget; the operator turns it on.
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+    )
+    def completions_audit_schedule(context: dg.ScheduleEvaluationContext):
+        day = context.scheduled_execution_time.astimezone(settings.zone).date().isoformat()
+        config = {"ops": {step: {"config": {"audit_date": day}} for step in steps}}
+        return dg.RunRequest(run_key=f"audit-{day}", run_config=config)
+
+    return completions_audit_schedule
