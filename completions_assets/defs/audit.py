@@ -196,10 +196,10 @@ def audit_op(provider: Provider, connections: Sequence[Connection]) -> dg.OpDefi
     """The audit of every connection of `provider`, each in its own turn (its pool), side by side."""
     name = f"audit_{provider.asset_name}"
 
-    @dg.op(name=name, required_resource_keys={*(c.resource_key for c in connections), "storage"}, out=dg.Out(list))
+    @dg.op(name=name, required_resource_keys={provider.name, "storage"}, out=dg.Out(list))
     def audit(context: dg.OpExecutionContext, config: AuditConfig):
         settings = load_settings()
-        pairs = [(c, getattr(context.resources, c.resource_key)) for c in connections]
+        pairs = [(c, c.configure(getattr(context.resources, provider.name))) for c in connections]
         step = StepFetch(
             windows=(),
             storage=context.resources.storage,
