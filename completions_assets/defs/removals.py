@@ -42,7 +42,6 @@ class Removal:
     current_rows: int
     removed: int
     sample_ids: tuple[str, ...]
-    refused: bool
     guard: RemovalGuard
 
     def outcome(self) -> CheckOutcome:
@@ -66,20 +65,25 @@ class Removal:
 
     @property
     def over_limit(self) -> bool:
-        return self.current_rows == 0 or self.removed > self.guard.max_share * self.previous_rows
+        """Whether it would empty a stored non-empty day or remove more than the share allows."""
+        return self.previous_rows > 0 and (
+            self.current_rows == 0 or self.removed > self.guard.max_share * self.previous_rows
+        )
+
+    @property
+    def refused(self) -> bool:
+        return self.over_limit and self.guard.allowed_by is None
 
 
 def judge(previous: pa.Table | None, current: pa.Table, id_column: str, guard: RemovalGuard) -> Removal:
     """The removal replacing `previous` (the stored day's ids, None if never written) with `current` means."""
     if previous is None or previous.num_rows == 0:
-        return Removal(0, current.num_rows, 0, (), False, guard)
+        return Removal(0, current.num_rows, 0, (), guard)
     before = pc.unique(previous[id_column].cast(pa.string()))
     after = pc.unique(current[id_column].cast(pa.string()))
     gone = before.filter(pc.invert(pc.is_in(before, value_set=after)))
     gone = gone.take(pc.sort_indices(gone))
-    removal = Removal(len(before), len(after), len(gone), tuple(gone.slice(0, EXAMPLES).to_pylist()), False, guard)
-    refused = removal.over_limit and guard.allowed_by is None
-    return Removal(removal.previous_rows, len(after), len(gone), removal.sample_ids, refused, guard)
+    return Removal(len(before), len(after), len(gone), tuple(gone.slice(0, EXAMPLES).to_pylist()), guard)
 
 
 def removals_allowed_by(config_allows: bool, tags: Mapping[str, str]) -> str | None:
