@@ -60,19 +60,20 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         lookback_days=_lookback(value["COMPLETIONS_LOOKBACK_DAYS"]),
         data_root=_data_root(value["COMPLETIONS_DATA_ROOT"]),
         freshness_hour=_freshness_hour(value["COMPLETIONS_FRESHNESS_HOUR"]),
-        names_resolved_min=_share("COMPLETIONS_NAMES_RESOLVED_MIN", value["COMPLETIONS_NAMES_RESOLVED_MIN"], "0.99"),
+        names_resolved_min=_share("COMPLETIONS_NAMES_RESOLVED_MIN", value),
         audit_days=_audit_days(value["COMPLETIONS_AUDIT_DAYS"]),
-        max_removed_share=_share("COMPLETIONS_MAX_REMOVED_SHARE", value["COMPLETIONS_MAX_REMOVED_SHARE"], "0.2"),
+        max_removed_share=_share("COMPLETIONS_MAX_REMOVED_SHARE", value),
     )
 
 
-def _share(name: str, raw: str, example: str) -> float:
+def _share(name: str, value: Mapping[str, str]) -> float:
+    raw = value[name]
     try:
         share = float(raw)
     except ValueError:
         share = -1.0
     if not 0.0 <= share <= 1.0:
-        raise ConfigurationError(f"{name}={raw!r} is not a share between 0 and 1 (e.g. {example})")
+        raise ConfigurationError(f"{name}={raw!r} is not a share between 0 and 1 (e.g. {DEFAULTS[name]})")
     return share
 
 
