@@ -111,19 +111,8 @@ def _report(context: dg.AssetExecutionContext, outcome: ConnectionFetch, as_outp
     yield from report_days(context, key, written, whole=as_output)
     for day in outcome.days:
         if day.refused is not None:
-            removal = day.refused
-            context.log.error(
-                f"{outcome.connection.label} {day.window.day}: kept the stored file; the fetch would remove "
-                f"{removal.removed} of its {removal.previous_rows} rows (no_mass_removal; allow_removals applies it)"
-            )
-        for check, result in day.checks:
-            yield dg.AssetCheckEvaluation(
-                asset_key=key,
-                check_name=check,
-                passed=result.passed,
-                metadata=result.metadata(),
-                partition=day.window.day.isoformat(),
-            )
+            context.log.error(day.refusal(outcome.connection))
+        yield from day.evaluations(key)
 
 
 def _reported_later(context: dg.AssetExecutionContext) -> bool:

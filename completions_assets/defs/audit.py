@@ -168,7 +168,9 @@ def _refetch(
         current = batch.table.cast(connection.provider.schema)
         if previous is not None and previous.equals(current):
             continue  # re-read, unchanged: nothing to write
-        changes = changed_rows(previous if previous is not None else current.slice(0, 0), current, "id")
+        changes = changed_rows(
+            previous if previous is not None else current.slice(0, 0), current, connection.provider.id_column
+        )
         day = write_fetched_day(connection, batch, fetch_metadata(batch.stats), step)
         outcome.days.append(day)
         outcome.changes[window.day] = changes
@@ -248,20 +250,8 @@ def _report(
             context.log_event(dg.AssetMaterialization(key, partition=partition, metadata=metadata))
             written.add(partition)
         else:
-            context.log.error(
-                f"{outcome.connection.label} {partition}: kept the stored file; the re-fetch would remove "
-                f"{day.refused.removed} of its {day.refused.previous_rows} rows (no_mass_removal)"
-            )
-        for check, result in day.checks:
-            evaluations.append(
-                dg.AssetCheckEvaluation(
-                    asset_key=key,
-                    check_name=check,
-                    passed=result.passed,
-                    metadata=result.metadata(),
-                    partition=partition,
-                )
-            )
+            context.log.error(day.refusal(outcome.connection))
+        evaluations.extend(day.evaluations(key))
     return written
 
 

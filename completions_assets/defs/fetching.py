@@ -68,6 +68,24 @@ class WrittenDay:
     checks: tuple[tuple[str, CheckOutcome], ...]
     refused: Removal | None = None
 
+    def evaluations(self, key: dg.AssetKey) -> list[dg.AssetCheckEvaluation]:
+        """Its checks' results, as the day's partition of `key` reports them."""
+        partition = self.window.day.isoformat()
+        return [
+            dg.AssetCheckEvaluation(
+                asset_key=key, check_name=name, passed=result.passed, metadata=result.metadata(), partition=partition
+            )
+            for name, result in self.checks
+        ]
+
+    def refusal(self, connection: Connection) -> str:
+        """What the log says of a day whose removal was refused."""
+        assert self.refused is not None
+        return (
+            f"{connection.label} {self.window.day}: kept the stored file; the fetch would remove "
+            f"{self.refused.removed} of its {self.refused.previous_rows} rows (no_mass_removal; allow_removals applies it)"
+        )
+
 
 @dataclass
 class Outcome:
