@@ -32,6 +32,7 @@ class DagsterRun:
     startup_s: float = 0.0  # process start to the first step starting
     events: int = 0  # entries the run wrote to the event log
     materializations: int = 0  # asset-partitions the run materialized
+    check_results: int = 0  # asset check evaluations the run stored, one per check and partition
     # CPU seconds (sampled every 0.1 s, so a process's last tenth may be missing): "cli", each
     # step key, and "other" for the rest of the tree (the forkserver, compute-log capture).
     cpu_s_by_process: dict[str, float] = field(default_factory=dict)
@@ -60,7 +61,7 @@ def materialize(
     done = run_command(command(days, run_config), env=run_env, cwd=cwd, log=log, timeout_s=timeout_s)
     if done.returncode != 0:
         raise RuntimeError(f"dagster run over {days.cli} failed (exit {done.returncode}); see {log}")
-    starts, ends, pids, events, materializations = _step_events(env["DAGSTER_HOME"], log)
+    starts, ends, pids, events, materializations, check_results = _step_events(env["DAGSTER_HOME"], log)
     peaks = {"cli": done.peak_rss_mb.get(done.pid, 0.0)}
     peaks |= {step: 0.0 if pid is None else done.peak_rss_mb.get(pid, 0.0) for step, pid in pids.items()}
     cpu = {"cli": done.cpu_s_by_pid.get(done.pid, 0.0)}
@@ -74,13 +75,16 @@ def materialize(
         startup_s=min(starts.values()) - done.began,
         events=events,
         materializations=materializations,
+        check_results=check_results,
         cpu_s_by_process=cpu,
     )
 
 
-def _step_events(home: str, log: Path) -> tuple[dict[str, float], dict[str, float], dict[str, int | None], int, int]:
-    """Start and success times and the process id of each step of the newest run, its event count
-    and its materializations."""
+def _step_events(
+    home: str, log: Path
+) -> tuple[dict[str, float], dict[str, float], dict[str, int | None], int, int, int]:
+    """Start and success times and the process id of each step of the newest run, its event count,
+    its materializations and its check results."""
     instance = dg.DagsterInstance.from_config(home)
     try:
         run = instance.get_runs(limit=1)[0]
@@ -93,17 +97,19 @@ def _step_events(home: str, log: Path) -> tuple[dict[str, float], dict[str, floa
         ends: dict[str, float] = {}
         pids: dict[str, int | None] = {}  # a step event's pid is optional in Dagster's types
         entries = instance.all_logs(run.run_id)
-        materializations = 0
+        materializations = evaluations = 0
         for entry in entries:
             event = entry.dagster_event
             if event is None or event.step_key is None:
                 continue
             if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
                 materializations += 1
+            elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+                evaluations += 1
             elif event.event_type == dg.DagsterEventType.STEP_START:
                 starts[event.step_key], pids[event.step_key] = entry.timestamp, event.pid
             elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
                 ends[event.step_key] = entry.timestamp
-        return starts, ends, pids, len(entries), materializations
+        return starts, ends, pids, len(entries), materializations, evaluations
     finally:
         instance.dispose()

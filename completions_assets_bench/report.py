@@ -392,6 +392,14 @@ def _events_per_partition(run: DagsterRun, _: Outcome) -> tuple[float, str]:
     return value, f"{value:.2f} ({run.events:,} / {run.materializations:,})"
 
 
+def _events_beyond_floor(run: DagsterRun, _: Outcome) -> tuple[float, str]:
+    # Dagster stores at least a planned event and a materialization per asset-partition and an
+    # evaluation per check result; what is left is the run's and the steps' own.
+    floor = 2 * run.materializations + run.check_results
+    value = (run.events - floor) / run.materializations
+    return value, f"{value:.2f} ({run.events:,} − {floor:,}, of which {run.check_results:,} check results)"
+
+
 def _paced_wall(run: DagsterRun, outcome: Outcome) -> tuple[float, str]:
     return run.wall_s, f"{run.wall_s:.1f} ({outcome.requests:,} requests, {outcome.throttled} × 429)"
 
@@ -484,6 +492,13 @@ def connections_table(c: ConnectionsResult) -> str:
             _cells(c.year, _events_per_partition),
             f"≤ {YEAR_EVENTS_PER_ASSET_PARTITION:g}",
             YEAR_EVENTS_PER_ASSET_PARTITION,
+        )
+    )
+    rows.append(
+        _row(
+            f"{year}: events per asset-partition beyond Dagster's floor (a planned event and a "
+            "materialization per asset-partition, an evaluation per check result)",
+            _cells(c.year, _events_beyond_floor),
         )
     )
     for label, outcomes in (
