@@ -1,20 +1,19 @@
 """The HTTP transport: a threaded keep-alive server on loopback around SandboxApp."""
 
-import datetime as dt
 import socket
 import socketserver
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-from .app import UNSET, Deletions, LoggedRequest, SandboxApp
-from .config import ProviderFaults, SandboxConfig
+from .app import LoggedRequest, SandboxApp
+from .config import SandboxConfig
 from .data import Dataset
 from .reply import Reply, json_reply
 
@@ -123,6 +122,8 @@ class Sandbox:
     def __init__(self, config: SandboxConfig, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.config = config
         self.app = SandboxApp(config)  # credentials from os.environ, else documented defaults
+        # Changes the running sandbox (SandboxApp.update; `now=None` switches back to the real clock).
+        self.update = self.app.update
         self._server = _Server((host, port), self.app)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="sandbox-http", daemon=True
@@ -167,32 +168,6 @@ class Sandbox:
     def request_log(self) -> list[LoggedRequest]:
         """Every answered request so far (the newest 200,000), in answer order."""
         return self.app.logged_requests()
-
-    def update(
-        self,
-        *,
-        now: dt.datetime | None = UNSET,
-        bindbee: ProviderFaults | None = None,
-        nexudus: ProviderFaults | None = None,
-        delete: Deletions | None = None,
-        modify: Deletions | None = None,
-        rate_limits: bool | None = None,
-        expire_tokens: bool = False,
-        revoke: Mapping[str, Iterable[str]] | None = None,
-        revoke_after: Mapping[str, Mapping[str, int]] | None = None,
-    ) -> None:
-        """See SandboxApp.update; `now=None` switches back to the real clock."""
-        self.app.update(
-            now=now,
-            bindbee=bindbee,
-            nexudus=nexudus,
-            delete=delete,
-            modify=modify,
-            rate_limits=rate_limits,
-            expire_tokens=expire_tokens,
-            revoke=revoke,
-            revoke_after=revoke_after,
-        )
 
     def __enter__(self) -> "Sandbox":
         return self
