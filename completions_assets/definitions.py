@@ -9,10 +9,10 @@ from completions_assets.defs.assets import build_assets
 from completions_assets.defs.audit import build_audit_job, build_audit_schedule
 from completions_assets.defs.executor import executor
 from completions_assets.defs.freshness import build_freshness_checks, build_freshness_sensors
-from completions_assets.defs.lms_asset import LMS
 from completions_assets.defs.members_asset import dimension_assets
 from completions_assets.defs.resources import build_resources
 from completions_assets.defs.schedules import build_job, build_rebuild_sensor, build_schedule
+from completions_assets.keys import LMS
 from completions_assets.partitions import daily_partitions
 from completions_assets.providers import PROVIDERS
 from completions_assets.settings import load_settings

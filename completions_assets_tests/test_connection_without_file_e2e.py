@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from completions_assets.connections import FILE_VARIABLE
-from completions_assets.defs.lms_asset import LMS
+from completions_assets.keys import LMS
 from completions_assets.local.run_report import check_results
 from completions_assets.sandbox import Sandbox
 from completions_assets.sandbox.config import DEFAULT_CREDENTIALS

@@ -11,8 +11,8 @@ from dagster._core.test_utils import freeze_time  # Dagster's own fixed clock fo
 from completions_assets.connections import load_connections
 from completions_assets.defs.assets import build_assets
 from completions_assets.defs.freshness import build_freshness_checks, build_freshness_sensors
-from completions_assets.defs.lms_asset import LMS
 from completions_assets.defs.resources import build_resources
+from completions_assets.keys import LMS
 from completions_assets.partitions import daily_partitions
 from completions_assets.providers import PROVIDERS
 from completions_assets.settings import Settings

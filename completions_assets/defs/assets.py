@@ -11,22 +11,40 @@ demand a single, unpartitioned check result per run).
 from collections.abc import Iterator, Sequence
 
 import dagster as dg
+from pydantic import Field
 
 from completions_assets.connections import Connection
-from completions_assets.defs.fetching import (
-    ConnectionFetch,
-    FetchConfig,
-    StepFetch,
-    fetch_connections,
-    selected_connections,
-)
-from completions_assets.defs.lms_asset import ALL_CONNECTIONS_PRESENT, GROUP, connection_key, lms_asset, lms_checks
-from completions_assets.defs.removals import RemovalGuard, check_spec, removals_allowed_by
-from completions_assets.defs.writing import SINGLE_RUN, partition_windows, report_days
+from completions_assets.defs.lms_asset import lms_asset, lms_checks
+from completions_assets.keys import ALL_CONNECTIONS_PRESENT, GROUP, connection_key
 from completions_assets.providers.declaration import Provider
 from completions_assets.providers.planning import StepRecords
 from completions_assets.settings import load_settings
+from completions_assets.steps.fetching import ConnectionFetch, StepFetch, fetch_connections, selected_connections
+from completions_assets.steps.removals import RemovalGuard, check_spec, removals_allowed_by
+from completions_assets.steps.writing import partition_windows, report_days
 from completions_assets.turns import PoolSlots
+
+
+class FetchConfig(dg.Config):
+    """Run config of a provider's step (Launchpad: `ops: {bindbee_completions: {config: …}}`)."""
+
+    max_concurrent_connections: int = Field(
+        default=32, ge=1, description="Connections fetched at once, each within its own rate limits."
+    )
+    max_records_in_flight: int = Field(
+        default=10_000,
+        ge=1,
+        description="Records the step may hold in memory over all its connections (pages in flight, batches "
+        "not yet written to disk, days being cut; each connection also within its resource's own "
+        "max_records_in_flight); one connection at a time may exceed it by one day being cut, so that "
+        "the step always progresses.",
+    )
+    allow_removals: bool = Field(
+        default=False,
+        description="Apply re-fetches that remove more than COMPLETIONS_MAX_REMOVED_SHARE of a stored day (or "
+        "empty it); without it such a day keeps its file and fails no_mass_removal. The run tag "
+        "completions/allow_removals=true does the same.",
+    )
 
 
 def provider_asset(
@@ -61,7 +79,7 @@ def provider_asset(
         check_specs=check_specs,
         required_resource_keys={*(c.provider.name for c in connections), "storage"},
         partitions_def=partitions_def,
-        backfill_policy=SINGLE_RUN,
+        backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: one sweep per connection
         can_subset=True,
     )
     def fetch(context: dg.AssetExecutionContext, config: FetchConfig):

@@ -6,13 +6,11 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from completions_assets.defs.metadata import row_changes, table_metadata
 from completions_assets.partitions import DayWindow, windows_for
+from completions_assets.steps.metadata import row_changes, table_metadata
 from completions_assets.storage import ParquetStorage
 
 DayFile = tuple[DayWindow, pa.Table, dict[str, Any]]  # a day, its rows, and its metadata
-# A range is one run: one request sweep per connection, not one per day.
-SINGLE_RUN = dg.BackfillPolicy.single_run()
 
 
 def partition_windows(context: dg.AssetExecutionContext) -> list[DayWindow]:
