@@ -20,7 +20,7 @@ def _execution(run_config: dict) -> dict:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        job = defs.resolve_implicit_global_asset_job_def()
+        job = defs().resolve_implicit_global_asset_job_def()
     return dg.validate_run_config(job, run_config)["execution"]["multi_or_in_process_executor"]
 
 
@@ -50,11 +50,12 @@ def test_the_preload_imports_the_code_location_and_the_storage():
 
 
 def test_the_preload_never_fails_the_forkserver(tmp_path):
-    # A bad setting fails the code location; the forkserver must still start (the step then reports it).
+    # A bad setting fails the code location when its definitions are loaded (as each step process
+    # does), not at import: the forkserver still starts and imports the code, and the step reports it.
     env = {"PATH": "/usr/bin:/bin", "COMPLETIONS_TIMEZONE": "Nowhere/Else", "HOME": str(tmp_path)}
-    assert _imports("import completions_assets.definitions", env).returncode != 0
+    assert _imports("from completions_assets.definitions import defs; defs()", env).returncode != 0
     done = _imports(f"import sys, {PRELOAD_MODULE}; print('completions_assets.definitions' in sys.modules)", env)
-    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]
 
 
 # Runs the command given as JSON in argv[1] and prints, as JSON, every process it started
