@@ -21,7 +21,7 @@ from completions_assets.providers.planning import StepRecords
 from completions_assets.settings import load_settings
 from completions_assets.steps.fetching import ConnectionFetch, StepFetch, fetch_connections, selected_connections
 from completions_assets.steps.removals import RemovalGuard, check_spec, removals_allowed_by
-from completions_assets.steps.writing import partition_windows, report_days
+from completions_assets.steps.writing import check_outputs, partition_windows, report_days
 from completions_assets.turns import PoolSlots
 
 
@@ -96,6 +96,7 @@ def provider_asset(
             ),
         )
         failed: list[ConnectionFetch] = []
+        reported: set[dg.AssetCheckKey] = set()
         output_yielded = False
         for outcome in fetch_connections(selected, step, concurrency, context.log.info):
             # One output keeps the merge's fan-in alive; every other connection's days are reported as
@@ -106,10 +107,14 @@ def provider_asset(
             # output would record every day of the run's range as materialized.
             as_output = outcome.error is None and not output_yielded and not any(d.refused for d in outcome.days)
             output_yielded |= as_output
-            yield from _report(context, outcome, as_output)
+            for event in _report(context, outcome, as_output):
+                if isinstance(event, dg.AssetCheckEvaluation):
+                    reported.add(event.asset_check_key)
+                yield event
             if outcome.error is not None:
                 failed.append(outcome)
                 context.log.error(f"{outcome.connection.label} failed: {outcome.error}")
+        yield from check_outputs(context.assets_def, reported)
         # With lms_completions' checks in this run, the failure is named there, once the others are
         # merged. A step whose every connection failed fails here, or a run in which all of them
         # failed would skip the merge and its checks and end as a success; the merge of that run's

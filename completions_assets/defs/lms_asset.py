@@ -19,7 +19,7 @@ from completions_assets.partitions import DayWindow, windows_for
 from completions_assets.providers import PROVIDERS
 from completions_assets.settings import load_settings
 from completions_assets.steps.merging import failed_attempts, merged_days, stored_day
-from completions_assets.steps.writing import partition_windows, write_days
+from completions_assets.steps.writing import check_outputs, partition_windows, write_days
 from completions_assets.storage import ParquetStorage
 
 OUTPUT = "lms_completions"
@@ -113,6 +113,8 @@ def lms_checks(partitions_def: dg.PartitionsDefinition, connections: Sequence[Co
                 day = stored_day(storage, connections, window, failed.get(window.day.isoformat(), ()), names_min)
                 missing = f"no file at {storage.path(LMS.path[-1], window.day)}"
                 yield from evaluate_day(LMS, window, day, selected, missing=missing)
+        # Reported: above, or by the merge of this run, on the tables it built.
+        yield from check_outputs(context.op_execution_context.assets_def, context.selected_asset_check_keys)
         if failed_here:
             raise dg.Failure(
                 f"merged without {', '.join(failed_here)}: their fetch failed in this run, or a day of theirs was kept "
