@@ -18,7 +18,6 @@ from completions_assets.defs.freshness import build_freshness_checks, build_fres
 from completions_assets.defs.members_asset import dimension_assets
 from completions_assets.defs.resources import build_resources
 from completions_assets.defs.schedules import build_job, build_rebuild_sensor, build_schedule
-from completions_assets.keys import LMS
 from completions_assets.partitions import daily_partitions
 from completions_assets.providers import PROVIDERS
 from completions_assets.settings import load_settings
@@ -35,14 +34,12 @@ def defs() -> dg.Definitions:
         warnings.simplefilter("ignore", dg.PreviewWarning)
         warnings.simplefilter("ignore", dg.BetaWarning)
         assets = [*build_assets(partitions_def, connections), *dimension_assets(connections)]
-        freshness_checks = build_freshness_checks(next(a for a in assets if LMS in a.keys), settings)
-        sensors = [build_rebuild_sensor(), *build_freshness_sensors(freshness_checks)]
     return dg.Definitions(
         assets=assets,
-        asset_checks=freshness_checks,
+        asset_checks=build_freshness_checks(settings),
         jobs=[build_job(), build_audit_job(connections)],
         schedules=[build_schedule(settings), build_audit_schedule(settings, connections)],
-        sensors=sensors,
+        sensors=[build_rebuild_sensor(), *build_freshness_sensors(settings)],
         resources=build_resources(connections, settings),
         executor=executor,
     )
