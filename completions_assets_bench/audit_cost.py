@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from completions_assets.defs.audit import audit_days
 from completions_assets.http.session import RequestStats
 from completions_assets.partitions import DayWindow, day_window
 from completions_assets.providers.bindbee import BindbeeResource
@@ -23,6 +22,7 @@ from completions_assets.providers.nexudus.client import NexudusClient, NexudusRe
 from completions_assets.providers.rotation import daily_budget, rotation_days, rotation_period
 from completions_assets.sandbox import DEFAULT_CREDENTIALS, SandboxConfig, start_sandbox
 from completions_assets.settings import Settings
+from completions_assets.steps.audit import audit_days
 
 RECORDS_PER_DAY = 10_000
 START = dt.date(2024, 3, 1)

@@ -1,12 +1,13 @@
 """How long the code location takes to load, in a fresh process, as every Dagster entry point loads it.
 
 The measure is the definitions loaded: from the start of `import
-completions_assets.definitions` (which imports Dagster and builds the assets,
-resources and checks of every declared connection) to the resolved repository
-(`defs.get_repository_def()`), which the CLI, the code server and `dagster
-definitions validate` all build before anything else. The interpreter's own
-start is left out. The repository snapshot a code server then sends the UI is
-timed after it, apart.
+completions_assets.definitions` (which imports Dagster and the product) to the
+resolved repository: `defs()` (the `@dg.definitions` function, which reads the
+settings and connections and builds the assets, resources and checks of every
+declared connection) and `get_repository_def()` on its result, which the CLI,
+the code server and `dg check defs` all do before anything else. The
+interpreter's own start is left out. The repository snapshot a code server then
+sends the UI is timed after it, apart.
 
 Child: `python -m completions_assets_bench.load_time` prints
 {"import_s": ..., "load_s": ..., "snapshot_s": ...} (load_s includes import_s).
@@ -53,7 +54,7 @@ def _main() -> None:
     import completions_assets.definitions as definitions
 
     imported = time.perf_counter()
-    repository = definitions.defs.get_repository_def()
+    repository = definitions.defs().get_repository_def()
     loaded = time.perf_counter()
     from dagster._core.remote_representation.external_data import RepositorySnap
 

@@ -124,7 +124,7 @@ def _main() -> None:
 
     overrides = json.loads(sys.argv[1]).get("overrides", {})
     out: dict[str, Any] = {}
-    for key, resource in (definitions.defs.resources or {}).items():
+    for key, resource in (definitions.defs().resources or {}).items():
         if not isinstance(resource, ProviderResource):
             continue
         declared = type(resource).model_fields

@@ -8,12 +8,13 @@ import pyarrow as pa
 import pytest
 
 from completions_assets.connections import default_connection
-from completions_assets.defs.audit import audit_days, build_audit_schedule
-from completions_assets.defs.removals import RemovalGuard, judge, removals_allowed_by
+from completions_assets.defs.audit import build_audit_schedule
 from completions_assets.providers import PROVIDERS
 from completions_assets.providers.nexudus.audit import ProbeAnswer, matches
 from completions_assets.providers.rotation import daily_budget, day_cost, rotation_days, rotation_period
 from completions_assets.settings import Settings
+from completions_assets.steps.audit import audit_days
+from completions_assets.steps.removals import RemovalGuard, judge, removals_allowed_by
 
 pytestmark = pytest.mark.unit
 

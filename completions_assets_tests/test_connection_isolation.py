@@ -12,8 +12,8 @@ import pytest
 
 from completions_assets.connections import parse_connections
 from completions_assets.defs.assets import build_assets
-from completions_assets.defs.lms_asset import LMS
 from completions_assets.defs.resources import build_resources
+from completions_assets.keys import LMS
 from completions_assets.local.run_report import check_results
 from completions_assets.partitions import daily_partitions
 from completions_assets.providers import PROVIDERS

@@ -7,8 +7,6 @@ loaded as Dagster loads it), and runs select them by asset key only.
 """
 
 import datetime as dt
-import importlib.util
-import runpy
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,7 +15,8 @@ import pytest
 import yaml
 
 from completions_assets.connections import FILE_VARIABLE
-from completions_assets.defs.lms_asset import LMS
+from completions_assets.definitions import defs as load_definitions
+from completions_assets.keys import LMS
 from completions_assets.local.run_report import check_results
 from completions_assets.sandbox import Sandbox
 from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
@@ -25,7 +24,6 @@ from completions_assets.storage import ParquetStorage
 
 pytestmark = pytest.mark.e2e
 
-LOCATION = importlib.util.find_spec("completions_assets.definitions").origin  # type: ignore[union-attr]
 DAY = "2024-03-05"
 FILE = {
     "bindbee": [
@@ -42,11 +40,11 @@ LONDON = dg.AssetKey(["nexudus_completions", "london"])
 def code_location(
     monkeypatch: pytest.MonkeyPatch, environ: Mapping[str, str]
 ) -> tuple[list[dg.AssetsDefinition], dict[str, object]]:
-    """The code location's assets and resources as Dagster loads them with `environ` set (run
-    afresh, so each test gets its own connections and data root, and no module is left changed)."""
+    """The code location's assets and resources as Dagster loads them (`defs()`) with `environ` set:
+    each test gets its own connections and data root, read when the definitions load."""
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
-    defs: dg.Definitions = runpy.run_path(str(LOCATION))["defs"]
+    defs = load_definitions()
     assets = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
     return assets, dict(defs.resources or {})
 

@@ -182,7 +182,7 @@ def test_a_malformed_file_stops_the_code_location_from_loading(tmp_path):
     path.write_text("bindbee:\n  - name: acme\n    connector_token_env: T\n    colour: red\n")
     env = {"PATH": "/usr/bin:/bin", FILE_VARIABLE: str(path), "COMPLETIONS_DATA_ROOT": str(tmp_path / "data")}
     done = subprocess.run(
-        [sys.executable, "-c", "import completions_assets.definitions"],
+        [sys.executable, "-c", "from completions_assets.definitions import defs; defs()"],
         env=env,
         capture_output=True,
         text=True,

@@ -8,8 +8,6 @@ import pyarrow as pa
 import pytest
 
 from completions_assets.connections import default_connection
-from completions_assets.defs.dimensions import snapshot_facts
-from completions_assets.defs.members_asset import evaluate
 from completions_assets.http.pacing import SystemClock
 from completions_assets.http.session import RequestStats
 from completions_assets.partitions import DayWindow
@@ -17,6 +15,8 @@ from completions_assets.providers.nexudus import NEXUDUS
 from completions_assets.providers.nexudus.enrolments import with_enrolments
 from completions_assets.providers.nexudus.members import MEMBERS_SCHEMA, MembersSnapshot, fetch_members
 from completions_assets.sandbox import Sandbox
+from completions_assets.steps.dimensions import snapshot_facts
+from completions_assets.steps.members import evaluate
 from completions_assets_tests.clients_support import nexudus_client, running_sandbox
 from completions_assets_tests.support import SANDBOX
 

@@ -1,15 +1,19 @@
 """Step processes forked from a preloaded forkserver (completions_assets/defs/executor.py)."""
 
+import importlib.util
 import json
+import re
+import shutil
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from completions_assets.defs.executor import FORKSERVER, PRELOAD_MODULE
-from completions_assets.local.launch import REPO, materialize_command
+from completions_assets.local.launch import INSTANCE_CONFIG, REPO, materialize_command
 from completions_assets_tests.support import location_env
 
 pytestmark = pytest.mark.e2e
@@ -20,7 +24,7 @@ def _execution(run_config: dict) -> dict:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        job = defs.resolve_implicit_global_asset_job_def()
+        job = defs().resolve_implicit_global_asset_job_def()
     return dg.validate_run_config(job, run_config)["execution"]["multi_or_in_process_executor"]
 
 
@@ -40,21 +44,35 @@ def _imports(code: str, env: dict[str, str] | None = None) -> subprocess.Complet
     return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=env, timeout=60)
 
 
-def test_the_preload_imports_the_code_location_and_the_storage():
+def test_the_preload_imports_the_code_location_and_the_storage(tmp_path):
+    # What a step process does first: open the instance (SQLite here). After the preload, that
+    # imports a few dozen modules; without it, some four hundred (SQLAlchemy, Alembic, the storage).
+    shutil.copy(str(INSTANCE_CONFIG), tmp_path / "dagster.yaml")
     done = _imports(
-        f"import sys, {PRELOAD_MODULE}; "
+        f"import sys, {PRELOAD_MODULE}, dagster; "
         "print(all(m in sys.modules for m in "
-        "('completions_assets.definitions', 'dagster._core.storage.sqlite_storage', 'dagster_postgres')))"
+        "('completions_assets.definitions', 'sqlalchemy', 'alembic.runtime.migration', 'dagster_postgres'))); "
+        f"before = set(sys.modules); dagster.DagsterInstance.from_config({str(tmp_path)!r}); "
+        "print(len(set(sys.modules) - before))"
     )
-    assert done.stdout.strip() == "True", done.stderr[-2000:]
+    named, opened = done.stdout.split()
+    assert named == "True", done.stderr[-2000:]
+    assert int(opened) < 80, f"opening the instance imported {opened} modules after the preload"
+
+
+def test_the_preload_names_public_modules_only():
+    source = Path(importlib.util.find_spec(PRELOAD_MODULE).origin).read_text()
+    imported = re.findall(r"^\s*import (\S+)", source, flags=re.MULTILINE)
+    assert imported and not [name for name in imported if name.startswith("_") or "._" in name], imported
 
 
 def test_the_preload_never_fails_the_forkserver(tmp_path):
-    # A bad setting fails the code location; the forkserver must still start (the step then reports it).
+    # A bad setting fails the code location when its definitions are loaded (as each step process
+    # does), not at import: the forkserver still starts and imports the code, and the step reports it.
     env = {"PATH": "/usr/bin:/bin", "COMPLETIONS_TIMEZONE": "Nowhere/Else", "HOME": str(tmp_path)}
-    assert _imports("import completions_assets.definitions", env).returncode != 0
+    assert _imports("from completions_assets.definitions import defs; defs()", env).returncode != 0
     done = _imports(f"import sys, {PRELOAD_MODULE}; print('completions_assets.definitions' in sys.modules)", env)
-    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]
 
 
 # Runs the command given as JSON in argv[1] and prints, as JSON, every process it started

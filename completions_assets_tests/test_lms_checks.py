@@ -4,8 +4,8 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pytest
 
-from completions_assets.defs import lms_checks as rules
-from completions_assets.defs.lms_checks import Day
+from completions_assets.lms import checks as rules
+from completions_assets.lms.checks import Day
 from completions_assets.lms.schema import LMS_SCHEMA
 from completions_assets.partitions import day_window
 

@@ -18,9 +18,9 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from completions_assets.defs.lms_asset import LMS
 from completions_assets.http.errors import StatusError
 from completions_assets.http.redaction import REDACTED, Redactor
+from completions_assets.keys import LMS
 from completions_assets.local.launch import INSTANCE_CONFIG, prepare_dagster_home
 from completions_assets.local.run_report import check_results
 from completions_assets.providers.client import ProviderClient

@@ -12,14 +12,14 @@ import dagster as dg
 import pytest
 
 from completions_assets.connections import Connection, parse_connections
-from completions_assets.defs.fetching import StepFetch, fetch_connections
-from completions_assets.defs.removals import RemovalGuard
 from completions_assets.local.launch import sandbox_environment
 from completions_assets.providers import PROVIDERS
 from completions_assets.providers.planning import StepRecords
 from completions_assets.providers.resource import ProviderResource
 from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, start_sandbox
 from completions_assets.sandbox.config import credential_name
+from completions_assets.steps.fetching import StepFetch, fetch_connections
+from completions_assets.steps.removals import RemovalGuard
 from completions_assets.storage import ParquetStorage
 from completions_assets.turns import PoolSlots
 from completions_assets_tests.clients_support import windows

@@ -11,22 +11,40 @@ demand a single, unpartitioned check result per run).
 from collections.abc import Iterator, Sequence
 
 import dagster as dg
+from pydantic import Field
 
 from completions_assets.connections import Connection
-from completions_assets.defs.fetching import (
-    ConnectionFetch,
-    FetchConfig,
-    StepFetch,
-    fetch_connections,
-    selected_connections,
-)
-from completions_assets.defs.lms_asset import ALL_CONNECTIONS_PRESENT, GROUP, connection_key, lms_asset, lms_checks
-from completions_assets.defs.removals import RemovalGuard, check_spec, removals_allowed_by
-from completions_assets.defs.writing import SINGLE_RUN, partition_windows, report_days
+from completions_assets.defs.lms_asset import lms_asset, lms_checks
+from completions_assets.keys import ALL_CONNECTIONS_PRESENT, GROUP, connection_key
 from completions_assets.providers.declaration import Provider
 from completions_assets.providers.planning import StepRecords
 from completions_assets.settings import load_settings
+from completions_assets.steps.fetching import ConnectionFetch, StepFetch, fetch_connections, selected_connections
+from completions_assets.steps.removals import RemovalGuard, check_spec, removals_allowed_by
+from completions_assets.steps.writing import check_outputs, partition_windows, report_days
 from completions_assets.turns import PoolSlots
+
+
+class FetchConfig(dg.Config):
+    """Run config of a provider's step (Launchpad: `ops: {bindbee_completions: {config: …}}`)."""
+
+    max_concurrent_connections: int = Field(
+        default=32, ge=1, description="Connections fetched at once, each within its own rate limits."
+    )
+    max_records_in_flight: int = Field(
+        default=10_000,
+        ge=1,
+        description="Records the step may hold in memory over all its connections (pages in flight, batches "
+        "not yet written to disk, days being cut; each connection also within its resource's own "
+        "max_records_in_flight); one connection at a time may exceed it by one day being cut, so that "
+        "the step always progresses.",
+    )
+    allow_removals: bool = Field(
+        default=False,
+        description="Apply re-fetches that remove more than COMPLETIONS_MAX_REMOVED_SHARE of a stored day (or "
+        "empty it); without it such a day keeps its file and fails no_mass_removal. The run tag "
+        "completions/allow_removals=true does the same.",
+    )
 
 
 def provider_asset(
@@ -61,7 +79,7 @@ def provider_asset(
         check_specs=check_specs,
         required_resource_keys={*(c.provider.name for c in connections), "storage"},
         partitions_def=partitions_def,
-        backfill_policy=SINGLE_RUN,
+        backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: one sweep per connection
         can_subset=True,
     )
     def fetch(context: dg.AssetExecutionContext, config: FetchConfig):
@@ -78,6 +96,7 @@ def provider_asset(
             ),
         )
         failed: list[ConnectionFetch] = []
+        reported: set[dg.AssetCheckKey] = set()
         output_yielded = False
         for outcome in fetch_connections(selected, step, concurrency, context.log.info):
             # One output keeps the merge's fan-in alive; every other connection's days are reported as
@@ -88,10 +107,14 @@ def provider_asset(
             # output would record every day of the run's range as materialized.
             as_output = outcome.error is None and not output_yielded and not any(d.refused for d in outcome.days)
             output_yielded |= as_output
-            yield from _report(context, outcome, as_output)
+            for event in _report(context, outcome, as_output):
+                if isinstance(event, dg.AssetCheckEvaluation):
+                    reported.add(event.asset_check_key)
+                yield event
             if outcome.error is not None:
                 failed.append(outcome)
                 context.log.error(f"{outcome.connection.label} failed: {outcome.error}")
+        yield from check_outputs(context.assets_def, reported)
         # With lms_completions' checks in this run, the failure is named there, once the others are
         # merged. A step whose every connection failed fails here, or a run in which all of them
         # failed would skip the merge and its checks and end as a success; the merge of that run's

@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 
 # Imported by the forkserver before it forks the first step (see the module).
-PRELOAD_MODULE = "completions_assets.defs.forkserver_preload"
+PRELOAD_MODULE = "completions_assets.steps.forkserver_preload"
 FORKSERVER = {"forkserver": {"preload_modules": [PRELOAD_MODULE]}}
 
 

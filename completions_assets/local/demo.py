@@ -20,9 +20,9 @@ from completions_assets.connections import FILE_VARIABLE
 from completions_assets.local.launch import (
     example_connections,
     local_dagster_home,
+    local_sandbox_args,
     materialize_command,
     prepare_dagster_home,
-    sandbox_connection_args,
     sandbox_environment,
     sandbox_process,
 )
@@ -47,14 +47,7 @@ def main() -> int:
     path, connections = example_connections()
     home = prepare_dagster_home(local_dagster_home(), environ={**os.environ, FILE_VARIABLE: path})
     log = home / "demo-run.log"
-    sandbox_args = [
-        "--start-date",
-        (first - dt.timedelta(days=2)).isoformat(),
-        "--days",
-        str(DAYS + 4),
-        *sandbox_connection_args(connections),
-    ]
-    with sandbox_process(sandbox_args) as base_url:
+    with sandbox_process(local_sandbox_args(connections, dt.date.today())) as base_url:
         print(f"sandbox serving {', '.join(c.label for c in connections)} at {base_url}")
         env = sandbox_environment(base_url, connections=connections) | {"DAGSTER_HOME": str(home), FILE_VARIABLE: path}
         print(f"backfilling {first} ... {last} in one run (log: {log})")

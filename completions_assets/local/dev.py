@@ -15,9 +15,9 @@ from completions_assets.local.launch import (
     dg_command,
     example_connections,
     local_dagster_home,
+    local_sandbox_args,
     prepare_dagster_home,
     restore_default_signals,
-    sandbox_connection_args,
     sandbox_environment,
     sandbox_process,
     stop,
@@ -38,9 +38,7 @@ def main() -> int:
     home = prepare_dagster_home(local_dagster_home(), environ={**os.environ, FILE_VARIABLE: path})
     port = os.environ.get("DAGSTER_PORT", "3000")
     # The sandbox holds the last 90 days, so recent partitions have data.
-    first = dt.date.today() - dt.timedelta(days=90)
-    args = ["--start-date", first.isoformat(), "--days", "91", *sandbox_connection_args(connections)]
-    with sandbox_process(args) as base_url:
+    with sandbox_process(local_sandbox_args(connections, dt.date.today())) as base_url:
         print(f"sandbox serving {', '.join(c.label for c in connections)} at {base_url}", flush=True)
         env = sandbox_environment(base_url, connections=connections) | {"DAGSTER_HOME": str(home), FILE_VARIABLE: path}
         exports = home / ENV_FILE

@@ -4,6 +4,7 @@ Shared by `make demo`, `make dev`, the benchmark and the end-to-end tests, so
 all of them start the sandbox and point the resources at it the same way.
 """
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -104,6 +105,25 @@ def example_connections(environ: Mapping[str, str] = os.environ) -> tuple[str, t
     """The connections file of `make demo`/`make dev` (the user's, else the shipped example) and its connections."""
     path = environ.get(FILE_VARIABLE) or str(EXAMPLE_CONNECTIONS)
     return path, load_connections(PROVIDERS, {**environ, FILE_VARIABLE: path})
+
+
+LOCAL_SANDBOX_DAYS = 90
+
+
+def local_sandbox_args(connections: Sequence[Connection], today: dt.date) -> list[str]:
+    """The sandbox of `make demo` and `make dev`: the last 90 days before `today`, and `today`.
+
+    One span for both: the sandbox's records of a day depend on where its data set starts, and
+    both write to ./data, so a demo's days backfilled again under `make dev` must find the same
+    records, or the fetch would replace them all (refused by `no_mass_removal`)."""
+    first = today - dt.timedelta(days=LOCAL_SANDBOX_DAYS)
+    return [
+        "--start-date",
+        first.isoformat(),
+        "--days",
+        str(LOCAL_SANDBOX_DAYS + 1),
+        *sandbox_connection_args(connections),
+    ]
 
 
 def sandbox_connection_args(connections: Sequence[Connection]) -> list[str]:

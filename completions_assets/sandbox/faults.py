@@ -86,8 +86,16 @@ def echo_text(echoed: Sequence[str]) -> str:
     return f" {ECHO_PREFIX} {', '.join(echoed)}." if echoed else ""
 
 
+def status_phrase(status: int) -> str:
+    """`Service Unavailable` for 503; `Error` for a status the standard library does not name."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
 def html_reply(status: int, echoed: Sequence[str] = ()) -> Reply:
-    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    phrase = status_phrase(status)
     echo = f"<p>{echo_text(echoed).strip()}</p>" if echoed else ""
     body = _GATEWAY_PAGE.format(status=status, phrase=phrase, echo=echo).encode()
     return Reply(status, body, {"Content-Type": "text/html"})
@@ -97,7 +105,7 @@ def status_reply(provider: str, faults: ProviderFaults, echoed: Sequence[str] = 
     """The answer of a status fault; `echoed` credentials are quoted in its body (a throttling
     answer of Nexudus, which has no body, stays empty)."""
     status = faults.fail_status or 503
-    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    phrase = status_phrase(status)
     echo = echo_text(echoed)
     if status == 502:
         reply = html_reply(502, echoed)

@@ -18,44 +18,21 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import dagster as dg
-from pydantic import Field
 
 from completions_assets.connections import Connection
-from completions_assets.defs.metadata import fetch_metadata
-from completions_assets.defs.removals import NO_MASS_REMOVAL, Removal, RemovalGuard, judge
-from completions_assets.defs.writing import replace_day
 from completions_assets.partitions import DayWindow
 from completions_assets.providers.checks import CheckOutcome
 from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.planning import StepRecords
 from completions_assets.providers.resource import ProviderResource
 from completions_assets.providers.sweeps import DayBatch, FetchStats
+from completions_assets.steps.metadata import fetch_metadata
+from completions_assets.steps.removals import NO_MASS_REMOVAL, Removal, RemovalGuard, judge
+from completions_assets.steps.writing import replace_day
 from completions_assets.storage import ParquetStorage
 from completions_assets.turns import RECHECK_S, PoolSlots, file_turn
 
 OutcomeT = TypeVar("OutcomeT", bound="Outcome")
-
-
-class FetchConfig(dg.Config):
-    """Run config of a provider's step (Launchpad: `ops: {bindbee_completions: {config: …}}`)."""
-
-    max_concurrent_connections: int = Field(
-        default=32, ge=1, description="Connections fetched at once, each within its own rate limits."
-    )
-    max_records_in_flight: int = Field(
-        default=10_000,
-        ge=1,
-        description="Records the step may hold in memory over all its connections (pages in flight, batches "
-        "not yet written to disk, days being cut; each connection also within its resource's own "
-        "max_records_in_flight); one connection at a time may exceed it by one day being cut, so that "
-        "the step always progresses.",
-    )
-    allow_removals: bool = Field(
-        default=False,
-        description="Apply re-fetches that remove more than COMPLETIONS_MAX_REMOVED_SHARE of a stored day (or "
-        "empty it); without it such a day keeps its file and fails no_mass_removal. The run tag "
-        "completions/allow_removals=true does the same.",
-    )
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,9 @@ import dagster as dg
 import pyarrow as pa
 
 from completions_assets.connections import Connection
+from completions_assets.keys import dimension_key
 from completions_assets.partitions import DayWindow
 from completions_assets.storage import ParquetStorage
-
-
-def dimension_key(connection: Connection) -> dg.AssetKey | None:
-    """The connection's snapshot asset (`nexudus_course_members/<name>`), if its provider has one."""
-    dimension = connection.provider.dimension
-    return None if dimension is None else dg.AssetKey([dimension, connection.name])
 
 
 def dimension_dir(connection: Connection) -> str:
