@@ -63,7 +63,8 @@ def lms_asset(partitions_def: dg.PartitionsDefinition, connections: Sequence[Con
         descriptions_by_output_name={
             OUTPUT: "Completions of every connection in one schema, one row per (provider, connection, completion_id)."
         },
-        tags_by_output_name={OUTPUT: {"provider": "all"}},
+        # from_graph takes no `kinds`; a kind is the tag Dagster's `kinds=` writes.
+        tags_by_output_name={OUTPUT: {"provider": "all", "dagster/kind/parquet": ""}},
         automation_conditions_by_output_name={OUTPUT: REBUILD_AFTER_SOURCES_CHANGE},
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run
