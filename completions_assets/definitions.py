@@ -7,7 +7,7 @@ import dagster as dg
 from completions_assets.connections import load_connections
 from completions_assets.defs.assets import build_assets
 from completions_assets.defs.audit import build_audit_job, build_audit_schedule
-from completions_assets.defs.executor import executor
+from completions_assets.defs.executor import select_executor
 from completions_assets.defs.freshness import build_freshness_checks, build_freshness_sensors
 from completions_assets.defs.lms_asset import LMS
 from completions_assets.defs.members_asset import dimension_assets
@@ -40,5 +40,5 @@ defs = dg.Definitions(
     schedules=[build_schedule(settings), build_audit_schedule(settings, connections)],
     sensors=sensors,
     resources=build_resources(connections, settings),
-    executor=executor,
+    executor=select_executor(),
 )
