@@ -4,6 +4,7 @@ and stopped by its process group."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,12 +13,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import celery
+
 from completions_assets.local.launch import REPO, prepare_dagster_home
 from completions_assets.turns import LOCK_DIR_VARIABLE
 
 PRODUCTION_CONFIG = REPO / "deploy" / "dagster.yaml"
 WORKER_CONFIG = REPO / "deploy" / "celery.yaml"
 READY_S = 120
+QUEUE = "dagster"  # dagster-celery's queue
 
 
 @dataclass(frozen=True)
@@ -100,3 +104,16 @@ def workers(names: list[str], root: Path, env: Mapping[str, str]) -> Iterator[li
     finally:
         for worker in started:
             stop_worker(worker)
+
+
+@contextmanager
+def not_consuming(worker: Worker, broker: str) -> Iterator[None]:
+    """`worker` takes no new step while the block runs (Celery's remote control), so another worker
+    takes the next one: a worker that has started a step may otherwise reserve the next as well."""
+    app = celery.Celery(broker=broker)
+    node = [f"{worker.name}@{socket.gethostname()}"]
+    assert app.control.cancel_consumer(QUEUE, destination=node, reply=True, timeout=10), f"{node} did not answer"
+    try:
+        yield
+    finally:
+        app.control.add_consumer(QUEUE, destination=node, reply=True, timeout=10)

@@ -39,7 +39,7 @@ from completions_assets.local.launch import (
 from completions_assets.providers import PROVIDERS
 from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, start_sandbox
 from completions_assets.sandbox.app import LoggedRequest
-from completions_assets_tests.celery_workers import WORKER_CONFIG, Worker, machine, workers
+from completions_assets_tests.celery_workers import WORKER_CONFIG, Worker, machine, not_consuming, workers
 from completions_assets_tests.servers import s3_bucket, s3_objects
 
 pytestmark = pytest.mark.e2e
@@ -54,6 +54,7 @@ BINDBEE_ONLY = dg_command(
     "-m", "completions_assets.definitions",
 )  # fmt: skip
 SLOW_MS = 300
+HOLD_MS = 8000  # while the second run's step starts; far below the clients' 60 s read timeout
 PID = re.compile(r"\(pid (\d+)\)")
 
 
@@ -172,7 +173,8 @@ def test_steps_on_two_celery_workers(tenants, tmp_path, redis_server, postgres_s
             _a_killed_step_fails_its_run(tenants, instance, launcher, [w1, w2], local, fs, tmp_path)
             free_slots_of_finished_runs(instance)
             _two_concurrent_runs(tenants, instance, launcher, local, fs, tmp_path)
-            _one_provider_at_once_on_both_workers(tenants, instance, launcher, local, fs, tmp_path)
+            broker = env["COMPLETIONS_CELERY_BROKER"]
+            _one_provider_at_once_on_both_workers(tenants, instance, launcher, [w1, w2], broker, local, fs, tmp_path)
         finally:
             instance.dispose()
 
@@ -190,11 +192,7 @@ def _a_killed_step_fails_its_run(tenants, instance, env, pair: list[Worker], loc
     try:
         seen = len(tenants.request_log())
         run = launch(env, tmp_path / "killed.log")
-        deadline = time.monotonic() + 180
-        while not (fetching := [r for r in tenants.request_log()[seen:] if r.bucket == "bindbee"]):  # readiness
-            assert time.monotonic() < deadline and run.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
-            time.sleep(0.05)
-        pid = _pid(fetching[0])
+        pid = _pid(_first_request(tenants, seen, run, tmp_path / "killed.log"))
         (owner,) = [w for w in pair if w.owns(pid)]  # a worker's step process, not the launcher
         os.kill(pid, signal.SIGKILL)
         assert run.wait(timeout=300) != 0
@@ -257,14 +255,43 @@ def _two_concurrent_runs(tenants, instance, env, local, fs, tmp_path) -> None:
     assert bucket_files(fs) == local  # every file, byte for byte, lms_completions included
 
 
-def _one_provider_at_once_on_both_workers(tenants, instance, env, local, fs, tmp_path) -> None:
-    """Two runs of the Bindbee connections alone: one step each, so each worker takes one and both
-    want the same three connections at the same moment."""
-    runs, requests = concurrent_pair(tenants, instance, env, tmp_path, "bindbee", BINDBEE_ONLY)
+def _one_provider_at_once_on_both_workers(tenants, instance, env, pair: list[Worker], broker, local, fs, tmp_path):
+    """Two runs of the Bindbee connections alone, one step each, on different workers, the second
+    started while the first holds every connection's turn: it must wait for each."""
+    seen = len(tenants.request_log())
+    before = {r.run_id for r in instance.get_runs()}
+    logs = [tmp_path / f"bindbee-{n}.log" for n in range(2)]
+    tenants.update(bindbee=ProviderFaults(latency_ms=HOLD_MS))  # the first keeps its turns until told
+    try:
+        first = launch(env, logs[0], BINDBEE_ONLY)
+        pid = _pid(_first_request(tenants, seen, first, logs[0]))
+        (busy,) = [w for w in pair if w.owns(pid)]
+        with not_consuming(busy, broker):
+            second = launch(env, logs[1], BINDBEE_ONLY)
+            deadline = time.monotonic() + 180
+            while not waits(instance, [r for r in instance.get_runs() if r.run_id not in before]):  # readiness
+                assert time.monotonic() < deadline and second.poll() is None, logs[1].read_text()[-3000:]
+                time.sleep(0.1)
+            tenants.update(bindbee=ProviderFaults(latency_ms=20))  # the first may finish now
+            for run, log in zip((first, second), logs, strict=True):
+                assert run.wait(timeout=300) == 0, log.read_text()[-3000:]
+    finally:
+        tenants.update(bindbee=ProviderFaults(latency_ms=20))
+    runs = [r for r in instance.get_runs() if r.run_id not in before]
+    assert len(runs) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
     ran = [steps_by_worker(instance, r.run_id) for r in runs]
-    assert sorted(worker for steps in ran for worker in steps.values()) == ["w1", "w2"], ran
+    requests = tenants.request_log()[seen:]
     overlapping, waited = cross_process_overlaps(requests), waits(instance, runs)
     print(f"bindbee runs: {ran}: {len(requests)} requests, {overlapping} overlapping per connection, waits: {waited}")
-    assert waited  # the turns were contended
+    assert sorted(worker for steps in ran for worker in steps.values()) == ["w1", "w2"], ran
+    assert len(waited) == len(SERVED["bindbee"])  # each connection waited for its turn
     assert overlapping == 0
     assert bucket_files(fs) == local
+
+
+def _first_request(tenants: Sandbox, seen: int, run: subprocess.Popen, log: Path) -> LoggedRequest:
+    deadline = time.monotonic() + 180
+    while not (fetching := [r for r in tenants.request_log()[seen:] if r.bucket == "bindbee"]):  # readiness
+        assert time.monotonic() < deadline and run.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.05)
+    return fetching[0]
