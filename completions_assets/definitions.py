@@ -13,7 +13,7 @@ import dagster as dg
 from completions_assets.connections import load_connections
 from completions_assets.defs.assets import build_assets
 from completions_assets.defs.audit import build_audit_job, build_audit_schedule
-from completions_assets.defs.executor import executor
+from completions_assets.defs.executor import select_executor
 from completions_assets.defs.freshness import build_freshness_checks, build_freshness_sensors
 from completions_assets.defs.members_asset import dimension_assets
 from completions_assets.defs.resources import build_resources
@@ -41,5 +41,5 @@ def defs() -> dg.Definitions:
         schedules=[build_schedule(settings), build_audit_schedule(settings, connections)],
         sensors=[build_rebuild_sensor(), *build_freshness_sensors(settings)],
         resources=build_resources(connections, settings),
-        executor=executor,
+        executor=select_executor(),
     )

@@ -3,9 +3,11 @@
 Two holds are taken, in this order:
 
 - the connection's pool (`bindbee-<name>`, `nexudus-<name>`) in the instance's
-  storage, when the instance limits it: this binds runs on every machine that
-  shares the instance (PostgreSQL). One step fetches many connections, so the
-  step claims each connection's pool itself (`PoolSlots`).
+  storage, when the instance limits it: this binds runs and steps on every
+  machine that shares the instance (PostgreSQL), Celery workers included. One
+  step fetches many connections, so the step claims each connection's pool
+  itself (`PoolSlots`), creating a new connection's pool from the instance's
+  default limit the first time.
 - a file lock per connection (`file_turn`): on SQLite (the local instance of `make dev` and
   `make demo`) two runs claiming a pool slot at the same instant can both get
   it, and a run killed with -9 keeps its slot until run monitoring notices. An
@@ -23,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import sqlalchemy.exc
 
 LOCK_DIR_VARIABLE = "COMPLETIONS_LOCK_DIR"
 # How often a waiting turn looks again; the storage may ask for longer.
@@ -70,11 +73,22 @@ class PoolSlots:
             limit = limits.get(pool)
             # As the executor does: a pool still on the default follows a changed default.
             if default is not None and (limit is None or (limit.from_default and limit.limit != default)):
-                self._storage.initialize_concurrency_limit_to_default(pool)
+                self._initialize(pool)
                 limited.add(pool)
             elif limit is not None:
                 limited.add(pool)
         return limited
+
+    def _initialize(self, pool: str) -> None:
+        """Gives `pool` the instance's default limit. On PostgreSQL, of steps creating one new pool at
+        the same moment (on any machines), one inserts its limit and its slot; the others' insert
+        conflicts and their whole transaction is rolled back, so the pool still has one slot: they
+        find it created, rather than failing."""
+        try:
+            self._storage.initialize_concurrency_limit_to_default(pool)
+        except sqlalchemy.exc.DBAPIError:
+            if not any(limit.name == pool for limit in self._storage.get_pool_limits()):
+                raise
 
     def claim(self, pool: str) -> bool:
         """Whether connection `pool` may fetch now: its slot is claimed, or the instance does not limit it."""

@@ -5,8 +5,11 @@
 - `postgres_server`: PostgreSQL from the binaries that the `pgserver` wheel
   ships (installed by `make test`), or the system's when that wheel is absent.
   PostgreSQL refuses to run as root, so under root it runs as `nobody`.
+- `redis_server`: Debian's `redis-server`, the Celery profile's broker. Where it
+  is missing it is installed with apt-get (as root); a test that needs it is
+  skipped, saying why, only where that fails.
 
-Both come from the `test` extra of pyproject.toml; nothing is installed beforehand.
+S3 and PostgreSQL come from the `test` extra of pyproject.toml.
 """
 
 import glob
@@ -178,6 +181,17 @@ class PostgresServer:
             connect_timeout=5,
         )
 
+    def fresh_database(self, name: str) -> dict[str, str]:
+        """Database `name` created anew (empty); the DAGSTER_PG_* variables that point at it."""
+        connection = self.connect("postgres")
+        try:
+            connection.autocommit = True
+            connection.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
+            connection.cursor().execute(f"CREATE DATABASE {name}")
+        finally:
+            connection.close()
+        return self.environment() | {"DAGSTER_PG_DB": name}
+
 
 def postgres_bin(workdir: Path) -> Path:
     """The directory of initdb and postgres, runnable by the account the server runs as."""
@@ -283,3 +297,47 @@ def _accepts(server: PostgresServer) -> bool:
         return True
     except psycopg2.OperationalError:
         return False
+
+
+# --- Redis --------------------------------------------------------------------
+
+
+def redis_binary() -> str | None:
+    """`redis-server`, installed from Debian's package first where it is missing and this is root."""
+    found = shutil.which("redis-server")
+    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "timeout": 600}
+    env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update"], env=env, **quiet)  # type: ignore[call-overload]
+    subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "redis-server"], env=env, **quiet)  # type: ignore[call-overload]
+    return shutil.which("redis-server")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[str]:
+    """A Redis on 127.0.0.1 that keeps nothing on disk; yields its URL without a database number."""
+    binary = redis_binary()
+    if binary is None:
+        pytest.skip("redis-server is not installed and could not be installed with apt-get (needs root and apt-get)")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", workdir],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def ready() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as connection:
+                connection.sendall(b"PING\r\n")
+                return connection.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    try:
+        wait_until(ready, process, "redis-server")
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        stop(process)

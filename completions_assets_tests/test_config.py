@@ -35,3 +35,14 @@ def test_defaults():
 def test_bad_settings_are_refused_by_name(variable, value, message):
     with pytest.raises(ConfigurationError, match=message.replace("(", r"\(")):
         load_settings({variable: value})
+
+
+def test_the_executor_variable_chooses_the_default_executor_or_celerys():
+    from completions_assets.defs.executor import EXECUTOR_VARIABLE, executor, select_executor
+
+    assert select_executor({}) is executor
+    assert select_executor({EXECUTOR_VARIABLE: "multiprocess"}) is executor
+    celery = select_executor({EXECUTOR_VARIABLE: "celery"})
+    assert celery.name == "celery" and celery.executor_creation_fn is not executor.executor_creation_fn
+    with pytest.raises(ConfigurationError, match="COMPLETIONS_EXECUTOR='k8s'"):
+        select_executor({EXECUTOR_VARIABLE: "k8s"})

@@ -7,9 +7,13 @@ Run config still chooses: `in_process`, `multiprocess` with any `start_method`
 config without a `start_method` gets the forkserver.
 """
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
+
+from completions_assets.settings import ConfigurationError
 
 # Imported by the forkserver before it forks the first step (see the module).
 PRELOAD_MODULE = "completions_assets.steps.forkserver_preload"
@@ -30,3 +34,26 @@ def forkserver_by_default(config: dict[str, Any]) -> dict[str, Any]:
 executor = dg.multi_or_in_process_executor.configured(
     forkserver_by_default, config_schema=dg.multi_or_in_process_executor.config_schema.as_field()
 )
+
+# The Celery profile (docs/deployment.md): `COMPLETIONS_EXECUTOR=celery` wherever the code
+# location loads (the run's process and every Celery worker) sends each step to a worker.
+EXECUTOR_VARIABLE = "COMPLETIONS_EXECUTOR"
+# The broker and result backend, read from the environment when a run starts; the workers
+# read the same variables through deploy/celery.yaml.
+CELERY_CONFIG: dict[str, Any] = {
+    "broker": {"env": "COMPLETIONS_CELERY_BROKER"},
+    "backend": {"env": "COMPLETIONS_CELERY_BACKEND"},
+}
+
+
+def select_executor(environ: Mapping[str, str] = os.environ) -> dg.ExecutorDefinition:
+    """The executor `COMPLETIONS_EXECUTOR` names: unset or `multiprocess`, the default one; `celery`, Celery's."""
+    name = environ.get(EXECUTOR_VARIABLE) or "multiprocess"
+    if name == "multiprocess":
+        return executor
+    if name == "celery":
+        # Imported only here: the celery extra is installed only where the profile is used.
+        from dagster_celery import celery_executor
+
+        return celery_executor.configured(CELERY_CONFIG, name="celery")
+    raise ConfigurationError(f"{EXECUTOR_VARIABLE}={name!r}: expected 'multiprocess' or 'celery'")
