@@ -18,9 +18,9 @@ import httpx
 import pyarrow as pa
 
 from completions_assets.partitions import day_windows
-from completions_assets.providers.bindbee import BINDBEE_SCHEMA, BindbeeResource
-from completions_assets.providers.nexudus.client import NEXUDUS_SCHEMA, NexudusResource
-from completions_assets.providers.resource import ProviderResource
+from completions_assets.providers.bindbee import BINDBEE_SCHEMA
+from completions_assets.providers.nexudus.lessons import NEXUDUS_SCHEMA
+from completions_assets.providers.resource import BindbeeResource, NexudusResource, ProviderResource
 from completions_assets.providers.sweeps import DayBatch
 from completions_assets.storage import ParquetStorage
 from completions_assets_bench.procs import child_main

@@ -16,8 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from completions_assets.providers.bindbee import BindbeeResource
-from completions_assets.providers.nexudus import NexudusResource
+from completions_assets.providers.resource import BindbeeResource, NexudusResource
 from completions_assets.sandbox import Sandbox, SandboxConfig, start_sandbox
 from completions_assets_tests.clients_support import windows
 

@@ -19,10 +19,10 @@ import pytest
 
 from completions_assets.http.errors import ProviderError
 from completions_assets.partitions import DayWindow
-from completions_assets.providers.bindbee import BINDBEE_SCHEMA, BindbeeResource
+from completions_assets.providers.bindbee import BINDBEE_SCHEMA
 from completions_assets.providers.client import ProviderClient
-from completions_assets.providers.nexudus.client import NexudusResource
 from completions_assets.providers.planning import RecordBudget, Span, WindowPlanner, WindowTurn
+from completions_assets.providers.resource import BindbeeResource, NexudusResource
 from completions_assets.providers.spill import SpilledRows, WindowRows
 from completions_assets.providers.sweeps import (
     DayAssembler,

@@ -13,15 +13,15 @@ import pytest
 
 from completions_assets.http.errors import AuthenticationError, PaginationLoopError, PayloadError, RateLimitError
 from completions_assets.http.pacing import ManualClock, SystemClock
-from completions_assets.providers.nexudus.client import (
+from completions_assets.providers.client import ProviderClient
+from completions_assets.providers.nexudus.lessons import (
     NEXUDUS_SCHEMA,
-    NexudusClient,
-    NexudusResource,
     parse_lessons,
     request_window,
     source_key,
 )
 from completions_assets.providers.records import RecordLocator
+from completions_assets.providers.resource import NexudusResource
 from completions_assets.sandbox import Sandbox
 from completions_assets.sandbox.config import ProviderFaults
 from completions_assets_tests.clients_support import (
@@ -129,13 +129,13 @@ def _page(page: int, ids: list[int], *, has_next: bool, total: int = 4, **meta: 
 TOKEN = json_reply(200, {"access_token": "tok-1", "token_type": "bearer", "expires_in": 3600, "refresh_token": "ref-1"})
 
 
-def _client(script: Script, **auth: Any) -> NexudusClient:
+def _client(script: Script, **auth: Any) -> ProviderClient:
     credentials = auth or {"username": "user@example.com", "password": "pw-123456"}
     resource = NexudusResource(**fast_settings("nexudus", page_size=2), **credentials)
-    return NexudusClient(resource, clock=ManualClock(), transport=script.transport())
+    return resource.create_client(clock=ManualClock(), transport=script.transport())
 
 
-def _fetch(client: NexudusClient) -> list[Any]:
+def _fetch(client: ProviderClient) -> list[Any]:
     return list(client.fetch_days(windows("2025-01-10", "2025-01-10")))
 
 
@@ -181,7 +181,7 @@ def test_rows_served_out_of_order_are_reported_and_sorted(caplog: pytest.LogCapt
     )
     with caplog.at_level(logging.WARNING):
         (batch,) = _fetch(_client(script))
-    assert "not served in CreatedOn order" in caplog.text
+    assert "not served in created_on order" in caplog.text
     assert batch.table["id"].to_pylist() == [3, 4, 1, 2]  # sorted by CreatedOn
 
 
@@ -326,7 +326,7 @@ def test_pacing_keeps_a_rate_limited_fetch_free_of_409() -> None:
         token = sandbox.credentials["NEXUDUS_ACCESS_TOKEN"]
         # Default pacing; 8 pages at under 10 per second.
         resource = NexudusResource(base_url=sandbox.base_url, access_token=token, page_size=40)
-        with NexudusClient(resource, clock=SystemClock()) as client:
+        with resource.create_client(clock=SystemClock()) as client:
             (batch,) = client.fetch_days(windows("2024-01-05", "2024-01-05"))
         statuses = sandbox.stats()["nexudus"]["statuses"]
         assert set(statuses) == {"200"} and statuses["200"] == batch.stats.requests >= 8

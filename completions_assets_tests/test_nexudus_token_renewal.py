@@ -9,7 +9,7 @@ for a request and refused on its first use is a real refusal.
 import pytest
 
 from completions_assets.http.errors import AuthenticationError
-from completions_assets.providers.nexudus.client import NEXUDUS_SCHEMA
+from completions_assets.providers.nexudus.lessons import NEXUDUS_SCHEMA
 from completions_assets_tests.clients_support import Oracle, nexudus_client, running_sandbox, windows
 
 pytestmark = pytest.mark.integration

@@ -23,8 +23,8 @@ from completions_assets.defs.fetching import (
 from completions_assets.defs.lms_asset import ALL_CONNECTIONS_PRESENT, GROUP, connection_key, lms_asset, lms_checks
 from completions_assets.defs.removals import RemovalGuard, check_spec, removals_allowed_by
 from completions_assets.defs.writing import SINGLE_RUN, partition_windows, report_days
-from completions_assets.providers.declaration import Provider
 from completions_assets.providers.planning import StepRecords
+from completions_assets.providers.provider import Provider
 from completions_assets.settings import load_settings
 from completions_assets.turns import PoolSlots
 

@@ -38,10 +38,10 @@ from completions_assets.http.session import RequestStats
 from completions_assets.lms.schema import LMS_KEY, LMS_SCHEMA
 from completions_assets.partitions import DayWindow, day_window
 from completions_assets.providers.client import ProviderClient
-from completions_assets.providers.declaration import Provider
+from completions_assets.providers.nexudus import NEXUDUS
 from completions_assets.providers.nexudus.audit import audit_spans
-from completions_assets.providers.nexudus.client import NexudusClient
 from completions_assets.providers.planning import StepRecords
+from completions_assets.providers.provider import Provider
 from completions_assets.providers.rotation import daily_budget, day_cost, rotation_days, rotation_period
 from completions_assets.settings import Settings, load_settings
 from completions_assets.turns import PoolSlots
@@ -140,7 +140,7 @@ def _audit_connection(
     ]
     outcome.days_audited = len(days)
     windows = [day_window(d, settings.zone) for d in days]
-    if isinstance(client, NexudusClient):
+    if client.provider is NEXUDUS:
         stats = RequestStats()
         audit_spans(
             client, _contiguous(windows), stored.between, lambda w: _refetch(client, w, outcome, step, stored), stats

@@ -23,7 +23,7 @@ from completions_assets.defs.metadata import table_metadata
 from completions_assets.defs.writing import SINGLE_RUN
 from completions_assets.providers.checks import CheckOutcome, duplicated_keys
 from completions_assets.providers.client import ProviderClient
-from completions_assets.providers.nexudus.client import NexudusClient
+from completions_assets.providers.nexudus import NEXUDUS
 from completions_assets.providers.nexudus.enrolments import MEMBERS
 from completions_assets.providers.nexudus.members import MEMBERS_SCHEMA, MembersSnapshot, fetch_members
 from completions_assets.storage import ParquetStorage
@@ -107,7 +107,7 @@ class SnapshotFetch(Outcome):
 
 
 def _fetch(client: ProviderClient, outcome: SnapshotFetch) -> None:
-    assert isinstance(client, NexudusClient)  # the connections of this step are Nexudus accounts
+    assert client.provider is NEXUDUS  # the connections of this step are Nexudus accounts
     outcome.snapshot = fetch_members(client)
 
 

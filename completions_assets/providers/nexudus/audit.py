@@ -22,7 +22,8 @@ import pyarrow.compute as pc
 from completions_assets.http.pagination import fetch_page
 from completions_assets.http.session import RequestStats
 from completions_assets.partitions import DayWindow
-from completions_assets.providers.nexudus.client import NEXUDUS, NexudusClient, request_window
+from completions_assets.providers.client import ProviderClient
+from completions_assets.providers.nexudus.lessons import NEXUDUS, request_window
 from completions_assets.providers.records import RecordLocator
 
 PROBE_REQUESTS = 3  # per span: first and last by CreatedOn, latest by UpdatedOn
@@ -38,7 +39,7 @@ class ProbeAnswer:
     latest_updated: dt.datetime | None
 
 
-def probe(client: NexudusClient, start: dt.datetime, end: dt.datetime, stats: RequestStats) -> ProbeAnswer:
+def probe(client: ProviderClient, start: dt.datetime, end: dt.datetime, stats: RequestStats) -> ProbeAnswer:
     """Three one-record pages over [start, end) widened as a fetch widens it."""
     request_from, request_to = request_window(start, end, client.settings.margin_minutes)
     window = {
@@ -58,7 +59,7 @@ def probe(client: NexudusClient, start: dt.datetime, end: dt.datetime, stats: Re
     )
 
 
-def _one(client: NexudusClient, params: dict[str, str], stats: RequestStats) -> tuple[dict | None, int]:
+def _one(client: ProviderClient, params: dict[str, str], stats: RequestStats) -> tuple[dict | None, int]:
     page = fetch_page(client.session, NEXUDUS.path, params, 1, NEXUDUS.paginator(NEXUDUS.name), stats)
     locator = RecordLocator(NEXUDUS.name)
     locator.add_page(page.label, len(page.records))
@@ -87,7 +88,7 @@ def _at(moment: dt.datetime, like: pa.ChunkedArray) -> pa.Scalar:
 
 
 def changed_days(
-    client: NexudusClient,
+    client: ProviderClient,
     days: Sequence[DayWindow],
     stored_between: Callable[[dt.datetime, dt.datetime], pa.Table | None],
     stats: RequestStats,
@@ -113,7 +114,7 @@ def changed_days(
 
 
 def audit_spans(
-    client: NexudusClient,
+    client: ProviderClient,
     runs: Sequence[Sequence[DayWindow]],
     stored_between: Callable[[dt.datetime, dt.datetime], pa.Table | None],
     refetch: Callable[[DayWindow], bool],

@@ -1,4 +1,4 @@
-"""Nexudus pages fetched concurrently: once page 1 has told `TotalPages`, pages 2..N are known.
+"""A window's pages fetched concurrently (Nexudus): once page 1 has told `TotalPages`, pages 2..N are known.
 
 They are fetched in runs of consecutive pages on the client's page pool, each
 run parsed as one batch, and put back in page order. Every check of a walk in
@@ -7,6 +7,7 @@ that agrees with `TotalPages`, no page repeats the one before it (also across
 runs), and a last page that says more came in meanwhile is followed in turn.
 """
 
+import logging
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -14,16 +15,20 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from completions_assets.http.errors import PaginationLoopError, ProviderError
-from completions_assets.http.pagination import Page, PageNumberPaginator, fetch_page, iter_pages
+from completions_assets.http.pagination import DEFAULT_MAX_PAGES, Page, PageNumberPaginator, fetch_page, iter_pages
 from completions_assets.http.redaction import Label
 from completions_assets.http.session import HttpSession, RequestStats
 from completions_assets.providers.planning import Span, WindowTurn
 from completions_assets.providers.records import PARSE_BATCH_RECORDS, RecordLocator, parse_walk
 from completions_assets.providers.spill import WindowRows
-from completions_assets.providers.sweeps import WindowTooLarge
+from completions_assets.providers.sweeps import WindowReport, WindowTooLarge
+
+logger = logging.getLogger(__name__)
 
 Parse = Callable[[list[dict[str, Any]], RecordLocator], pa.Table]
 
@@ -64,8 +69,47 @@ class PageWalk:
     params: Mapping[str, str]
     page_size: int
     provider: str
-    max_pages: int
     seconds: float  # of event time the query covers, widening included
+    max_pages: int = DEFAULT_MAX_PAGES
+
+
+def walk_concurrently(
+    session: HttpSession,
+    provider: Any,
+    params: Mapping[str, str],
+    settings: Any,
+    span: Span,
+    turn: WindowTurn,
+    pool: ThreadPoolExecutor,
+    parse: Parse,
+    rows: WindowRows,
+    *,
+    seconds: float,
+) -> tuple[pa.Table, WindowReport, RequestStats]:
+    """Every page of the window (see walk_pages), checked against what page 1 reported.
+
+    Returns what was served, the window's report (its filter and TotalItems) and the requests' counts.
+    """
+    walk = PageWalk(session, provider.path, params, settings.page_size, provider.name, seconds)
+    concurrent = settings.max_concurrent_requests
+    served, first, stats = walk_pages(walk, span, pool, concurrent, turn, parse, rows)
+    window = (params[provider.time_filter.start_param], params[provider.time_filter.end_param])
+    # `dir` is documented three ways: verify the order instead of trusting it (rows get sorted anyway).
+    times = served[provider.event_column].cast(pa.int64()).to_numpy()
+    if len(times) > 1 and bool(np.any(times[1:] < times[:-1])):
+        logger.warning("%s %s..%s: rows were not served in %s order", provider.name, *window, provider.event_column)
+    total_pages = _reported(first, "TotalPages")
+    if total_pages is not None and stats.pages != max(1, total_pages):
+        logger.warning(
+            "%s %s..%s: fetched %d pages, TotalPages said %d", provider.name, *window, stats.pages, total_pages
+        )
+    distinct = pc.count_distinct(served[provider.id_column]).as_py()
+    return served, WindowReport(*window, _reported(first, "TotalItems"), distinct, stats.requests), stats
+
+
+def _reported(page: Page | None, key: str) -> int | None:
+    value = page.payload.get(key) if page is not None else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def walk_pages(
