@@ -77,7 +77,7 @@ def measure() -> AuditCost:
         ).create_client()
         assert isinstance(nexudus, ProviderClient)
         with nexudus, bindbee:
-            stored = {batch.window.day: batch.table.select(["id", "created_on", "updated_on"])
+            stored = {batch.day.day: batch.table.select(["id", "created_on", "updated_on"])
                       for batch in nexudus.fetch_days(windows)}  # fmt: skip
             inner = windows[2:-2]  # probes of these reach two days to each side at most, all kept
 

@@ -116,7 +116,7 @@ def where_it_goes_section(t: Throughput, floor: Throughput, memory: list[MemoryR
         "(32 MB over 7); user CPU for 30 days 10.3 → 10.1 s, with twice the minor page faults (149,000 → "
         "268,000) as freed memory goes back to the system sooner. The next window then still passed the budget "
         "as soon as the last one was handed on, so its pages were decoded while the last one's days were sorted "
-        "and written. Adopted: it passes the budget only once those days are written (`run_windows`); side runs, "
+        "and written. Adopted: it passes the budget only once those days are written (`walk_windows`); side runs, "
         "2026-12-02 evening, path b, 2 repeats each: Nexudus over 30 days 267–270 → 260 MB, over 90 days "
         "264–266 → 261–265 MB, and at 20 ms the 30 days in 18.6–18.7 → 17.7–18.7 s. "
         + plateau

@@ -257,11 +257,11 @@ def test_page_size_above_the_maximum_is_refused() -> None:
 def test_every_record_of_the_range_and_nothing_else(sandbox: Sandbox, first: str, last: str, zone: str) -> None:
     with bindbee_client(sandbox) as client:
         batches = list(client.fetch_days(windows(first, last, zone)))
-    assert [b.window for b in batches] == windows(first, last, zone)
+    assert [b.day for b in batches] == windows(first, last, zone)
     oracle = Oracle(sandbox, "bindbee")
     for batch in batches:
         assert batch.table.schema == BINDBEE_SCHEMA
-        assert batch.table.to_pylist() == oracle.rows_in(batch.window.start, batch.window.end)
+        assert batch.table.to_pylist() == oracle.rows_in(batch.day.start, batch.day.end)
     if zone == "UTC":  # the day edges really are exercised
         seconds = {seconds_into_day(t) for b in batches for t in b.table["completed_at"].to_pylist()}
         assert 0.0 in seconds and 86399.999 in seconds
@@ -275,7 +275,7 @@ def seconds_into_day(moment: dt.datetime) -> float:
 def test_a_record_exactly_at_midnight_belongs_to_the_next_day_only(sandbox: Sandbox) -> None:
     with bindbee_client(sandbox) as client:
         first, second = client.fetch_days(windows("2024-01-04", "2024-01-05"))
-    midnight = second.window.start
+    midnight = second.day.start
     assert midnight not in first.table["completed_at"].to_pylist()
     assert midnight in second.table["completed_at"].to_pylist()
 

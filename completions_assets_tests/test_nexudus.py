@@ -278,11 +278,11 @@ def test_every_record_of_the_range_and_nothing_else(
 ) -> None:
     with nexudus_client(sandbox, static=static) as client:
         batches = list(client.fetch_days(windows(first, last, zone)))
-    assert [b.window for b in batches] == windows(first, last, zone)
+    assert [b.day for b in batches] == windows(first, last, zone)
     oracle = Oracle(sandbox, "nexudus")
     for batch in batches:
         assert batch.table.schema == NEXUDUS_SCHEMA
-        assert batch.table.to_pylist() == oracle.rows_in(batch.window.start, batch.window.end)
+        assert batch.table.to_pylist() == oracle.rows_in(batch.day.start, batch.day.end)
         assert all(w.total_items == w.distinct_fetched for w in batch.stats.windows)
 
 
@@ -296,7 +296,7 @@ def test_a_filter_zone_other_than_utc_loses_nothing(filter_tz: str, naive: bool,
             batches = list(client.fetch_days(windows("2024-01-01", "2024-01-10", zone)))
         oracle = Oracle(sandbox, "nexudus", filter_tz if naive else "UTC")
         for batch in batches:
-            assert batch.table.to_pylist() == oracle.rows_in(batch.window.start, batch.window.end)
+            assert batch.table.to_pylist() == oracle.rows_in(batch.day.start, batch.day.end)
 
 
 def test_a_range_costs_one_request_per_page_of_each_widened_window(sandbox: Sandbox) -> None:
@@ -317,7 +317,7 @@ def test_an_expired_token_is_renewed_mid_walk() -> None:
         with nexudus_client(sandbox, max_concurrent_requests=1) as client:  # one page after another
             (batch,) = client.fetch_days(windows("2024-01-05", "2024-01-05"))
             assert client.token_auth.grants >= 2
-        assert batch.table.to_pylist() == Oracle(sandbox, "nexudus").rows_in(batch.window.start, batch.window.end)
+        assert batch.table.to_pylist() == Oracle(sandbox, "nexudus").rows_in(batch.day.start, batch.day.end)
         assert sandbox.stats()["nexudus"]["statuses"].get("401", 0) == client.token_auth.grants - 1
 
 

@@ -21,9 +21,9 @@ from completions_assets.local.run_report import check_results
 from completions_assets.providers import PROVIDERS
 from completions_assets.providers.checks import CheckOutcome, ProviderCheck
 from completions_assets.providers.provider import FetchSettings, Provider, TimeFilter
+from completions_assets.providers.ranges import DayBatch
 from completions_assets.providers.records import UTC_TIMESTAMP, RecordLocator, column, timestamps
 from completions_assets.providers.resource import ProviderResource
-from completions_assets.providers.sweeps import DayBatch
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.support import materialize_range, resources
 

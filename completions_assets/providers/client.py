@@ -1,7 +1,7 @@
 """The client of any provider: one httpx.Client and pacer, request windows walked, days handed on.
 
 It reads a provider's declaration (provider.py) and a connection's plain settings; nothing
-here knows Dagster. A window's pages are walked in turn, or (`concurrent_pages`) at once
+here knows Dagster. A window's pages are walked one after another, or (`concurrent_pages`) at once
 once the first page has told how many there are (pages.py).
 """
 
@@ -27,19 +27,19 @@ from completions_assets.http.session import HttpSession, RequestStats, build_cli
 from completions_assets.lms.dedupe import keep_latest
 from completions_assets.partitions import DayWindow
 from completions_assets.providers.pages import Parse, walk_concurrently
-from completions_assets.providers.planning import RecordBudget, Span, StepRecords, WindowPlanner, WindowTurn
+from completions_assets.providers.planning import RecordBudget, StepRecords, Window, WindowPlanner, WindowTicket
 from completions_assets.providers.provider import FetchSettings, Provider
-from completions_assets.providers.records import parse_walk, unknown_fields
-from completions_assets.providers.spill import WindowRows, window_files_dir
-from completions_assets.providers.sweeps import (
+from completions_assets.providers.ranges import (
     DayAssembler,
     DayBatch,
     FetchStats,
-    SweepResult,
     WindowReport,
+    WindowResult,
     check_contiguous,
-    run_windows,
+    walk_windows,
 )
+from completions_assets.providers.records import parse_walk, unknown_fields
+from completions_assets.providers.spill import WindowRows, window_files_dir
 from completions_assets.settings import ConfigurationError, check_base_url
 
 logger = logging.getLogger(__name__)
@@ -179,16 +179,16 @@ class ProviderClient:
             return keep_latest(table, [provider.id_column], provider.version_column)
         return table
 
-    def _window_rows(self, span: Span, turn: WindowTurn, directory: Path) -> WindowRows:
+    def _window_rows(self, window: Window, ticket: WindowTicket, directory: Path) -> WindowRows:
         """Where a window's parsed rows go (see spill.py), giving their room back as they do."""
         provider = self.provider
         return WindowRows(
-            directory / f"{turn.index}-{span.start:%Y%m%dT%H%M%S}.arrow",
-            span,
+            directory / f"{ticket.index}-{window.start:%Y%m%dT%H%M%S}.arrow",
+            window,
             provider.schema,
             id_column=provider.id_column,
             event_column=provider.event_column,
-            give=turn.budget.give,
+            give=ticket.budget.give,
         )
 
     def _checked_parser(self, unknown: set[str]) -> Parse:
@@ -200,17 +200,17 @@ class ProviderClient:
 
         return parse
 
-    def _fetch_window(self, span: Span, turn: WindowTurn, directory: Path) -> SweepResult:
+    def _fetch_window(self, window: Window, ticket: WindowTicket, directory: Path) -> WindowResult:
         """Every record with event time in the window, parsed and written to `directory`."""
         provider, settings = self.provider, self.settings
-        params = provider.window_query(settings, span.start, span.end)
+        params = provider.window_query(settings, window.start, window.end)
         unknown: set[str] = set()
-        with self._window_rows(span, turn, directory) as rows:
+        with self._window_rows(window, ticket, directory) as rows:
             if self.page_pool is not None:
                 widening = provider.widening(settings).total_seconds()
                 served, report, stats = walk_concurrently(
-                    self.session, provider, params, settings, span, turn, self.page_pool,
-                    self._checked_parser(unknown), rows, seconds=span.seconds + 2 * widening,
+                    self.session, provider, params, settings, window, ticket, self.page_pool,
+                    self._checked_parser(unknown), rows, seconds=window.seconds + 2 * widening,
                 )  # fmt: skip
             else:
                 stats = RequestStats()
@@ -220,58 +220,58 @@ class ProviderClient:
                     params,
                     provider.paginator(provider.name),
                     stats,
-                    stop=turn.stop,
-                    before_page=lambda: turn.take(settings.page_size),
+                    stop=ticket.stop,
+                    before_page=lambda: ticket.take(settings.page_size),
                 )
                 served = parse_walk(
-                    turn.returning_room(pages, settings.page_size), self._checked_parser(unknown), provider.name, rows
+                    ticket.returning_room(pages, settings.page_size), self._checked_parser(unknown), provider.name, rows
                 )
-                turn.planner.observe(served.num_rows, span.seconds)
+                ticket.planner.observe(served.num_rows, window.seconds)
                 distinct = pc.count_distinct(served[provider.id_column]).as_py()
-                report = WindowReport(span.start.isoformat(), span.end.isoformat(), None, distinct, stats.requests)
+                report = WindowReport(window.start.isoformat(), window.end.isoformat(), None, distinct, stats.requests)
         logger.debug(
             "%s window %s..%s: %d records in %d requests",
             provider.name,
-            span.start,
-            span.end,
+            window.start,
+            window.end,
             served.num_rows,
             stats.requests,
         )
-        return SweepResult(rows.spilled(), FetchStats.from_requests(stats, [report], unknown_fields=unknown))
+        return WindowResult(rows.spilled(), FetchStats.from_requests(stats, [report], unknown_fields=unknown))
 
-    def fetch_days(self, windows: Sequence[DayWindow]) -> Iterator[DayBatch]:
-        """Yields one DayBatch per window, in order, each as soon as its records are in.
+    def fetch_days(self, days: Sequence[DayWindow]) -> Iterator[DayBatch]:
+        """Yields one DayBatch per day, in order, each as soon as its records are in.
 
         Args:
-            windows: contiguous, sorted day windows (one day or a range).
+            days: contiguous, sorted days (one day or a range).
 
         Raises:
-            ValueError: the windows are not contiguous and sorted.
+            ValueError: the days are not contiguous and sorted.
             ProviderError: a window failed (days before it have been yielded).
         """
-        check_contiguous(windows)
-        if not windows:
+        check_contiguous(days)
+        if not days:
             return
         settings, provider = self.settings, self.provider
-        blind, first_span = self._first_windows()
+        blind, first_length = self._first_windows()
         planner = WindowPlanner(
-            windows[0].start,
-            windows[-1].end,
+            days[0].start,
+            days[-1].end,
             target_records=self._window_target(),
-            max_span=dt.timedelta(days=settings.max_window_days),
-            first_span=first_span,
+            max_length=dt.timedelta(days=settings.max_window_days),
+            first_length=first_length,
         )
         budget = RecordBudget(settings.max_records_in_flight, self.step_records, owner=self)
         self.budget = budget  # read by tests and the benchmark
         stop = threading.Event()
-        days = DayAssembler(
-            windows, provider.event_column, provider.id_column, budget=budget, stop=stop, finish=self._finish_window
+        assembler = DayAssembler(
+            days, provider.event_column, provider.id_column, budget=budget, stop=stop, finish=self._finish_window
         )
         directory = window_files_dir(provider.name)
         self._walks.add(stop)
         if self.step_records is not None:
             self.step_records.join(self)
-        results = run_windows(
+        results = walk_windows(
             functools.partial(self._fetch_window, directory=directory),
             planner,
             budget,
@@ -282,15 +282,15 @@ class ProviderClient:
             stop=stop,
         )
         try:
-            for index, (span, result) in enumerate(results):
-                for batch in days.add(span, result.rows, result.stats, index):
+            for index, (window, result) in enumerate(results):
+                for batch in assembler.add(window, result.rows, result.stats, index):
                     yield batch
                     budget.give(batch.table.num_rows)  # written by now
                     del batch
                 del result  # a generator's locals live on while it waits
         finally:
             results.close()  # its walks are over before their files go
-            days.discard()
+            assembler.discard()
             shutil.rmtree(directory, ignore_errors=True)
             self._walks.discard(stop)
             budget.give(budget.held)  # what a failed walk still held

@@ -18,7 +18,7 @@ from completions_assets.providers.bindbee import BINDBEE, BindbeeSettings
 from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.nexudus.lessons import NEXUDUS, NexudusSettings
 from completions_assets.providers.provider import FetchSettings, Provider
-from completions_assets.providers.sweeps import DayBatch
+from completions_assets.providers.ranges import DayBatch
 from completions_assets.settings import ConfigurationError
 
 
@@ -58,7 +58,7 @@ class ProviderResource(dg.ConfigurableResource, FetchSettings):
         """A new plain client with these settings (the caller closes it)."""
         return ProviderClient(self.provider, self.client_settings(), clock=clock, transport=transport)
 
-    def fetch_days(self, windows: Sequence[DayWindow]) -> Iterator[DayBatch]:
+    def fetch_days(self, days: Sequence[DayWindow]) -> Iterator[DayBatch]:
         """One DayBatch per day, in order (see ProviderClient.fetch_days).
 
         The client (one per step: a step fetches its whole range in one call) is
@@ -66,7 +66,7 @@ class ProviderResource(dg.ConfigurableResource, FetchSettings):
         fails the step that needs it and no other.
         """
         with self.create_client() as client:
-            yield from client.fetch_days(windows)
+            yield from client.fetch_days(days)
 
 
 def resource_type(provider: Provider) -> type[ProviderResource]:

@@ -42,15 +42,15 @@ class ProbeAnswer:
 def probe(client: ProviderClient, start: dt.datetime, end: dt.datetime, stats: RequestStats) -> ProbeAnswer:
     """Three one-record pages over [start, end) widened as a fetch widens it."""
     request_from, request_to = request_window(start, end, client.settings.margin_minutes)
-    window = {
+    query = {
         "page": "1",
         "size": "1",
         "from_CourseCompletedLesson_CreatedOn": request_from,
         "to_CourseCompletedLesson_CreatedOn": request_to,
     }
-    first, total = _one(client, {**window, "orderBy": "CreatedOn", "dir": "1"}, stats)
-    last, _ = _one(client, {**window, "orderBy": "CreatedOn", "dir": "-1"}, stats)
-    latest, _ = _one(client, {**window, "orderBy": "UpdatedOn", "dir": "-1"}, stats)
+    first, total = _one(client, {**query, "orderBy": "CreatedOn", "dir": "1"}, stats)
+    last, _ = _one(client, {**query, "orderBy": "CreatedOn", "dir": "-1"}, stats)
+    latest, _ = _one(client, {**query, "orderBy": "UpdatedOn", "dir": "-1"}, stats)
     return ProbeAnswer(
         total,
         None if first is None else first["created_on"],
@@ -115,18 +115,18 @@ def changed_days(
 
 def audit_spans(
     client: ProviderClient,
-    runs: Sequence[Sequence[DayWindow]],
+    spans: Sequence[Sequence[DayWindow]],
     stored_between: Callable[[dt.datetime, dt.datetime], pa.Table | None],
     refetch: Callable[[DayWindow], bool],
     stats: RequestStats,
 ) -> None:
-    """Every contiguous run of stored days probed, and each day found changed passed to `refetch`,
+    """Every span (contiguous stored days) probed, and each day found changed passed to `refetch`,
     which fetches it again and says whether it changed (then `stored_between` must see the new rows).
 
     A change near a day's edge also shows in its neighbours' probes (their windows are widened):
     once a changed day is written, the days still suspected are probed again against it.
     """
-    suspects = [w for run in runs for w in changed_days(client, run, stored_between, stats)]
+    suspects = [w for span in spans for w in changed_days(client, span, stored_between, stats)]
     while suspects:
         if refetch(suspects.pop(0)):
             suspects = [w for w in suspects for _ in changed_days(client, [w], stored_between, stats)]

@@ -2,7 +2,7 @@
 
 The token endpoint is `POST {base}/api/token` with a form-encoded body (JSON is
 rejected). `expires_in` is not trusted: a 401 triggers a refresh (refresh grant,
-falling back to the password grant) and a resend. Concurrent sweeps share the
+falling back to the password grant) and a resend. Concurrent walks share the
 flow, so the token state is locked and a token that another thread already
 replaced is not refreshed twice: the resend takes the replacement. Requests in
 flight when a token runs out all get 401, and the replacement may run out before
@@ -23,7 +23,7 @@ from completions_assets.http.redaction import Redactor
 from completions_assets.http.retry import parse_retry_after
 
 TOKEN_PATH = "/api/token"
-# Tokens renewed by other sweeps that one request tries before it renews one itself.
+# Tokens renewed by other walks that one request tries before it renews one itself.
 MAX_SHARED = 2
 
 
@@ -72,14 +72,14 @@ class NexudusAuth(httpx.Auth):
             with self._lock:
                 if self._access_token == token or shared == MAX_SHARED:
                     # The new token is published only once its first use, this resend, is answered
-                    # (the lock is held till then): a 401 to it is no race with other sweeps, and stands.
+                    # (the lock is held till then): a 401 to it is no race with other walks, and stands.
                     token = yield from self._renew(request)
                     request.headers["Authorization"] = f"Bearer {token}"
                     response = yield request
                     if response.status_code != 401:
                         self._access_token = token
                     return
-                token = self._access_token  # another sweep renewed it meanwhile; it may run out too
+                token = self._access_token  # another walk renewed it meanwhile; it may run out too
             shared += 1
             request.headers["Authorization"] = f"Bearer {token}"
             response = yield request
