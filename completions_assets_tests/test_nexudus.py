@@ -15,9 +15,10 @@ from completions_assets.http.errors import AuthenticationError, PaginationLoopEr
 from completions_assets.http.pacing import ManualClock, SystemClock
 from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.nexudus.lessons import (
+    NEXUDUS,
     NEXUDUS_SCHEMA,
+    NexudusSettings,
     parse_lessons,
-    request_window,
     source_key,
 )
 from completions_assets.providers.records import RecordLocator
@@ -65,7 +66,8 @@ def test_filters_are_widened_floored_and_ceiled_to_minutes(
     start: str, end: str, margin: int, expected: tuple[str, str]
 ) -> None:
     bounds = (dt.datetime.fromisoformat(start).replace(tzinfo=UTC), dt.datetime.fromisoformat(end).replace(tzinfo=UTC))
-    assert request_window(*bounds, margin) == expected
+    params = NEXUDUS.window_query(NexudusSettings(margin_minutes=margin), *bounds)
+    assert (params["from_CourseCompletedLesson_CreatedOn"], params["to_CourseCompletedLesson_CreatedOn"]) == expected
 
 
 RECORD = {

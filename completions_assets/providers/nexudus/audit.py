@@ -23,10 +23,9 @@ from completions_assets.http.pagination import fetch_page
 from completions_assets.http.session import RequestStats
 from completions_assets.partitions import DayWindow
 from completions_assets.providers.client import ProviderClient
-from completions_assets.providers.nexudus.lessons import NEXUDUS, request_window
+from completions_assets.providers.nexudus.lessons import NEXUDUS
 from completions_assets.providers.records import RecordLocator
 
-PROBE_REQUESTS = 3  # per span: first and last by CreatedOn, latest by UpdatedOn
 # A stored day's ids and times (id, created_on, updated_on), or None when it was never written.
 StoredDay = Callable[[dt.date], pa.Table | None]
 
@@ -41,13 +40,7 @@ class ProbeAnswer:
 
 def probe(client: ProviderClient, start: dt.datetime, end: dt.datetime, stats: RequestStats) -> ProbeAnswer:
     """Three one-record pages over [start, end) widened as a fetch widens it."""
-    request_from, request_to = request_window(start, end, client.settings.margin_minutes)
-    query = {
-        "page": "1",
-        "size": "1",
-        "from_CourseCompletedLesson_CreatedOn": request_from,
-        "to_CourseCompletedLesson_CreatedOn": request_to,
-    }
+    query = {"page": "1", "size": "1", **NEXUDUS.time_filter.params(start, end, NEXUDUS.widening(client.settings))}
     first, total = _one(client, {**query, "orderBy": "CreatedOn", "dir": "1"}, stats)
     last, _ = _one(client, {**query, "orderBy": "CreatedOn", "dir": "-1"}, stats)
     latest, _ = _one(client, {**query, "orderBy": "UpdatedOn", "dir": "-1"}, stats)

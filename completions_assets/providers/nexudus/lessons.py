@@ -59,12 +59,6 @@ TIME_FILTER = TimeFilter(
 )
 
 
-def request_window(start: dt.datetime, end: dt.datetime, margin_minutes: int) -> tuple[str, str]:
-    """Inclusive, minute-resolution filter bounds covering [start, end) widened by the margin."""
-    params = TIME_FILTER.params(start, end, dt.timedelta(minutes=margin_minutes))
-    return params[TIME_FILTER.start_param], params[TIME_FILTER.end_param]
-
-
 def parse_lessons(records: Sequence[dict[str, Any]], locator: RecordLocator, *, timezone: str = "UTC") -> pa.Table:
     """CourseCompletedLesson records as a NEXUDUS_SCHEMA table (LocalizationDetails and unknown fields dropped)."""
     arrays = []
