@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pyarrow as pa
 import pytest
 
@@ -412,6 +413,19 @@ def test_secrets_named_in_secret_env_are_read_when_the_client_is_built(small_san
         resource.create_client()
     monkeypatch.setenv("TOKEN_X", small_sandbox.credentials["BINDBEE_CONNECTOR_TOKEN"])
     assert len(list(resource.fetch_days(windows("2024-01-02", "2024-01-02")))) == 1
+
+
+@pytest.mark.parametrize(
+    ("resource", "message"),
+    [
+        (BindbeeResource(connector_token="t"), "bindbee: set api_key and connector_token"),
+        (NexudusResource(username="u"), "nexudus: set access_token, or username and password"),
+        (NexudusResource(password="p"), "nexudus: set access_token, or username and password"),
+    ],
+)
+def test_a_client_without_a_whole_credential_set_is_refused_before_any_request(resource, message) -> None:
+    with pytest.raises(ConfigurationError, match=f"^{message}$"):
+        resource.create_client(transport=httpx.MockTransport(lambda request: pytest.fail("no request expected")))
 
 
 def test_resource_defaults_are_the_documented_ones() -> None:
