@@ -439,3 +439,13 @@ def test_resource_defaults_are_the_documented_ones() -> None:
     )
     assert (nexudus.min_interval_ms, nexudus.requests_per_minute, nexudus.requests_per_hour) == (100, 120, 5000)
     assert (bindbee.max_window_days, bindbee.max_concurrent_requests, bindbee.max_attempts) == (8, 8, 5)
+
+
+def test_the_clients_and_the_provider_declarations_import_no_dagster() -> None:
+    # Imports run http <- provider data <- client <- resource: only resource.py meets Dagster.
+    code = (
+        "import sys, completions_assets.providers.client, completions_assets.providers.nexudus.audit, "
+        "completions_assets.providers.nexudus.members; print(sorted(m for m in sys.modules if m.startswith('dagster')))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert found == "[]"

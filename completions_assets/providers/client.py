@@ -20,12 +20,12 @@ import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from completions_assets.days import DayWindow
 from completions_assets.http.pacing import Clock, Pacer, SystemClock
 from completions_assets.http.pagination import iter_pages
 from completions_assets.http.redaction import Redactor
 from completions_assets.http.session import HttpSession, RequestStats, build_client, user_agent
 from completions_assets.lms.dedupe import keep_latest
-from completions_assets.partitions import DayWindow
 from completions_assets.providers.pages import Parse, walk_concurrently
 from completions_assets.providers.planning import RecordBudget, StepRecords, Window, WindowPlanner, WindowTicket
 from completions_assets.providers.provider import FetchSettings, Provider

@@ -20,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from completions_assets.days import DayWindow
 from completions_assets.http.session import RequestStats
-from completions_assets.partitions import DayWindow
 from completions_assets.providers.planning import RecordBudget, Window, WindowPlanner, WindowTicket
 from completions_assets.providers.spill import SpilledRows, trim
 

@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 import dagster as dg
 import httpx
 
+from completions_assets.days import DayWindow
 from completions_assets.http.pacing import Clock
-from completions_assets.partitions import DayWindow
 from completions_assets.providers.bindbee import BINDBEE, BindbeeSettings
 from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.nexudus.lessons import NEXUDUS, NexudusSettings

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from completions_assets.days import DayWindow
 from completions_assets.http.pagination import fetch_page
 from completions_assets.http.session import RequestStats
-from completions_assets.partitions import DayWindow
 from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.nexudus.lessons import NEXUDUS
 from completions_assets.providers.records import RecordLocator
