@@ -38,7 +38,7 @@ from completions_assets.providers.ranges import (
     check_contiguous,
     walk_windows,
 )
-from completions_assets.providers.records import parse_walk, unknown_fields
+from completions_assets.providers.records import RecordLocator, parse_walk, unknown_fields
 from completions_assets.providers.spill import WindowRows, window_files_dir
 from completions_assets.settings import ConfigurationError, check_base_url
 
@@ -126,7 +126,7 @@ class ProviderClient:
         provider's log (and the sandbox's) tells apart what one process fetches in different turns."""
         self.session.client.headers["User-Agent"] = f"{user_agent()} {what}"
 
-    def parse(self, records: list[dict[str, Any]], locator: Any) -> pa.Table:
+    def parse(self, records: list[dict[str, Any]], locator: RecordLocator) -> pa.Table:
         return self.provider.parse(records, locator, self.settings)
 
     def close(self) -> None:
@@ -194,7 +194,7 @@ class ProviderClient:
     def _checked_parser(self, unknown: set[str]) -> Parse:
         """`parse`, collecting into `unknown` the fields the provider sent beyond the documented ones."""
 
-        def parse(records: list[dict[str, Any]], locator: Any) -> pa.Table:
+        def parse(records: list[dict[str, Any]], locator: RecordLocator) -> pa.Table:
             unknown.update(unknown_fields(records, self.provider.documented_fields))
             return self.parse(records, locator)
 
