@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from completions_assets.providers.declaration import Provider
+from completions_assets.providers.provider import Provider
 from completions_assets.providers.resource import ProviderResource
 from completions_assets.settings import ConfigurationError, check_base_url
 
@@ -190,7 +190,7 @@ def _collect(problems: list[str], check: Callable[..., Any], *args: Any, **kwarg
 def _option(provider: Provider, key: str, value: Any, where: str) -> Any:
     """`value` as the resource field `key` takes it (a connection's options are not validated again)."""
     try:
-        field = provider.resource_type.model_fields[key]
+        field = provider.settings.model_fields[key]
         return TypeAdapter(cast(Any, field.annotation)).validate_python(value)
     except ValidationError as exc:
         reason = exc.errors()[0]["msg"]

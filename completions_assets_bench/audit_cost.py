@@ -16,9 +16,9 @@ import pyarrow as pa
 
 from completions_assets.http.session import RequestStats
 from completions_assets.partitions import DayWindow, day_window
-from completions_assets.providers.bindbee import BindbeeResource
+from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.nexudus.audit import audit_spans, changed_days
-from completions_assets.providers.nexudus.client import NexudusClient, NexudusResource
+from completions_assets.providers.resource import BindbeeResource, NexudusResource
 from completions_assets.providers.rotation import daily_budget, rotation_days, rotation_period
 from completions_assets.sandbox import DEFAULT_CREDENTIALS, SandboxConfig, start_sandbox
 from completions_assets.settings import Settings
@@ -75,9 +75,9 @@ def measure() -> AuditCost:
             connector_token=DEFAULT_CREDENTIALS["BINDBEE_CONNECTOR_TOKEN"],
             requests_per_minute=UNPACED,
         ).create_client()
-        assert isinstance(nexudus, NexudusClient)
+        assert isinstance(nexudus, ProviderClient)
         with nexudus, bindbee:
-            stored = {batch.window.day: batch.table.select(["id", "created_on", "updated_on"])
+            stored = {batch.day.day: batch.table.select(["id", "created_on", "updated_on"])
                       for batch in nexudus.fetch_days(windows)}  # fmt: skip
             inner = windows[2:-2]  # probes of these reach two days to each side at most, all kept
 

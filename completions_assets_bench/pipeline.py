@@ -18,10 +18,10 @@ import httpx
 import pyarrow as pa
 
 from completions_assets.partitions import day_windows
-from completions_assets.providers.bindbee import BINDBEE_SCHEMA, BindbeeResource
-from completions_assets.providers.nexudus.client import NEXUDUS_SCHEMA, NexudusResource
-from completions_assets.providers.resource import ProviderResource
-from completions_assets.providers.sweeps import DayBatch
+from completions_assets.providers.bindbee import BINDBEE_SCHEMA
+from completions_assets.providers.nexudus.lessons import NEXUDUS_SCHEMA
+from completions_assets.providers.ranges import DayBatch
+from completions_assets.providers.resource import BindbeeResource, NexudusResource, ProviderResource
 from completions_assets.storage import ParquetStorage
 from completions_assets_bench.procs import child_main
 from completions_assets_bench.run_config import check_pacing_off, pacing_off
@@ -86,7 +86,7 @@ def fetch_to_parquet(args: dict[str, Any]) -> dict[str, Any]:
         transport = TimedTransport(httpx.Limits(max_connections=TIMED_POOL, max_keepalive_connections=TIMED_POOL))
     rows, stats = 0, {}
     for batch in _batches(resource, windows, transport):
-        storage.write(asset, batch.window.day, batch.table, schema)
+        storage.write(asset, batch.day.day, batch.table, schema)
         rows += batch.table.num_rows
         shared = getattr(batch, "stats", None)  # the days of one fetch share its stats object
         if shared is not None:

@@ -18,9 +18,8 @@ from completions_assets.http.pacing import Clock, ManualClock, Pacer, RateLimit
 from completions_assets.http.redaction import Redactor
 from completions_assets.http.session import HttpSession
 from completions_assets.partitions import DayWindow, day_windows
-from completions_assets.providers.bindbee import BindbeeClient, BindbeeResource
-from completions_assets.providers.nexudus.client import NexudusClient, NexudusResource
-from completions_assets.providers.resource import ProviderResource
+from completions_assets.providers.client import ProviderClient
+from completions_assets.providers.resource import BindbeeResource, NexudusResource, ProviderResource
 from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, start_sandbox
 
 Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
@@ -207,7 +206,7 @@ def update_faults(sandbox: Sandbox, faults: Mapping[str, ProviderFaults]) -> Non
     sandbox.update(bindbee=faults.get("bindbee"), nexudus=faults.get("nexudus"))
 
 
-def bindbee_client(sandbox: Sandbox, *, clock: Clock | None = None, **options: Any) -> BindbeeClient:
+def bindbee_client(sandbox: Sandbox, *, clock: Clock | None = None, **options: Any) -> ProviderClient:
     resource = BindbeeResource(
         base_url=sandbox.base_url,
         api_key=sandbox.credentials["BINDBEE_API_KEY"],
@@ -219,7 +218,7 @@ def bindbee_client(sandbox: Sandbox, *, clock: Clock | None = None, **options: A
 
 def nexudus_client(
     sandbox: Sandbox, *, clock: Clock | None = None, timezone: str = "UTC", static: bool = False, **options: Any
-) -> NexudusClient:
+) -> ProviderClient:
     credentials = sandbox.credentials
     auth: dict[str, Any]  # unpacked into NexudusResource next to its int and float fields
     if static:

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from completions_assets.lms.schema import LMS_SCHEMA
 from completions_assets.providers.bindbee import BINDBEE_SCHEMA
-from completions_assets.providers.nexudus.client import NEXUDUS_SCHEMA
+from completions_assets.providers.nexudus.lessons import NEXUDUS_SCHEMA
 from completions_assets.sandbox import Sandbox
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.support import source_dir

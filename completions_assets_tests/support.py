@@ -17,9 +17,8 @@ from completions_assets.defs.members_asset import dimension_assets
 from completions_assets.local.launch import INSTANCE_CONFIG, prepare_dagster_home, sandbox_environment
 from completions_assets.partitions import daily_partitions
 from completions_assets.providers import PROVIDERS
-from completions_assets.providers.bindbee import BindbeeResource
-from completions_assets.providers.declaration import Provider
-from completions_assets.providers.nexudus.client import NexudusResource
+from completions_assets.providers.provider import Provider
+from completions_assets.providers.resource import BindbeeResource, NexudusResource
 from completions_assets.sandbox import SandboxConfig
 from completions_assets.sandbox.app import LoggedRequest
 from completions_assets.sandbox.config import DEFAULT_CREDENTIALS

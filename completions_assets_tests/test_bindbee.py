@@ -11,14 +11,15 @@ import pytest
 from completions_assets.http.errors import PaginationLoopError, PayloadError
 from completions_assets.http.pacing import ManualClock
 from completions_assets.providers.bindbee import (
+    BINDBEE,
     BINDBEE_SCHEMA,
-    BindbeeClient,
-    BindbeeResource,
+    BindbeeSettings,
     parse_completions,
-    sweep_params,
 )
+from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.records import RecordLocator
 from completions_assets.providers.relations import expand_value
+from completions_assets.providers.resource import BindbeeResource
 from completions_assets.sandbox import Sandbox
 from completions_assets_tests.clients_support import (
     Oracle,
@@ -43,7 +44,8 @@ def sandbox() -> Iterator[Sandbox]:
 
 def test_filter_bounds_are_inclusive_to_the_microsecond() -> None:
     start = dt.datetime(2024, 1, 1, 5, tzinfo=UTC)
-    params = sweep_params(start, start + dt.timedelta(days=2), 100, raw_data=False, custom_fields=True)
+    settings = BindbeeSettings(page_size=100, include_custom_fields=True, expand_relations=False)
+    params = BINDBEE.window_query(settings, start, start + dt.timedelta(days=2))
     assert params == {
         "page_size": "100",
         "completed_at_from": "2024-01-01T05:00:00.000000Z",
@@ -56,8 +58,9 @@ def test_expand_asks_for_the_name_fields_only_and_email_only_on_request() -> Non
     assert expand_value(include_email=False) == "user[first_name,last_name],course[name],content[title]"
     assert expand_value(include_email=True) == ("user[first_name,last_name,email_address],course[name],content[title]")
     start = dt.datetime(2024, 1, 1, tzinfo=UTC)
-    params = sweep_params(start, start + dt.timedelta(days=1), 50, raw_data=False, custom_fields=False, expand="user")
-    assert params["expand"] == "user"
+    params = BINDBEE.window_query(BindbeeSettings(include_email=True), start, start + dt.timedelta(days=1))
+    assert params["expand"] == expand_value(include_email=True)
+    assert "expand" not in BINDBEE.window_query(BindbeeSettings(expand_relations=False), start, start)
 
 
 def test_relations_parse_as_ids_or_objects_and_keep_the_id_either_way() -> None:
@@ -146,12 +149,12 @@ def _page(items: list[dict[str, Any]], cursor: str | None) -> dict[str, Any]:
     return {"cursor": cursor, "page_size": len(items), "items": items}
 
 
-def _mock_client(script: Script, **options: Any) -> BindbeeClient:
+def _mock_client(script: Script, **options: Any) -> ProviderClient:
     resource = BindbeeResource(api_key="k" * 8, connector_token="t" * 8, **fast_settings("bindbee", **options))
-    return BindbeeClient(resource, clock=ManualClock(), transport=script.transport())
+    return resource.create_client(clock=ManualClock(), transport=script.transport())
 
 
-def _fetch(client: BindbeeClient) -> list[Any]:
+def _fetch(client: ProviderClient) -> list[Any]:
     return list(client.fetch_days(windows("2025-08-01", "2025-08-01")))
 
 
@@ -228,7 +231,7 @@ def test_rate_limit_headers_pause_the_client_until_reset() -> None:
     resource = BindbeeResource(
         api_key="k" * 8, connector_token="t" * 8, **fast_settings("bindbee", requests_per_minute=200)
     )
-    client = BindbeeClient(resource, clock=clock, transport=script.transport())
+    client = resource.create_client(clock=clock, transport=script.transport())
     batch = _fetch(client)[0]
     assert clock.sleeps == [pytest.approx(30.0, abs=1.0)]
     assert batch.stats.rate_wait_seconds == pytest.approx(30.0, abs=1.0)
@@ -254,11 +257,11 @@ def test_page_size_above_the_maximum_is_refused() -> None:
 def test_every_record_of_the_range_and_nothing_else(sandbox: Sandbox, first: str, last: str, zone: str) -> None:
     with bindbee_client(sandbox) as client:
         batches = list(client.fetch_days(windows(first, last, zone)))
-    assert [b.window for b in batches] == windows(first, last, zone)
+    assert [b.day for b in batches] == windows(first, last, zone)
     oracle = Oracle(sandbox, "bindbee")
     for batch in batches:
         assert batch.table.schema == BINDBEE_SCHEMA
-        assert batch.table.to_pylist() == oracle.rows_in(batch.window.start, batch.window.end)
+        assert batch.table.to_pylist() == oracle.rows_in(batch.day.start, batch.day.end)
     if zone == "UTC":  # the day edges really are exercised
         seconds = {seconds_into_day(t) for b in batches for t in b.table["completed_at"].to_pylist()}
         assert 0.0 in seconds and 86399.999 in seconds
@@ -272,7 +275,7 @@ def seconds_into_day(moment: dt.datetime) -> float:
 def test_a_record_exactly_at_midnight_belongs_to_the_next_day_only(sandbox: Sandbox) -> None:
     with bindbee_client(sandbox) as client:
         first, second = client.fetch_days(windows("2024-01-04", "2024-01-05"))
-    midnight = second.window.start
+    midnight = second.day.start
     assert midnight not in first.table["completed_at"].to_pylist()
     assert midnight in second.table["completed_at"].to_pylist()
 

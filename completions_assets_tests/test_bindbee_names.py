@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from completions_assets.providers.bindbee import BINDBEE, BindbeeResource
+from completions_assets.providers.bindbee import BINDBEE
+from completions_assets.providers.resource import BindbeeResource
 from completions_assets.sandbox import Sandbox, connection_credentials
 from completions_assets_tests.clients_support import (
     NAME_FIELDS,

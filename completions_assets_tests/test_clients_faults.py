@@ -113,7 +113,7 @@ def test_recovered_with_exact_data(
     finally:
         _with_faults(sandbox, provider, F())
     for batch in batches:
-        assert batch.table.to_pylist() == oracles[provider].rows_in(batch.window.start, batch.window.end)
+        assert batch.table.to_pylist() == oracles[provider].rows_in(batch.day.start, batch.day.end)
     assert (batches[0].stats.retries > 0) == retried
     assert len(clock.sleeps) == batches[0].stats.retries  # every retry slept, on the injected clock only
     if faults.fail_status in (409, 429) and faults.retry_after == "1":

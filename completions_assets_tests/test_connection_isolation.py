@@ -17,6 +17,7 @@ from completions_assets.keys import LMS
 from completions_assets.local.run_report import check_results
 from completions_assets.partitions import daily_partitions
 from completions_assets.providers import PROVIDERS
+from completions_assets.providers.resource import resource_type
 from completions_assets.sandbox import Sandbox
 from completions_assets.sandbox.config import DEFAULT_CREDENTIALS
 from completions_assets.settings import Settings
@@ -64,7 +65,7 @@ def tick(instance: dg.DagsterInstance, previous=None):
 def run(sandbox: Sandbox, root: Path, instance: dg.DagsterInstance, selection=None) -> dg.ExecuteInProcessResult:
     resources: dict[str, object] = {"storage": ParquetStorage(root=str(root))}
     for provider in dict.fromkeys(c.provider for c in CONNECTIONS):  # as build_resources makes them, at the sandbox
-        resources[provider.name] = provider.resource_type(base_url=sandbox.base_url, **FAST)
+        resources[provider.name] = resource_type(provider)(base_url=sandbox.base_url, **FAST)
     tags = {"dagster/asset_partition_range_start": FIRST, "dagster/asset_partition_range_end": LAST}
     return dg.materialize(
         assets(), resources=resources, instance=instance, tags=tags, selection=selection, raise_on_error=False

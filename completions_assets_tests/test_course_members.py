@@ -42,7 +42,7 @@ def test_the_snapshot_is_every_enrolment_paged_and_paced() -> None:
     with running_sandbox(days=2, rate_limits=True, nexudus_member_removed=True) as sb:
         # Real pacing (one request per 100 ms) under the sandbox's enforced limits: no 409.
         paced: dict[str, Any] = {"page_size": 40, "min_interval_ms": 100, "requests_per_minute": 120}
-        with nexudus_client(sb, clock=SystemClock(), static=True, **paced) as client:
+        with nexudus_client(sb, clock=SystemClock(), **paced) as client:
             snapshot = fetch_members(client)
         assert snapshot.table.schema == MEMBERS_SCHEMA
         assert snapshot.table.to_pylist() == truth(sb)

@@ -16,8 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from completions_assets.providers.bindbee import BindbeeResource
-from completions_assets.providers.nexudus import NexudusResource
+from completions_assets.providers.resource import BindbeeResource, NexudusResource
 from completions_assets.sandbox import Sandbox, SandboxConfig, start_sandbox
 from completions_assets_tests.clients_support import windows
 
@@ -51,7 +50,7 @@ def arrivals(sandbox: Sandbox, provider: str) -> list[float]:
 
 def fetch_all(resource: BindbeeResource | NexudusResource, first: str, last: str) -> dict[dt.date, int]:
     with resource.create_client() as client:
-        return {batch.window.day: batch.table.num_rows for batch in client.fetch_days(windows(first, last))}
+        return {batch.day.day: batch.table.num_rows for batch in client.fetch_days(windows(first, last))}
 
 
 def assert_within_limits(sandbox: Sandbox, provider: str, rows: dict[dt.date, int]) -> None:

@@ -14,25 +14,26 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pyarrow as pa
 import pytest
 
 from completions_assets.http.errors import ProviderError
 from completions_assets.partitions import DayWindow
-from completions_assets.providers.bindbee import BINDBEE_SCHEMA, BindbeeResource
+from completions_assets.providers.bindbee import BINDBEE_SCHEMA
 from completions_assets.providers.client import ProviderClient
-from completions_assets.providers.nexudus.client import NexudusResource
-from completions_assets.providers.planning import RecordBudget, Span, WindowPlanner, WindowTurn
-from completions_assets.providers.spill import SpilledRows, WindowRows
-from completions_assets.providers.sweeps import (
+from completions_assets.providers.planning import RecordBudget, Window, WindowPlanner, WindowTicket
+from completions_assets.providers.ranges import (
     DayAssembler,
     DayBatch,
     FetchStats,
-    SweepResult,
     WindowReport,
+    WindowResult,
     check_contiguous,
-    run_windows,
+    walk_windows,
 )
+from completions_assets.providers.resource import BindbeeResource, NexudusResource
+from completions_assets.providers.spill import SpilledRows, WindowRows
 from completions_assets.sandbox import ProviderFaults, Sandbox
 from completions_assets.settings import ConfigurationError
 from completions_assets_tests.clients_support import (
@@ -63,7 +64,7 @@ def _table(rows: list[tuple[str, dt.datetime]]) -> pa.Table:
 NO_ROWS = SpilledRows(None, 0, BINDBEE_SCHEMA)
 
 
-def _spilled(table: pa.Table, span: Span, directory: Path) -> SpilledRows:
+def _spilled(table: pa.Table, span: Window, directory: Path) -> SpilledRows:
     path = directory / f"{span.start:%Y%m%dT%H}.arrow"
     with WindowRows(
         path, span, BINDBEE_SCHEMA, id_column="id", event_column="completed_at", give=lambda n: None
@@ -85,12 +86,12 @@ def test_days_are_cut_half_open_and_sorted_by_time_then_id(tmp_path: Path) -> No
     days = DayAssembler(windows("2024-01-01", "2024-01-03"), "completed_at", "id")
     stats = FetchStats(0, 0, 0, 0.0, None)
     # The first window ends an hour into the third day: it completes two days and keeps "late".
-    span = Span(JAN_2 - dt.timedelta(days=1), JAN_2 + dt.timedelta(days=1, hours=1))
+    span = Window(JAN_2 - dt.timedelta(days=1), JAN_2 + dt.timedelta(days=1, hours=1))
     first, second = days.add(span, _spilled(_table(rows), span, tmp_path), stats)
     assert first.table["id"].to_pylist() == ["a", "b", "c", "c"]  # duplicates as served
     assert second.table["id"].to_pylist() == ["z"]  # exactly at midnight: the next day only
     assert first.table.schema == second.table.schema == BINDBEE_SCHEMA
-    (third,) = days.add(Span(JAN_2 + dt.timedelta(days=1, hours=1), JAN_2 + dt.timedelta(days=2)), NO_ROWS, stats)
+    (third,) = days.add(Window(JAN_2 + dt.timedelta(days=1, hours=1), JAN_2 + dt.timedelta(days=2)), NO_ROWS, stats)
     assert third.table["id"].to_pylist() == ["late"]  # after the last complete day: left for the next window
     assert list(tmp_path.iterdir()) == []  # every window's file is gone once its days are handed on
 
@@ -114,14 +115,14 @@ DAY = dt.timedelta(days=1)
 
 
 def _planner(days: int = 30, **options: Any) -> WindowPlanner:
-    settings: dict[str, Any] = {"target_records": 10_000, "max_span": 8 * DAY} | options
+    settings: dict[str, Any] = {"target_records": 10_000, "max_length": 8 * DAY} | options
     return WindowPlanner(START, START + days * DAY, **settings)
 
 
 def test_a_window_holds_about_its_target_at_the_density_seen() -> None:
     planner = _planner()
     first = planner.next()
-    assert first == Span(START, START + DAY)  # nothing known yet
+    assert first == Window(START, START + DAY)  # nothing known yet
     planner.observe(40_000, DAY.total_seconds())  # dense: 40,000 a day
     dense = planner.next()
     assert dense is not None and dense.end - dense.start == dt.timedelta(hours=6)
@@ -131,25 +132,25 @@ def test_a_window_holds_about_its_target_at_the_density_seen() -> None:
 
 
 def test_windows_tile_the_range_without_a_sliver_at_the_end() -> None:
-    planner = _planner(days=2, first_span=dt.timedelta(hours=47, minutes=50))
+    planner = _planner(days=2, first_length=dt.timedelta(hours=47, minutes=50))
     spans = [planner.next(), planner.next()]
-    assert spans == [Span(START, START + 2 * DAY), None]
+    assert spans == [Window(START, START + 2 * DAY), None]
 
 
-def _empty(span: Span, turn: WindowTurn) -> SweepResult:
+def _empty(span: Window, turn: WindowTicket) -> WindowResult:
     turn.planner.observe(0, span.seconds)
-    return SweepResult(NO_ROWS, FetchStats(1, 1, 0, 0.0, None))
+    return WindowResult(NO_ROWS, FetchStats(1, 1, 0, 0.0, None))
 
 
 def _daily(days: int) -> WindowPlanner:
-    return _planner(days=days, max_span=DAY)
+    return _planner(days=days, max_length=DAY)
 
 
 def test_windows_run_concurrently_yield_in_order_and_stay_bounded() -> None:
     running, peak, started = 0, 0, []
     lock = threading.Lock()
 
-    def fetch(span: Span, turn: WindowTurn) -> SweepResult:
+    def fetch(span: Window, turn: WindowTicket) -> WindowResult:
         nonlocal running, peak
         with lock:
             running += 1
@@ -161,7 +162,7 @@ def test_windows_run_concurrently_yield_in_order_and_stay_bounded() -> None:
         return _empty(span, turn)
 
     consumed = []
-    for span, _ in run_windows(fetch, _daily(12), RecordBudget(10**9), 3, "acme"):
+    for span, _ in walk_windows(fetch, _daily(12), RecordBudget(10**9), 3, "acme"):
         consumed.append(span.start)
         assert len(started) <= len(consumed) + 3  # never more than 3 windows ahead of the consumer
     assert consumed == [START + i * DAY for i in range(12)]
@@ -171,7 +172,7 @@ def test_windows_run_concurrently_yield_in_order_and_stay_bounded() -> None:
 def test_a_failed_window_raises_in_order_and_stops_the_others() -> None:
     stopped = []
 
-    def fetch(span: Span, turn: WindowTurn) -> SweepResult:
+    def fetch(span: Window, turn: WindowTicket) -> WindowResult:
         if span.start.day == 2:
             raise RuntimeError("window 2 failed")
         if span.start.day > 2:
@@ -180,7 +181,7 @@ def test_a_failed_window_raises_in_order_and_stops_the_others() -> None:
             time.sleep(0.05)  # the walks after it start once it has shown the density
         return _empty(span, turn)
 
-    results = run_windows(fetch, _daily(6), RecordBudget(10**9), 4, "acme")
+    results = walk_windows(fetch, _daily(6), RecordBudget(10**9), 4, "acme")
     assert next(results)[0].start == START
     with pytest.raises(RuntimeError, match="window 2 failed"):
         next(results)
@@ -204,15 +205,15 @@ def test_the_next_window_waits_for_the_budget_while_the_last_ones_days_are_writt
     budget = RecordBudget(100)
     first_took, second_took = threading.Event(), threading.Event()
 
-    def fetch(span: Span, turn: WindowTurn) -> SweepResult:
+    def fetch(span: Window, turn: WindowTicket) -> WindowResult:
         if turn.index == 1:
             assert first_took.wait(5)
         turn.take(100)  # each window fills the budget by itself
         (first_took if turn.index == 0 else second_took).set()
         turn.planner.observe(100, span.seconds)
-        return SweepResult(NO_ROWS, FetchStats(1, 1, 0, 0.0, None))
+        return WindowResult(NO_ROWS, FetchStats(1, 1, 0, 0.0, None))
 
-    with contextlib.closing(run_windows(fetch, _daily(3), budget, 2, "acme")) as results:
+    with contextlib.closing(walk_windows(fetch, _daily(3), budget, 2, "acme")) as results:
         next(results)  # window 0 is handed on; its days are being written
         assert not second_took.wait(0.2), "window 1 passed the budget while window 0's days were held"
         budget.give(60)  # some of window 0's days are written: not room enough for window 1's page
@@ -414,6 +415,19 @@ def test_secrets_named_in_secret_env_are_read_when_the_client_is_built(small_san
     assert len(list(resource.fetch_days(windows("2024-01-02", "2024-01-02")))) == 1
 
 
+@pytest.mark.parametrize(
+    ("resource", "message"),
+    [
+        (BindbeeResource(connector_token="t"), "bindbee: set api_key and connector_token"),
+        (NexudusResource(username="u"), "nexudus: set access_token, or username and password"),
+        (NexudusResource(password="p"), "nexudus: set access_token, or username and password"),
+    ],
+)
+def test_a_client_without_a_whole_credential_set_is_refused_before_any_request(resource, message) -> None:
+    with pytest.raises(ConfigurationError, match=f"^{message}$"):
+        resource.create_client(transport=httpx.MockTransport(lambda request: pytest.fail("no request expected")))
+
+
 def test_resource_defaults_are_the_documented_ones() -> None:
     bindbee = BindbeeResource(api_key="k", connector_token="t")
     nexudus = NexudusResource(access_token="t")
@@ -425,3 +439,13 @@ def test_resource_defaults_are_the_documented_ones() -> None:
     )
     assert (nexudus.min_interval_ms, nexudus.requests_per_minute, nexudus.requests_per_hour) == (100, 120, 5000)
     assert (bindbee.max_window_days, bindbee.max_concurrent_requests, bindbee.max_attempts) == (8, 8, 5)
+
+
+def test_the_clients_and_the_provider_declarations_import_no_dagster() -> None:
+    # Imports run http <- provider data <- client <- resource: only resource.py meets Dagster.
+    code = (
+        "import sys, completions_assets.providers.client, completions_assets.providers.nexudus.audit, "
+        "completions_assets.providers.nexudus.members; print(sorted(m for m in sys.modules if m.startswith('dagster')))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert found == "[]"

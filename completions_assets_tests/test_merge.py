@@ -9,7 +9,7 @@ from completions_assets.lms.merge import merge_day
 from completions_assets.lms.schema import LMS_SCHEMA
 from completions_assets.providers.bindbee import BINDBEE, BINDBEE_SCHEMA
 from completions_assets.providers.nexudus import NEXUDUS
-from completions_assets.providers.nexudus.client import NEXUDUS_SCHEMA
+from completions_assets.providers.nexudus.lessons import NEXUDUS_SCHEMA
 from completions_assets.providers.nexudus.members import MEMBERS_SCHEMA
 
 pytestmark = pytest.mark.unit

@@ -13,15 +13,16 @@ import pytest
 
 from completions_assets.http.errors import AuthenticationError, PaginationLoopError, PayloadError, RateLimitError
 from completions_assets.http.pacing import ManualClock, SystemClock
-from completions_assets.providers.nexudus.client import (
+from completions_assets.providers.client import ProviderClient
+from completions_assets.providers.nexudus.lessons import (
+    NEXUDUS,
     NEXUDUS_SCHEMA,
-    NexudusClient,
-    NexudusResource,
+    NexudusSettings,
     parse_lessons,
-    request_window,
     source_key,
 )
 from completions_assets.providers.records import RecordLocator
+from completions_assets.providers.resource import NexudusResource
 from completions_assets.sandbox import Sandbox
 from completions_assets.sandbox.config import ProviderFaults
 from completions_assets_tests.clients_support import (
@@ -65,7 +66,8 @@ def test_filters_are_widened_floored_and_ceiled_to_minutes(
     start: str, end: str, margin: int, expected: tuple[str, str]
 ) -> None:
     bounds = (dt.datetime.fromisoformat(start).replace(tzinfo=UTC), dt.datetime.fromisoformat(end).replace(tzinfo=UTC))
-    assert request_window(*bounds, margin) == expected
+    params = NEXUDUS.window_query(NexudusSettings(margin_minutes=margin), *bounds)
+    assert (params["from_CourseCompletedLesson_CreatedOn"], params["to_CourseCompletedLesson_CreatedOn"]) == expected
 
 
 RECORD = {
@@ -129,13 +131,13 @@ def _page(page: int, ids: list[int], *, has_next: bool, total: int = 4, **meta: 
 TOKEN = json_reply(200, {"access_token": "tok-1", "token_type": "bearer", "expires_in": 3600, "refresh_token": "ref-1"})
 
 
-def _client(script: Script, **auth: Any) -> NexudusClient:
+def _client(script: Script, **auth: Any) -> ProviderClient:
     credentials = auth or {"username": "user@example.com", "password": "pw-123456"}
     resource = NexudusResource(**fast_settings("nexudus", page_size=2), **credentials)
-    return NexudusClient(resource, clock=ManualClock(), transport=script.transport())
+    return resource.create_client(clock=ManualClock(), transport=script.transport())
 
 
-def _fetch(client: NexudusClient) -> list[Any]:
+def _fetch(client: ProviderClient) -> list[Any]:
     return list(client.fetch_days(windows("2025-01-10", "2025-01-10")))
 
 
@@ -181,7 +183,7 @@ def test_rows_served_out_of_order_are_reported_and_sorted(caplog: pytest.LogCapt
     )
     with caplog.at_level(logging.WARNING):
         (batch,) = _fetch(_client(script))
-    assert "not served in CreatedOn order" in caplog.text
+    assert "not served in created_on order" in caplog.text
     assert batch.table["id"].to_pylist() == [3, 4, 1, 2]  # sorted by CreatedOn
 
 
@@ -278,11 +280,11 @@ def test_every_record_of_the_range_and_nothing_else(
 ) -> None:
     with nexudus_client(sandbox, static=static) as client:
         batches = list(client.fetch_days(windows(first, last, zone)))
-    assert [b.window for b in batches] == windows(first, last, zone)
+    assert [b.day for b in batches] == windows(first, last, zone)
     oracle = Oracle(sandbox, "nexudus")
     for batch in batches:
         assert batch.table.schema == NEXUDUS_SCHEMA
-        assert batch.table.to_pylist() == oracle.rows_in(batch.window.start, batch.window.end)
+        assert batch.table.to_pylist() == oracle.rows_in(batch.day.start, batch.day.end)
         assert all(w.total_items == w.distinct_fetched for w in batch.stats.windows)
 
 
@@ -296,7 +298,7 @@ def test_a_filter_zone_other_than_utc_loses_nothing(filter_tz: str, naive: bool,
             batches = list(client.fetch_days(windows("2024-01-01", "2024-01-10", zone)))
         oracle = Oracle(sandbox, "nexudus", filter_tz if naive else "UTC")
         for batch in batches:
-            assert batch.table.to_pylist() == oracle.rows_in(batch.window.start, batch.window.end)
+            assert batch.table.to_pylist() == oracle.rows_in(batch.day.start, batch.day.end)
 
 
 def test_a_range_costs_one_request_per_page_of_each_widened_window(sandbox: Sandbox) -> None:
@@ -317,7 +319,7 @@ def test_an_expired_token_is_renewed_mid_walk() -> None:
         with nexudus_client(sandbox, max_concurrent_requests=1) as client:  # one page after another
             (batch,) = client.fetch_days(windows("2024-01-05", "2024-01-05"))
             assert client.token_auth.grants >= 2
-        assert batch.table.to_pylist() == Oracle(sandbox, "nexudus").rows_in(batch.window.start, batch.window.end)
+        assert batch.table.to_pylist() == Oracle(sandbox, "nexudus").rows_in(batch.day.start, batch.day.end)
         assert sandbox.stats()["nexudus"]["statuses"].get("401", 0) == client.token_auth.grants - 1
 
 
@@ -326,7 +328,7 @@ def test_pacing_keeps_a_rate_limited_fetch_free_of_409() -> None:
         token = sandbox.credentials["NEXUDUS_ACCESS_TOKEN"]
         # Default pacing; 8 pages at under 10 per second.
         resource = NexudusResource(base_url=sandbox.base_url, access_token=token, page_size=40)
-        with NexudusClient(resource, clock=SystemClock()) as client:
+        with resource.create_client(clock=SystemClock()) as client:
             (batch,) = client.fetch_days(windows("2024-01-05", "2024-01-05"))
         statuses = sandbox.stats()["nexudus"]["statuses"]
         assert set(statuses) == {"200"} and statuses["200"] == batch.stats.requests >= 8

@@ -9,7 +9,7 @@ for a request and refused on its first use is a real refusal.
 import pytest
 
 from completions_assets.http.errors import AuthenticationError
-from completions_assets.providers.nexudus.client import NEXUDUS_SCHEMA
+from completions_assets.providers.nexudus.lessons import NEXUDUS_SCHEMA
 from completions_assets_tests.clients_support import Oracle, nexudus_client, running_sandbox, windows
 
 pytestmark = pytest.mark.integration
@@ -26,10 +26,10 @@ def test_tokens_running_out_under_concurrent_pages_lose_nothing(concurrent: int,
             batches = list(client.fetch_days(RANGE))
             grants = client.token_auth.grants
         oracle = Oracle(sandbox, "nexudus")  # checks itself against the sandbox's ground truth
-        assert [b.window for b in batches] == RANGE
+        assert [b.day for b in batches] == RANGE
         for batch in batches:
             assert batch.table.schema == NEXUDUS_SCHEMA
-            assert batch.table.to_pylist() == oracle.rows_in(batch.window.start, batch.window.end)
+            assert batch.table.to_pylist() == oracle.rows_in(batch.day.start, batch.day.end)
         stats = sandbox.stats()
         pages = stats["nexudus"]["statuses"]["200"]
         assert pages > 100 and grants >= pages / uses  # the tokens did run out, again and again

@@ -10,8 +10,8 @@ import pytest
 
 from completions_assets.http.errors import ProviderError
 from completions_assets.http.pacing import ManualClock
-from completions_assets.providers.bindbee import BindbeeClient, BindbeeResource
-from completions_assets.providers.nexudus.client import NexudusClient, NexudusResource
+from completions_assets.providers.client import ProviderClient
+from completions_assets.providers.resource import BindbeeResource, NexudusResource
 from completions_assets.sandbox import Sandbox
 from completions_assets.sandbox.config import ProviderFaults
 from completions_assets_tests.clients_support import fast_settings, running_sandbox, windows
@@ -46,21 +46,21 @@ def _bindbee(
     sandbox: Sandbox,
     api_key: str = SECRETS["BINDBEE_API_KEY"],
     connector_token: str = SECRETS["BINDBEE_CONNECTOR_TOKEN"],
-) -> BindbeeClient:
+) -> ProviderClient:
     resource = BindbeeResource(
         base_url=sandbox.base_url, api_key=api_key, connector_token=connector_token, **fast_settings("bindbee")
     )
-    return BindbeeClient(resource, clock=ManualClock())
+    return resource.create_client(clock=ManualClock())
 
 
-def _nexudus(sandbox: Sandbox, **auth: str) -> NexudusClient:
+def _nexudus(sandbox: Sandbox, **auth: str) -> ProviderClient:
     # Any: unpacked into NexudusResource next to its int and float fields.
     credentials: dict[str, Any] = auth or {
         "username": SECRETS["NEXUDUS_USERNAME"],
         "password": SECRETS["NEXUDUS_PASSWORD"],
     }
-    return NexudusClient(
-        NexudusResource(base_url=sandbox.base_url, **fast_settings("nexudus"), **credentials), clock=ManualClock()
+    return NexudusResource(base_url=sandbox.base_url, **fast_settings("nexudus"), **credentials).create_client(
+        clock=ManualClock()
     )
 
 

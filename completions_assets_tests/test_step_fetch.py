@@ -15,7 +15,7 @@ from completions_assets.connections import Connection, parse_connections
 from completions_assets.local.launch import sandbox_environment
 from completions_assets.providers import PROVIDERS
 from completions_assets.providers.planning import StepRecords
-from completions_assets.providers.resource import ProviderResource
+from completions_assets.providers.resource import ProviderResource, resource_type
 from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, start_sandbox
 from completions_assets.sandbox.config import credential_name
 from completions_assets.steps.fetching import StepFetch, fetch_connections
@@ -51,7 +51,7 @@ def _step(
         for name, value in sandbox_environment(sb.base_url, {}, connections).items():
             monkeypatch.setenv(name, value)
         resources = [
-            (c, c.provider.resource_type(base_url=sb.base_url, secret_env=dict(c.secrets), **PACING_OFF))
+            (c, resource_type(c.provider)(base_url=sb.base_url, secret_env=dict(c.secrets), **PACING_OFF))
             for c in connections
         ]
         step = StepFetch(

@@ -6,27 +6,24 @@ import datetime as dt
 import json
 import threading
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import dagster as dg
-import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from pydantic import Field
 
-from completions_assets.http.pacing import Clock
 from completions_assets.http.pagination import CursorPaginator
 from completions_assets.local.run_report import check_results
 from completions_assets.providers import PROVIDERS
 from completions_assets.providers.checks import CheckOutcome, ProviderCheck
-from completions_assets.providers.client import ProviderClient
-from completions_assets.providers.declaration import Provider
+from completions_assets.providers.provider import FetchSettings, Provider, TimeFilter
+from completions_assets.providers.ranges import DayBatch
 from completions_assets.providers.records import UTC_TIMESTAMP, RecordLocator, column, timestamps
 from completions_assets.providers.resource import ProviderResource
-from completions_assets.providers.sweeps import DayBatch
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.support import materialize_range, resources
 
@@ -89,44 +86,25 @@ TOY_SCHEMA = pa.schema(
 )
 
 
-class ToyClient(ProviderClient):
-    settings: "ToyResource"
+def parse_toy(records: list[dict[str, Any]], locator: RecordLocator, settings: "ToySettings") -> pa.Table:
+    def values(key: str) -> list[Any]:
+        return [record.get(key) for record in records]
 
-    def __init__(self, settings: "ToyResource", **options: Any) -> None:
-        super().__init__(TOY, settings, **options)
-
-    def secrets(self) -> Sequence[str | None]:
-        return (self.settings.token,)
-
-    def headers(self) -> dict[str, str]:
-        return {"X-Toy-Token": self.settings.token}
-
-    def sweep_params(self, start: dt.datetime, end: dt.datetime) -> dict[str, str]:
-        last = end - dt.timedelta(microseconds=1)
-        return {"from": start.isoformat(), "to": last.isoformat(), "limit": str(self.settings.page_size)}
-
-    def parse(self, records: list[dict[str, Any]], locator: RecordLocator) -> pa.Table:
-        def values(key: str) -> list[Any]:
-            return [record.get(key) for record in records]
-
-        return pa.Table.from_arrays(
-            [
-                column(values("ref"), pa.string(), "ref", locator, required=True),
-                column(values("learner"), pa.string(), "learner", locator),
-                timestamps(values("finished"), "finished", locator, naive_tz="UTC", required=True),
-                timestamps(values("changed"), "changed", locator, naive_tz="UTC"),
-            ],
-            schema=TOY_SCHEMA,
-        )
+    return pa.Table.from_arrays(
+        [
+            column(values("ref"), pa.string(), "ref", locator, required=True),
+            column(values("learner"), pa.string(), "learner", locator),
+            timestamps(values("finished"), "finished", locator, naive_tz="UTC", required=True),
+            timestamps(values("changed"), "changed", locator, naive_tz="UTC"),
+        ],
+        schema=TOY_SCHEMA,
+    )
 
 
-class ToyResource(ProviderResource):
+class ToySettings(FetchSettings):
     base_url: str = Field(description="Toy API base URL.")
-    token: str = Field(description="Sent as X-Toy-Token.")
+    token: str | None = Field(default=None, description="Sent as X-Toy-Token.")
     page_size: int = Field(default=2, ge=1)
-
-    def create_client(self, *, clock: Clock | None = None, transport: httpx.BaseTransport | None = None) -> ToyClient:
-        return ToyClient(self, clock=clock, transport=transport)
 
 
 def _every_row_has_a_learner(batch: DayBatch, id_column: str) -> CheckOutcome:
@@ -137,21 +115,28 @@ def _every_row_has_a_learner(batch: DayBatch, id_column: str) -> CheckOutcome:
 TOY = Provider(
     name="toy",
     description="Toy completions of the day.",
+    settings=ToySettings,
     path="/v2/finished",
     paginator=CursorPaginator,
+    time_filter=TimeFilter("from", "to", "%Y-%m-%dT%H:%M:%S.%fZ", dt.timedelta(microseconds=1), end_inclusive=True),
+    query=lambda settings: {"limit": str(settings.page_size)},
     schema=TOY_SCHEMA,
+    parse=parse_toy,
     documented_fields=frozenset(TOY_SCHEMA.names),
     id_column="ref",
     event_column="finished",
     version_column="changed",
-    throttle_statuses=(429,),
     lms_columns={"completion_id": "ref", "user_id": "learner", "completed_at": "finished", "modified_at": "changed"},
     checks=(ProviderCheck("every_row_has_a_learner", "No toy row lacks its learner.", _every_row_has_a_learner),),
-    resource_type=ToyResource,
     base_url_env="TOY_BASE_URL",
     secret_env={"token": "TOY_TOKEN"},
     credential_sets=(("token",),),
+    headers={"X-Toy-Token": "{token}"},
 )
+
+
+class ToyResource(ToySettings, ProviderResource):
+    provider = TOY
 
 
 @pytest.fixture()

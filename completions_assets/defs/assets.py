@@ -16,8 +16,8 @@ from pydantic import Field
 from completions_assets.connections import Connection
 from completions_assets.defs.lms_asset import lms_asset, lms_checks
 from completions_assets.keys import ALL_CONNECTIONS_PRESENT, GROUP, connection_key
-from completions_assets.providers.declaration import Provider
 from completions_assets.providers.planning import StepRecords
+from completions_assets.providers.provider import Provider
 from completions_assets.settings import load_settings
 from completions_assets.steps.fetching import ConnectionFetch, StepFetch, fetch_connections, selected_connections
 from completions_assets.steps.removals import RemovalGuard, check_spec, removals_allowed_by

@@ -31,8 +31,8 @@ from completions_assets.lms.checks import LMS_CHECKS
 from completions_assets.lms.schema import LMS_KEY, LMS_SCHEMA
 from completions_assets.partitions import day_window
 from completions_assets.providers.client import ProviderClient
-from completions_assets.providers.declaration import Provider
 from completions_assets.providers.planning import StepRecords
+from completions_assets.providers.provider import Provider
 from completions_assets.settings import Settings, load_settings
 from completions_assets.steps.audit import AuditOutcome, audit_connection
 from completions_assets.steps.fetching import StepFetch, each_connection

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from completions_assets.connections import Connection
-from completions_assets.providers.declaration import Provider
-from completions_assets.providers.resource import ProviderResource
+from completions_assets.providers.provider import Provider
+from completions_assets.providers.resource import ProviderResource, resource_type
 from completions_assets.settings import Settings, check_base_url
 from completions_assets.storage import ParquetStorage
 
@@ -26,10 +26,10 @@ def provider_resource(
     provider: Provider, settings: Settings, environ: Mapping[str, str] = os.environ
 ) -> ProviderResource:
     """The settings every connection of `provider` starts from."""
-    base_url = environ.get(provider.base_url_env) or provider.resource_type.model_fields["base_url"].default
+    base_url = environ.get(provider.base_url_env) or provider.settings.model_fields["base_url"].default
     check_base_url(base_url, name=provider.base_url_env)
     fields: dict[str, Any] = dict(provider.resource_defaults(settings)) if provider.resource_defaults else {}
-    return provider.resource_type(base_url=base_url, **fields)
+    return resource_type(provider)(base_url=base_url, **fields)
 
 
 def build_resources(connections: Sequence[Connection], settings: Settings) -> dict[str, object]:

@@ -1,7 +1,7 @@
 """Clocks and the request pacer that keeps clients under a provider's rate limits.
 
 The pacer is a thread-safe sliding-window limiter over several (count, seconds)
-limits at once, shared by every sweep of a client, so concurrent sweeps
+limits at once, shared by every walk of a client, so concurrent walks
 together stay under the provider's documented limits instead of bumping into
 them. It can also be paused, when a provider says it is out of budget.
 """

@@ -7,7 +7,7 @@ a provider echoing a token back in an error body.
 """
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import httpx
 
@@ -65,10 +65,6 @@ def sanitize_url(url: httpx.URL | str) -> str:
         masked = [(k, REDACTED if is_sensitive(k) else v) for k, v in params.multi_items()]
         parsed = parsed.copy_with(params=masked)
     return str(parsed)
-
-
-def sanitize_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k: (REDACTED if is_sensitive(k) else v) for k, v in headers.items()}
 
 
 class Redactor:

@@ -41,7 +41,7 @@ def user_agent() -> str:
 
 @dataclass
 class RequestStats:
-    """Counters of one walk; a walk (or a run of its pages) runs on one thread, so no locking."""
+    """Counters of one walk; a walk (or a stretch of its pages) runs on one thread, so no locking."""
 
     requests: int = 0
     pages: int = 0

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from completions_assets.connections import Connection
 from completions_assets.lms.dedupe import keep_latest
 from completions_assets.lms.schema import LMS_KEY, LMS_SCHEMA
-from completions_assets.providers.declaration import Provider
+from completions_assets.providers.provider import Provider
 
 FILLED_BY_MERGE = ("provider", "connection", "completion_date")
 

@@ -1,20 +1,18 @@
-"""Bindbee unified LMS API: `GET /api/lms/v1/completions`, cursor-paged; its declaration, client and resource."""
+"""Bindbee unified LMS API: `GET /api/lms/v1/completions`, cursor-paged; its declaration."""
 
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from completions_assets.http.pacing import Clock, RateLimit
+from completions_assets.http.pacing import RateLimit
 from completions_assets.http.pagination import CursorPaginator
 from completions_assets.providers.checks import NO_DUPLICATE_IDS
-from completions_assets.providers.client import ProviderClient
-from completions_assets.providers.declaration import Provider
 from completions_assets.providers.durations import parse_durations
+from completions_assets.providers.provider import FetchSettings, Provider, TimeFilter
 from completions_assets.providers.records import (
     UTC_TIMESTAMP,
     RecordLocator,
@@ -25,8 +23,6 @@ from completions_assets.providers.records import (
     timestamps,
 )
 from completions_assets.providers.relations import expand_value, name_columns
-from completions_assets.providers.resource import ProviderResource
-from completions_assets.settings import ConfigurationError
 
 MAX_PAGE_SIZE = 100
 _MICROSECOND = dt.timedelta(microseconds=1)
@@ -58,32 +54,15 @@ BINDBEE_SCHEMA = pa.schema(
 RECORD_FIELDS = frozenset(BINDBEE_SCHEMA.names) - {"user_name", "user_email", "course_name", "content_title"}
 
 
-def format_filter_time(moment: dt.datetime) -> str:
-    """UTC, six fractional digits and Z: `2024-01-01T23:59:59.999999Z`."""
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def sweep_params(
-    start: dt.datetime,
-    end: dt.datetime,
-    page_size: int,
-    *,
-    raw_data: bool,
-    custom_fields: bool,
-    expand: str | None = None,
-) -> dict[str, str]:
-    """Query of a [start, end) sweep; the provider's bounds are inclusive, hence end minus 1 µs."""
-    params = {
-        "page_size": str(page_size),
-        "completed_at_from": format_filter_time(start),
-        "completed_at_to": format_filter_time(end - _MICROSECOND),
-    }
-    if raw_data:
+def _query(settings: "BindbeeSettings") -> dict[str, str]:
+    """The filter's bounds are inclusive, to the microsecond (TIME_FILTER); the rest asks for what is kept."""
+    params = {"page_size": str(settings.page_size)}
+    if settings.include_raw_data:
         params["include_raw_data"] = "true"
-    if custom_fields:
+    if settings.include_custom_fields:
         params["include_custom_fields"] = "true"
-    if expand:
-        params["expand"] = expand
+    if settings.expand_relations:
+        params["expand"] = expand_value(include_email=settings.include_email)
     return params
 
 
@@ -123,63 +102,8 @@ def parse_completions(
     return pa.Table.from_arrays([columns[name] for name in BINDBEE_SCHEMA.names], schema=BINDBEE_SCHEMA)
 
 
-class BindbeeClient(ProviderClient):
-    """Plain Bindbee client: one httpx.Client, paced per connector token. Thread-safe."""
-
-    settings: "BindbeeResource"
-
-    def __init__(self, settings: "BindbeeResource", **options: Any) -> None:
-        super().__init__(BINDBEE, settings, **options)
-
-    def check_credentials(self) -> None:
-        if not self.credentials["api_key"] or not self.credentials["connector_token"]:
-            raise ConfigurationError("bindbee: api_key and connector_token are required")
-
-    def headers(self) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {self.credentials['api_key']}",
-            "x-connector-token": self.credentials["connector_token"] or "",
-        }
-
-    def on_success(self, response: httpx.Response) -> None:
-        # Another client on the same connector token spends the same budget; with
-        # pacing turned off the headers are ignored too (429s are still retried).
-        if not self.pacer.limits:
-            return
-        try:
-            remaining = int(response.headers["X-RateLimit-Remaining"])
-            reset = float(response.headers["X-RateLimit-Reset"])
-        except (KeyError, ValueError):
-            return
-        self.pacer.observe_budget(remaining, reset, cap_s=RATE_RESET_CAP_S)
-
-    def sweep_params(self, start: dt.datetime, end: dt.datetime) -> dict[str, str]:
-        return sweep_params(
-            start,
-            end,
-            self.settings.page_size,
-            raw_data=self.settings.include_raw_data,
-            custom_fields=self.settings.include_custom_fields,
-            expand=expand_value(include_email=self.settings.include_email) if self.settings.expand_relations else None,
-        )
-
-    def parse(self, records: list[dict[str, Any]], locator: RecordLocator) -> pa.Table:
-        return parse_completions(
-            records,
-            locator,
-            raw_data=self.settings.include_raw_data,
-            custom_fields=self.settings.include_custom_fields,
-            include_email=self.settings.include_email,
-        )
-
-
-RATE_RESET_CAP_S = 120.0  # longest pause taken from X-RateLimit-Reset
-
-
-class BindbeeResource(ProviderResource):
-    """One Bindbee connection (connector token): where and how its completions are fetched.
-
-    Its secrets are read through dagster.EnvVar when a step starts."""
+class BindbeeSettings(FetchSettings):
+    """One Bindbee connection (connector token): where and how its completions are fetched."""
 
     base_url: str = Field(
         default="https://api.bindbee.dev", description="https://api.bindbee.dev or https://api-eu.bindbee.dev."
@@ -210,11 +134,6 @@ class BindbeeResource(ProviderResource):
     def rate_limits(self) -> Sequence[RateLimit]:
         return [RateLimit(self.requests_per_minute, 60.0)] if self.requests_per_minute else []
 
-    def create_client(
-        self, *, clock: Clock | None = None, transport: httpx.BaseTransport | None = None
-    ) -> BindbeeClient:
-        return BindbeeClient(self, clock=clock, transport=transport)
-
 
 def _duration_seconds(raw: pa.Table) -> pa.Array:
     return parse_durations(raw["time_duration"]).seconds
@@ -234,9 +153,19 @@ def _day_facts(raw: pa.Table) -> dict[str, int]:
 BINDBEE = Provider(
     name="bindbee",
     description="Bindbee LMS completions of the day, as the API serves them.",
+    settings=BindbeeSettings,
     path="/api/lms/v1/completions",
     paginator=CursorPaginator,
+    time_filter=TimeFilter("completed_at_from", "completed_at_to", "%Y-%m-%dT%H:%M:%S.%fZ", _MICROSECOND, True),
+    query=_query,
     schema=BINDBEE_SCHEMA,
+    parse=lambda records, locator, settings: parse_completions(
+        records,
+        locator,
+        raw_data=settings.include_raw_data,
+        custom_fields=settings.include_custom_fields,
+        include_email=settings.include_email,
+    ),
     documented_fields=RECORD_FIELDS,
     id_column="id",
     event_column="completed_at",
@@ -260,9 +189,11 @@ BINDBEE = Provider(
         "user_email": "user_email",
     },
     checks=(NO_DUPLICATE_IDS,),
-    resource_type=BindbeeResource,
     base_url_env="BINDBEE_BASE_URL",
     # One API key per organisation, one connector token per connected LMS.
+    headers={"Authorization": "Bearer {api_key}", "x-connector-token": "{connector_token}"},
+    # Another client on the same connector token spends the same budget.
+    budget_headers=("X-RateLimit-Remaining", "X-RateLimit-Reset"),
     secret_env={"api_key": "BINDBEE_API_KEY", "connector_token": "BINDBEE_CONNECTOR_TOKEN"},
     credential_sets=(("connector_token",),),
     optional_secrets=("api_key",),

@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from completions_assets.providers.sweeps import DayBatch
+from completions_assets.providers.ranges import DayBatch
 
 EXAMPLES = 5  # example ids shown by a failed check
 

@@ -22,7 +22,7 @@ _MINUTE = dt.timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
-class Span:
+class Window:
     """A request window [start, end) in UTC, before any provider widening."""
 
     start: dt.datetime
@@ -36,7 +36,7 @@ class Span:
 class WindowPlanner:
     """Cuts [start, end) into consecutive windows of about `target_records` records. Thread-safe.
 
-    Until anything is known, a window is `first_span` long. Only the records inside a window
+    Until anything is known, a window is `first_length` long. Only the records inside a window
     count: a provider that widens its query (Nexudus) drops the rest as pages arrive.
     """
 
@@ -46,16 +46,16 @@ class WindowPlanner:
         end: dt.datetime,
         *,
         target_records: int,
-        max_span: dt.timedelta,
-        first_span: dt.timedelta = dt.timedelta(days=1),
-        min_span: dt.timedelta = dt.timedelta(minutes=15),
+        max_length: dt.timedelta,
+        first_length: dt.timedelta = dt.timedelta(days=1),
+        min_length: dt.timedelta = dt.timedelta(minutes=15),
     ) -> None:
         self._next_start = start
         self._end = end
         self._target = target_records
-        self._max = max_span
-        self._first = min(first_span, max_span)
-        self._min = min(min_span, max_span)
+        self._max = max_length
+        self._first = min(first_length, max_length)
+        self._min = min(min_length, max_length)
         self._records = 0
         self._seconds = 0.0
         self._lock = threading.Lock()
@@ -66,36 +66,36 @@ class WindowPlanner:
             self._records += records
             self._seconds += seconds
 
-    def oversized(self, records: int, span: Span) -> bool:
+    def oversized(self, records: int, window: Window) -> bool:
         """Whether a window reported to hold `records` is worth cutting up (Nexudus's first page says
         so): well over the target and longer than the shortest window."""
-        return records > 1.5 * self._target and span.end - span.start > self._min
+        return records > 1.5 * self._target and window.end - window.start > self._min
 
-    def rewind(self, span: Span) -> None:
-        """Plan again from `span.start`, now that more is known: `span` was the last window planned."""
+    def rewind(self, window: Window) -> None:
+        """Plan again from `window.start`, now that more is known: `window` was the last window planned."""
         with self._lock:
-            if self._next_start != span.end:
-                raise ValueError(f"only the last window planned can be planned again, not {span}")
-            self._next_start = span.start
+            if self._next_start != window.end:
+                raise ValueError(f"only the last window planned can be planned again, not {window}")
+            self._next_start = window.start
 
     @property
     def knows_density(self) -> bool:
         with self._lock:
             return self._seconds > 0
 
-    def next(self) -> Span | None:
+    def next(self) -> Window | None:
         """The next window, or None once the range is covered."""
         with self._lock:
             start = self._next_start
             if start >= self._end:
                 return None
-            end = min(self._end, start + self._span())
+            end = min(self._end, start + self._length())
             if self._end - end < self._min:  # no sliver of a window at the end
                 end = self._end
             self._next_start = end
-            return Span(start, end)
+            return Window(start, end)
 
-    def _span(self) -> dt.timedelta:
+    def _length(self) -> dt.timedelta:
         if not self._seconds:
             return self._first
         density = self._records / self._seconds  # records per second
@@ -194,8 +194,8 @@ class RecordBudget:
 
 
 @dataclass(frozen=True)
-class WindowTurn:
-    """What a window's walk needs besides its span: its place in the range, the budget, the stop flag."""
+class WindowTicket:
+    """What a window's walk needs besides its window: its place in the range, the budget, the stop flag."""
 
     index: int
     budget: RecordBudget

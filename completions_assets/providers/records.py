@@ -1,6 +1,6 @@
 """Vectorised conversion of provider records into typed Arrow columns.
 
-Columns are built once per sweep from plain lists (`pa.array` with the target
+Columns are built once per batch of pages from plain lists (`pa.array` with the target
 type) and timestamps are parsed by Arrow's cast; only when a column fails does
 a slow path look for the first offending record, to name its page and field.
 """
@@ -34,7 +34,7 @@ _CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeErr
 
 
 class RecordLocator:
-    """Maps a record's position in a sweep back to its page, for error messages."""
+    """Maps a record's position in a batch of pages back to its page, for error messages."""
 
     def __init__(self, provider: str) -> None:
         self.provider = provider

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 
 def rotation_period(costs: Mapping[dt.date, int], budget: int, audit_days: int) -> int:
-    """Audits per full turn of the range: its cost in requests spread under `budget` per audit."""
+    """Audits per full rotation of the range: its cost in requests spread under `budget` per audit."""
     total = sum(costs.values())
     if budget <= 0:
         return max(1, audit_days)
@@ -22,8 +22,8 @@ def rotation_period(costs: Mapping[dt.date, int], budget: int, audit_days: int) 
 
 def rotation_days(days: Sequence[dt.date], audit_date: dt.date, period: int) -> list[dt.date]:
     """The days the audit of `audit_date` re-reads."""
-    turn = audit_date.toordinal() % period
-    return [day for day in days if day.toordinal() % period == turn]
+    position = audit_date.toordinal() % period
+    return [day for day in days if day.toordinal() % period == position]
 
 
 def day_cost(rows: int, page_size: int) -> int:

@@ -25,7 +25,7 @@ from typing import Self
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from completions_assets.providers.planning import Span
+from completions_assets.providers.planning import Window
 
 
 def window_files_dir(provider: str) -> Path:
@@ -70,13 +70,13 @@ class SpilledRows:
 
 
 class WindowRows:
-    """The rows of one window inside its span, written as their batches are parsed. Thread-safe
-    (Nexudus parses runs of pages on several threads)."""
+    """The rows of one window inside its window, written as their batches are parsed. Thread-safe
+    (Nexudus parses stretches of pages on several threads)."""
 
     def __init__(
         self,
         path: Path,
-        span: Span,
+        window: Window,
         schema: pa.Schema,
         *,
         id_column: str,
@@ -84,7 +84,7 @@ class WindowRows:
         give: Callable[[int], None],
     ) -> None:
         self._path = path
-        self._span = span
+        self._window = window
         self._schema = schema
         self._id = id_column
         self._event = event_column
@@ -98,7 +98,7 @@ class WindowRows:
 
         Returns what was served, every row's id and event time (the window's checks read them).
         """
-        kept = trim(parsed, self._span, self._event)
+        kept = trim(parsed, self._window, self._event)
         if kept.num_rows:
             with self._lock:
                 if self._writer is None:
@@ -122,15 +122,15 @@ class WindowRows:
         return SpilledRows(self._path if self._rows else None, self._rows, self._schema)
 
 
-def trim(table: pa.Table, span: Span, event_column: str) -> pa.Table:
-    """Rows with span.start <= event < span.end (a widened window returns more); `table` itself
+def trim(table: pa.Table, window: Window, event_column: str) -> pa.Table:
+    """Rows with window.start <= event < window.end (a widened window returns more); `table` itself
     when every row is inside, as a filter would copy it."""
     events = table[event_column]
     bounds = pc.min_max(events).as_py()
-    if bounds["min"] is not None and span.start <= bounds["min"] and bounds["max"] < span.end:
+    if bounds["min"] is not None and window.start <= bounds["min"] and bounds["max"] < window.end:
         return table
     inside = pc.and_(
-        pc.greater_equal(events, pa.scalar(span.start, events.type)),
-        pc.less(events, pa.scalar(span.end, events.type)),
+        pc.greater_equal(events, pa.scalar(window.start, events.type)),
+        pc.less(events, pa.scalar(window.end, events.type)),
     )
     return table.filter(inside)

@@ -12,8 +12,8 @@ from completions_assets.connections import Connection
 from completions_assets.http.session import RequestStats
 from completions_assets.partitions import DayWindow, day_window
 from completions_assets.providers.client import ProviderClient
+from completions_assets.providers.nexudus import NEXUDUS
 from completions_assets.providers.nexudus.audit import audit_spans
-from completions_assets.providers.nexudus.client import NexudusClient
 from completions_assets.providers.rotation import daily_budget, day_cost, rotation_days, rotation_period
 from completions_assets.settings import Settings
 from completions_assets.steps.fetching import Outcome, StepFetch, WrittenDay, write_fetched_day
@@ -84,7 +84,7 @@ def audit_connection(
     days = [d for d in audit_days(audit_date, settings, connection.start_date) if stored.day(d) is not None]
     outcome.days_audited = len(days)
     windows = [day_window(d, settings.zone) for d in days]
-    if isinstance(client, NexudusClient):
+    if client.provider is NEXUDUS:
         stats = RequestStats()
         audit_spans(
             client, _contiguous(windows), stored.between, lambda w: _refetch(client, w, outcome, step, stored), stats

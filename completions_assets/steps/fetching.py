@@ -24,8 +24,8 @@ from completions_assets.partitions import DayWindow
 from completions_assets.providers.checks import CheckOutcome
 from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.planning import StepRecords
+from completions_assets.providers.ranges import DayBatch, FetchStats
 from completions_assets.providers.resource import ProviderResource
-from completions_assets.providers.sweeps import DayBatch, FetchStats
 from completions_assets.steps.metadata import fetch_metadata
 from completions_assets.steps.removals import NO_MASS_REMOVAL, Removal, RemovalGuard, judge
 from completions_assets.steps.writing import replace_day
@@ -216,14 +216,12 @@ def _days(
 def write_fetched_day(connection: Connection, batch: DayBatch, facts: dict[str, Any], step: StepFetch) -> WrittenDay:
     """The day's file replaced by `batch`, unless that would remove too much of it (see removals.py)."""
     provider, key = connection.provider, [connection.provider.id_column]
-    previous = step.storage.read(connection.storage_dir, batch.window.day, columns=key)
+    previous = step.storage.read(connection.storage_dir, batch.day.day, columns=key)
     removal = judge(previous, batch.table, provider.id_column, step.guard)
     checks = tuple((c.name, c.evaluate(batch, provider.id_column)) for c in provider.checks if c.name in step.checks)
     if NO_MASS_REMOVAL in step.checks:
         checks += ((NO_MASS_REMOVAL, removal.outcome()),)
     if removal.refused:
-        return WrittenDay(batch.window, {}, checks, refused=removal)
-    metadata = replace_day(
-        step.storage, connection.storage_dir, batch.window, batch.table, provider.schema, key, previous
-    )
-    return WrittenDay(batch.window, {**metadata, **facts, **removal.metadata()}, checks)
+        return WrittenDay(batch.day, {}, checks, refused=removal)
+    metadata = replace_day(step.storage, connection.storage_dir, batch.day, batch.table, provider.schema, key, previous)
+    return WrittenDay(batch.day, {**metadata, **facts, **removal.metadata()}, checks)

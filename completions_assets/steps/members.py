@@ -8,7 +8,7 @@ import dagster as dg
 from completions_assets.connections import Connection
 from completions_assets.providers.checks import CheckOutcome, duplicated_keys
 from completions_assets.providers.client import ProviderClient
-from completions_assets.providers.nexudus.client import NexudusClient
+from completions_assets.providers.nexudus import NEXUDUS
 from completions_assets.providers.nexudus.members import MEMBERS_SCHEMA, MembersSnapshot, fetch_members
 from completions_assets.steps.dimensions import dimension_dir
 from completions_assets.steps.fetching import Outcome
@@ -38,7 +38,7 @@ class SnapshotFetch(Outcome):
 
 
 def fetch_snapshot(client: ProviderClient, outcome: SnapshotFetch) -> None:
-    assert isinstance(client, NexudusClient)  # the connections of this step are Nexudus accounts
+    assert client.provider is NEXUDUS  # the connections of this step are Nexudus accounts
     outcome.snapshot = fetch_members(client)
 
 

@@ -3,7 +3,7 @@
 import dagster as dg
 import pyarrow as pa
 
-from completions_assets.providers.sweeps import FetchStats
+from completions_assets.providers.ranges import FetchStats
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:

@@ -1,5 +1,5 @@
-"""Nexudus: the client and resource (client.py) and its token flow (auth.py)."""
+"""Nexudus: its declaration (lessons.py), its token flow (auth.py) and its enrolments (members.py)."""
 
-from completions_assets.providers.nexudus.client import NEXUDUS, NexudusClient, NexudusResource
+from completions_assets.providers.nexudus.lessons import NEXUDUS, NexudusSettings
 
-__all__ = ["NEXUDUS", "NexudusClient", "NexudusResource"]
+__all__ = ["NEXUDUS", "NexudusSettings"]

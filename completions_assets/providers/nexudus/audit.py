@@ -19,13 +19,13 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from completions_assets.days import DayWindow
 from completions_assets.http.pagination import fetch_page
 from completions_assets.http.session import RequestStats
-from completions_assets.partitions import DayWindow
-from completions_assets.providers.nexudus.client import NEXUDUS, NexudusClient, request_window
+from completions_assets.providers.client import ProviderClient
+from completions_assets.providers.nexudus.lessons import NEXUDUS
 from completions_assets.providers.records import RecordLocator
 
-PROBE_REQUESTS = 3  # per span: first and last by CreatedOn, latest by UpdatedOn
 # A stored day's ids and times (id, created_on, updated_on), or None when it was never written.
 StoredDay = Callable[[dt.date], pa.Table | None]
 
@@ -38,18 +38,12 @@ class ProbeAnswer:
     latest_updated: dt.datetime | None
 
 
-def probe(client: NexudusClient, start: dt.datetime, end: dt.datetime, stats: RequestStats) -> ProbeAnswer:
+def probe(client: ProviderClient, start: dt.datetime, end: dt.datetime, stats: RequestStats) -> ProbeAnswer:
     """Three one-record pages over [start, end) widened as a fetch widens it."""
-    request_from, request_to = request_window(start, end, client.settings.margin_minutes)
-    window = {
-        "page": "1",
-        "size": "1",
-        "from_CourseCompletedLesson_CreatedOn": request_from,
-        "to_CourseCompletedLesson_CreatedOn": request_to,
-    }
-    first, total = _one(client, {**window, "orderBy": "CreatedOn", "dir": "1"}, stats)
-    last, _ = _one(client, {**window, "orderBy": "CreatedOn", "dir": "-1"}, stats)
-    latest, _ = _one(client, {**window, "orderBy": "UpdatedOn", "dir": "-1"}, stats)
+    query = {"page": "1", "size": "1", **NEXUDUS.time_filter.params(start, end, NEXUDUS.widening(client.settings))}
+    first, total = _one(client, {**query, "orderBy": "CreatedOn", "dir": "1"}, stats)
+    last, _ = _one(client, {**query, "orderBy": "CreatedOn", "dir": "-1"}, stats)
+    latest, _ = _one(client, {**query, "orderBy": "UpdatedOn", "dir": "-1"}, stats)
     return ProbeAnswer(
         total,
         None if first is None else first["created_on"],
@@ -58,7 +52,7 @@ def probe(client: NexudusClient, start: dt.datetime, end: dt.datetime, stats: Re
     )
 
 
-def _one(client: NexudusClient, params: dict[str, str], stats: RequestStats) -> tuple[dict | None, int]:
+def _one(client: ProviderClient, params: dict[str, str], stats: RequestStats) -> tuple[dict | None, int]:
     page = fetch_page(client.session, NEXUDUS.path, params, 1, NEXUDUS.paginator(NEXUDUS.name), stats)
     locator = RecordLocator(NEXUDUS.name)
     locator.add_page(page.label, len(page.records))
@@ -87,7 +81,7 @@ def _at(moment: dt.datetime, like: pa.ChunkedArray) -> pa.Scalar:
 
 
 def changed_days(
-    client: NexudusClient,
+    client: ProviderClient,
     days: Sequence[DayWindow],
     stored_between: Callable[[dt.datetime, dt.datetime], pa.Table | None],
     stats: RequestStats,
@@ -113,19 +107,19 @@ def changed_days(
 
 
 def audit_spans(
-    client: NexudusClient,
-    runs: Sequence[Sequence[DayWindow]],
+    client: ProviderClient,
+    spans: Sequence[Sequence[DayWindow]],
     stored_between: Callable[[dt.datetime, dt.datetime], pa.Table | None],
     refetch: Callable[[DayWindow], bool],
     stats: RequestStats,
 ) -> None:
-    """Every contiguous run of stored days probed, and each day found changed passed to `refetch`,
+    """Every span (contiguous stored days) probed, and each day found changed passed to `refetch`,
     which fetches it again and says whether it changed (then `stored_between` must see the new rows).
 
     A change near a day's edge also shows in its neighbours' probes (their windows are widened):
     once a changed day is written, the days still suspected are probed again against it.
     """
-    suspects = [w for run in runs for w in changed_days(client, run, stored_between, stats)]
+    suspects = [w for span in spans for w in changed_days(client, span, stored_between, stats)]
     while suspects:
         if refetch(suspects.pop(0)):
             suspects = [w for w in suspects for _ in changed_days(client, [w], stored_between, stats)]

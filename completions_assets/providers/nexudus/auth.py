@@ -2,7 +2,7 @@
 
 The token endpoint is `POST {base}/api/token` with a form-encoded body (JSON is
 rejected). `expires_in` is not trusted: a 401 triggers a refresh (refresh grant,
-falling back to the password grant) and a resend. Concurrent sweeps share the
+falling back to the password grant) and a resend. Concurrent walks share the
 flow, so the token state is locked and a token that another thread already
 replaced is not refreshed twice: the resend takes the replacement. Requests in
 flight when a token runs out all get 401, and the replacement may run out before
@@ -21,10 +21,9 @@ from completions_assets.http.errors import AuthenticationError, PayloadError, st
 from completions_assets.http.pacing import Clock
 from completions_assets.http.redaction import Redactor
 from completions_assets.http.retry import parse_retry_after
-from completions_assets.http.session import user_agent
 
 TOKEN_PATH = "/api/token"
-# Tokens renewed by other sweeps that one request tries before it renews one itself.
+# Tokens renewed by other walks that one request tries before it renews one itself.
 MAX_SHARED = 2
 
 
@@ -54,7 +53,6 @@ class NexudusAuth(httpx.Auth):
         self._access_token = access_token
         self._refresh_token: str | None = None
         self.grants = 0  # token requests made, for tests and logs
-        self.user_agent = user_agent()  # of token requests, like the client's other requests
 
     @property
     def can_grant(self) -> bool:
@@ -65,7 +63,7 @@ class NexudusAuth(httpx.Auth):
         if token is None:
             with self._lock:
                 if self._access_token is None:
-                    self._access_token = yield from self._renew()
+                    self._access_token = yield from self._renew(request)
                 token = self._access_token
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
@@ -74,23 +72,25 @@ class NexudusAuth(httpx.Auth):
             with self._lock:
                 if self._access_token == token or shared == MAX_SHARED:
                     # The new token is published only once its first use, this resend, is answered
-                    # (the lock is held till then): a 401 to it is no race with other sweeps, and stands.
-                    token = yield from self._renew()
+                    # (the lock is held till then): a 401 to it is no race with other walks, and stands.
+                    token = yield from self._renew(request)
                     request.headers["Authorization"] = f"Bearer {token}"
                     response = yield request
                     if response.status_code != 401:
                         self._access_token = token
                     return
-                token = self._access_token  # another sweep renewed it meanwhile; it may run out too
+                token = self._access_token  # another walk renewed it meanwhile; it may run out too
             shared += 1
             request.headers["Authorization"] = f"Bearer {token}"
             response = yield request
 
-    def _renew(self) -> Generator[httpx.Request, httpx.Response, str]:
+    def _renew(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, str]:
         """A new access token, its refresh token kept; the caller holds the lock."""
         response: httpx.Response | None = None
         if self._refresh_token:
-            response = yield from self._grant({"grant_type": "refresh_token", "refresh_token": self._refresh_token})
+            response = yield from self._grant(
+                request, {"grant_type": "refresh_token", "refresh_token": self._refresh_token}
+            )
             if response.status_code != 200 and self.can_grant:
                 response = None  # refresh tokens expire too: fall back to the password grant
         if response is None:
@@ -103,15 +103,18 @@ class NexudusAuth(httpx.Auth):
                     body="token rejected and no username/password to renew it",
                 )
             response = yield from self._grant(
-                {"grant_type": "password", "username": self._username or "", "password": self._password or ""}
+                request, {"grant_type": "password", "username": self._username or "", "password": self._password or ""}
             )
         token, self._refresh_token = self._read_grant(response)
         return token
 
-    def _grant(self, form: dict[str, str]) -> Generator[httpx.Request, httpx.Response, httpx.Response]:
+    def _grant(
+        self, request: httpx.Request, form: dict[str, str]
+    ) -> Generator[httpx.Request, httpx.Response, httpx.Response]:
         # Paced like every request of the flow (PacedAuth): the token endpoint shares the rate limits.
         self.grants += 1
-        headers = {"Accept": "application/json", "User-Agent": self.user_agent}
+        # Named like the request it serves, so the provider's log tells apart what it was for.
+        headers = {"Accept": "application/json", "User-Agent": request.headers.get("User-Agent", "")}
         return (yield httpx.Request("POST", self._token_url, data=form, headers=headers))
 
     def _read_grant(self, response: httpx.Response) -> tuple[str, str | None]:

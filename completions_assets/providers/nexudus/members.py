@@ -14,8 +14,7 @@ import pyarrow.compute as pc
 
 from completions_assets.http.pagination import Page, PageNumberPaginator, iter_pages
 from completions_assets.http.session import RequestStats
-from completions_assets.providers.client import MAX_PAGES
-from completions_assets.providers.nexudus.client import NexudusClient
+from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.records import RecordLocator, column, parse_batches
 
 PATH = "/api/content/coursemembers"
@@ -49,7 +48,7 @@ def parse_members(records: list[dict[str, Any]], locator: RecordLocator) -> pa.T
     return pa.Table.from_arrays(arrays, schema=MEMBERS_SCHEMA)
 
 
-def fetch_members(client: NexudusClient) -> MembersSnapshot:
+def fetch_members(client: ProviderClient) -> MembersSnapshot:
     """Every enrolment of the client's account, paged by Id.
 
     Raises:
@@ -61,9 +60,7 @@ def fetch_members(client: NexudusClient) -> MembersSnapshot:
     first: list[int | None] = []
 
     def pages() -> Iterator[Page]:
-        for page in iter_pages(
-            client.session, PATH, params, PageNumberPaginator(client.provider.name), stats, max_pages=MAX_PAGES
-        ):
+        for page in iter_pages(client.session, PATH, params, PageNumberPaginator(client.provider.name), stats):
             if not first:
                 total = page.payload.get("TotalItems")
                 first.append(total if isinstance(total, int) and not isinstance(total, bool) else None)

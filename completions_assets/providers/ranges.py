@@ -1,4 +1,4 @@
-"""Fetching a range of days: request windows walked concurrently, handed on day by day.
+"""Fetching a range of days: request windows walked concurrently, their rows handed on day by day.
 
 The planner (planning.py) cuts the range into windows sized by records; at
 most `concurrent` windows are walked at once on one thread pool (sharing the
@@ -20,9 +20,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from completions_assets.days import DayWindow
 from completions_assets.http.session import RequestStats
-from completions_assets.partitions import DayWindow
-from completions_assets.providers.planning import RecordBudget, Span, WindowPlanner, WindowTurn
+from completions_assets.providers.planning import RecordBudget, Window, WindowPlanner, WindowTicket
 from completions_assets.providers.spill import SpilledRows, trim
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -84,32 +84,32 @@ class FetchStats:
 class DayBatch:
     """Records of one day: exact raw schema, rows in [start, end), sorted by (event time, id)."""
 
-    window: DayWindow
+    day: DayWindow
     table: pa.Table
     stats: FetchStats  # of the request windows that covered this day
 
 
 @dataclass(frozen=True)
-class SweepResult:
-    rows: SpilledRows  # the window's rows inside its span, any order
+class WindowResult:
+    rows: SpilledRows  # the window's rows inside its window, any order
     stats: FetchStats
 
 
-WindowFn = Callable[[Span, WindowTurn], SweepResult]
+WindowFn = Callable[[Window, WindowTicket], WindowResult]
 
 
 class WindowTooLarge(Exception):
     """A window's first page showed it holds far more records than planned: plan it again."""
 
 
-def check_contiguous(windows: Sequence[DayWindow]) -> None:
-    """Raises ValueError unless the day windows are contiguous and sorted."""
-    for before, after in itertools.pairwise(windows):
+def check_contiguous(days: Sequence[DayWindow]) -> None:
+    """Raises ValueError unless the days are contiguous and sorted."""
+    for before, after in itertools.pairwise(days):
         if before.end != after.start:
-            raise ValueError(f"day windows must be contiguous and sorted: {before.day} then {after.day}")
+            raise ValueError(f"days must be contiguous and sorted: {before.day} then {after.day}")
 
 
-def run_windows(
+def walk_windows(
     fetch_window: WindowFn,
     planner: WindowPlanner,
     budget: RecordBudget,
@@ -119,7 +119,7 @@ def run_windows(
     blind: int = 2,
     on_interrupt: Callable[[], None] | None = None,
     stop: threading.Event | None = None,
-) -> Generator[tuple[Span, SweepResult], None, None]:
+) -> Generator[tuple[Window, WindowResult], None, None]:
     """Window results in range order, with at most `concurrent` windows running or waiting to be consumed.
 
     A window is planned when a worker frees up, so each one is sized by what
@@ -132,7 +132,7 @@ def run_windows(
     """
     stop = stop or threading.Event()
     pool = ThreadPoolExecutor(max_workers=concurrent, thread_name_prefix=f"{provider}-window")
-    pending: deque[tuple[Span, Future[SweepResult]]] = deque()
+    pending: deque[tuple[Window, Future[WindowResult]]] = deque()
     planned = 0
 
     def plan() -> None:
@@ -141,29 +141,29 @@ def run_windows(
         # otherwise pay a request for each of `concurrent` short windows.
         while (
             len(pending) < (concurrent if planner.knows_density else min(concurrent, blind))
-            and (span := planner.next()) is not None
+            and (window := planner.next()) is not None
         ):
-            turn = WindowTurn(planned, budget, planner, stop, blind=not planner.knows_density)
-            pending.append((span, pool.submit(fetch_window, span, turn)))
+            ticket = WindowTicket(planned, budget, planner, stop, blind=not planner.knows_density)
+            pending.append((window, pool.submit(fetch_window, window, ticket)))
             planned += 1
 
     try:
         plan()
         consumed = 0
         while pending:
-            span, future = pending.popleft()
+            window, future = pending.popleft()
             try:
                 result = future.result()
             except WindowTooLarge:
                 if pending:
                     raise
-                planner.rewind(span)
+                planner.rewind(window)
                 planned -= 1  # the window planned again keeps its place in the range
                 plan()
                 continue
             plan()
             del future  # it holds the result too: the window's rows must go once the caller is done
-            yield span, result
+            yield window, result
             del result  # not kept while the next window is awaited
             # Only now, its days written, does the next window pass the budget: while the caller
             # still held them, the next window's pages would have been decoded beside them.
@@ -180,7 +180,7 @@ def run_windows(
 
 
 class DayAssembler:
-    """Turns window results, taken in range order, into whole days as soon as each is covered.
+    """Makes window results, taken in range order, into whole days as soon as each is covered.
 
     A day's rows are read back from the windows covering it under the records
     budget: room for them is taken (as window `index`, see RecordBudget) before
@@ -204,15 +204,15 @@ class DayAssembler:
         self._budget = budget or RecordBudget(2**62)
         self._stop = stop or threading.Event()
         self._finish = finish  # a window's rows as read back (Nexudus: one copy of a record served twice)
-        self._parts: list[tuple[Span, SpilledRows]] = []
-        self._windows: list[tuple[Span, FetchStats]] = []
+        self._parts: list[tuple[Window, SpilledRows]] = []
+        self._windows: list[tuple[Window, FetchStats]] = []
 
-    def add(self, span: Span, rows: SpilledRows, stats: FetchStats, index: int = 0) -> Iterator[DayBatch]:
-        """Days that end by `span.end`; `rows` are the window's rows in [span.start, span.end) only."""
-        self._parts.append((span, rows))
-        self._windows.append((span, stats))
+    def add(self, window: Window, rows: SpilledRows, stats: FetchStats, index: int = 0) -> Iterator[DayBatch]:
+        """Days that end by `window.end`; `rows` are the window's rows in [window.start, window.end) only."""
+        self._parts.append((window, rows))
+        self._windows.append((window, stats))
         ready = []
-        while self._days and self._days[0].end <= span.end:
+        while self._days and self._days[0].end <= window.end:
             ready.append(self._days.popleft())
         if not ready:
             return
@@ -220,18 +220,18 @@ class DayAssembler:
         read = sum(part.rows for _, part in self._parts)
         self._budget.take(read, index, self._stop)
         inside = pa.concat_tables(
-            [self._read(window, part, start, end) for window, part in self._parts if window.start < end]
+            [self._read(covered, part, start, end) for covered, part in self._parts if covered.start < end]
         )
         self._budget.give(read - inside.num_rows)
-        for window, part in self._parts:
-            if window.end <= end:
+        for covered, part in self._parts:
+            if covered.end <= end:
                 part.discard()
         # Parts reaching past the last day ready are read again for the days after it.
-        self._parts = [(window, part) for window, part in self._parts if window.end > end]
+        self._parts = [(covered, part) for covered, part in self._parts if covered.end > end]
         order, cuts = _day_order(inside, ready, self._event, self._id)
         for day, (lo, hi) in zip(ready, itertools.pairwise(cuts), strict=True):
-            covering = [stats for window, stats in self._windows if window.start < day.end and window.end > day.start]
-            yield DayBatch(window=day, table=inside.take(order[lo:hi]), stats=FetchStats.combined(covering))
+            covering = [stats for w, stats in self._windows if w.start < day.end and w.end > day.start]
+            yield DayBatch(day=day, table=inside.take(order[lo:hi]), stats=FetchStats.combined(covering))
         self._windows = [(w, s) for w, s in self._windows if not self._days or w.end > self._days[0].start]
 
     def discard(self) -> None:
@@ -240,11 +240,11 @@ class DayAssembler:
             part.discard()
         self._parts = []
 
-    def _read(self, window: Span, part: SpilledRows, start: dt.datetime, end: dt.datetime) -> pa.Table:
+    def _read(self, window: Window, part: SpilledRows, start: dt.datetime, end: dt.datetime) -> pa.Table:
         table = self._finish(part.read())
         if start <= window.start and window.end <= end:
             return table
-        return trim(table, Span(max(start, window.start), min(end, window.end)), self._event)
+        return trim(table, Window(max(start, window.start), min(end, window.end)), self._event)
 
 
 def _day_order(
