@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from completions_assets.local.launch import REPO
+from completions_assets_bench.load_time import definitions_of
 
 if TYPE_CHECKING:  # the child imports it from the code it derives for, which may be an earlier commit's
     from completions_assets.providers.resource import ProviderResource
@@ -124,7 +125,7 @@ def _main() -> None:
 
     overrides = json.loads(sys.argv[1]).get("overrides", {})
     out: dict[str, Any] = {}
-    for key, resource in (definitions.defs().resources or {}).items():
+    for key, resource in (definitions_of(definitions).resources or {}).items():
         if not isinstance(resource, ProviderResource):
             continue
         declared = type(resource).model_fields

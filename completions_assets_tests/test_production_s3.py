@@ -13,7 +13,6 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
 import s3fs
-from dagster._serdes import serialize_value
 
 from completions_assets.providers.bindbee import BINDBEE_SCHEMA
 from completions_assets.storage import ParquetStorage
@@ -68,7 +67,7 @@ def test_range_run_rerun_and_a_dataset_read_straight_from_the_bucket(sandbox, bu
         limit=1,
     ).records[0]
     assert record.asset_materialization.metadata["path"].value == f"{root}/lms_completions/date={DAYS[1]}/data.parquet"
-    logged = serialize_value(list(instance.all_logs(result.run_id)))
+    logged = dg.serialize_value(list(instance.all_logs(result.run_id)))
     for value in (s3_server.access_key_id, s3_server.secret_access_key, s3_server.endpoint_url):
         assert value not in logged
 
