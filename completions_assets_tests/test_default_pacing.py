@@ -18,7 +18,7 @@ import pytest
 
 from completions_assets.providers.resource import BindbeeResource, NexudusResource
 from completions_assets.sandbox import Sandbox, SandboxConfig, start_sandbox
-from completions_assets_tests.clients_support import windows
+from completions_assets_tests.clients_support import days_between
 
 pytestmark = pytest.mark.integration
 
@@ -50,12 +50,12 @@ def arrivals(sandbox: Sandbox, provider: str) -> list[float]:
 
 def fetch_all(resource: BindbeeResource | NexudusResource, first: str, last: str) -> dict[dt.date, int]:
     with resource.create_client() as client:
-        return {batch.day.day: batch.table.num_rows for batch in client.fetch_days(windows(first, last))}
+        return {batch.day.date: batch.table.num_rows for batch in client.fetch_days(days_between(first, last))}
 
 
 def assert_within_limits(sandbox: Sandbox, provider: str, rows: dict[dt.date, int]) -> None:
-    for window in windows(*DAYS[provider]):
-        assert rows[window.day] == len(sandbox.dataset.ground_truth(provider, window.start, window.end)), window.day
+    for day in days_between(*DAYS[provider]):
+        assert rows[day.date] == len(sandbox.dataset.ground_truth(provider, day.start, day.end)), day.date
     statuses = sandbox.stats()[provider]["statuses"]
     assert statuses.get(THROTTLE_STATUS[provider], 0) == 0, statuses
     assert set(statuses) == {"200"}, statuses
@@ -122,7 +122,7 @@ def delay_requests(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, latency_s:
 
 def assert_never_throttled(sandbox: Sandbox, resource: NexudusResource) -> None:
     with resource.create_client() as client:
-        assert len(list(client.fetch_days(windows("2024-01-02", "2024-01-30")))) == 29
+        assert len(list(client.fetch_days(days_between("2024-01-02", "2024-01-30")))) == 29
     assert sandbox.stats()["nexudus"]["statuses"].get("409", 0) == 0, sandbox.stats()["nexudus"]
 
 

@@ -26,7 +26,7 @@ from completions_assets.storage import ParquetStorage
 from completions_assets.turns import LOCK_DIR_VARIABLE
 from completions_assets_tests.oracle import (
     assert_day_matches_ground_truth,
-    day_window_utc,
+    day_bounds_utc,
     expected_bindbee,
     expected_nexudus,
     file_rows,
@@ -128,7 +128,7 @@ def assert_every_file_whole_and_exact(sb: Sandbox, root: Path) -> None:
             assert snapshot is not None and snapshot["id"].to_pylist() == [m["Id"] for m in sb.dataset.course_members()]
             continue
         asset, day = str(path.parent.parent.relative_to(root)), path.parent.name.removeprefix("date=")
-        start, end = day_window_utc(day)
+        start, end = day_bounds_utc(day)
         table = storage.read(asset, dt.date.fromisoformat(day))
         assert table is not None, path
         if asset == source_dir("bindbee"):
