@@ -1,6 +1,6 @@
 """(b) The fetch-to-Parquet path of one provider asset, without Dagster.
 
-The provider resource's `fetch_days` (sweeps, pages, parsing into Arrow, day
+The provider resource's `fetch_days` (windows, pages, parsing into Arrow, day
 split) and `ParquetStorage.write` for every day, in one process, as the
 provider step does. With `timed`, every HTTP exchange is stamped (for the
 rate-limited runs) through a transport with a pool larger than any fetch uses.

@@ -36,8 +36,8 @@ CONFIG = SandboxConfig(
     now=dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc),
 )
 DAYS = {
-    "bindbee": ("2024-01-02", "2024-01-27"),  # 23 non-empty days of 1,000 in 4 sweeps: about 230 pages (over 200)
-    "nexudus": ("2024-01-03", "2024-01-16"),  # 2 sweeps, widened 14 h each side: about 155 pages (over 120)
+    "bindbee": ("2024-01-02", "2024-01-27"),  # 23 non-empty days of 1,000 in 4 windows: about 230 pages (over 200)
+    "nexudus": ("2024-01-03", "2024-01-16"),  # 2 windows, widened 14 h each side: about 155 pages (over 120)
 }
 
 
@@ -96,7 +96,7 @@ def test_default_settings_never_exceed_the_documented_rate_limits():
 
 # --- the known pacing bug, shown deterministically ------------------------------
 
-# Four one-page sweeps (the default 4 at once), each for 8 days of a small sandbox.
+# Four one-page windows (the default 4 at once), each for 8 days of a small sandbox.
 SMALL = SandboxConfig(
     seed=5,
     start_date=dt.date(2024, 1, 1),
@@ -128,7 +128,7 @@ def assert_never_throttled(sandbox: Sandbox, resource: NexudusResource) -> None:
 
 def test_a_slow_token_grant_keeps_the_nexudus_spacing(monkeypatch):
     with start_sandbox(SMALL) as sandbox:
-        # The first sweep fetches the token (slower than 100 ms, as over a real network)
+        # The first window's walk fetches the token (slower than 100 ms, as over a real network)
         # while the others are granted their requests and wait for it.
         delay_requests(monkeypatch, sandbox, lambda path, n: 0.5 if path == TOKEN_PATH else 0.0)
         creds = sandbox.credentials

@@ -1,4 +1,4 @@
-"""Range fetching: day splitting, sweeps in order with bounded concurrency, request cost, resources."""
+"""Range fetching: day splitting, windows walked in order with bounded concurrency, request cost, resources."""
 
 import contextlib
 import datetime as dt

@@ -77,8 +77,8 @@ SLOW = SandboxConfig(
 )
 
 
-def one_sweep_per_day() -> dict:
-    """Run config: the shipped resources, fetching one day per sweep so files land one by one."""
+def one_day_windows() -> dict:
+    """Run config: the shipped resources, with request windows of one day so files land one by one."""
     slow = {"max_window_days": 1, "max_concurrent_requests": 1}
     bindbee = {
         "base_url": {"env": "BINDBEE_BASE_URL"},
@@ -167,7 +167,7 @@ def test_sigkill_mid_run_leaves_only_whole_files_and_a_rerun_restores_exact_data
         # Kill points: among the Bindbee days, among the Nexudus days (both steps hold their
         # provider's pool slot), and during the merge (no pool).
         for number, (files, in_pool) in enumerate(((2, True), (7, True), (12, False))):
-            process = launch(range_command(one_sweep_per_day()), env, tmp_path / f"killed-{number}.log")
+            process = launch(range_command(one_day_windows()), env, tmp_path / f"killed-{number}.log")
             assert kill_when(process, root, files) >= files
             assert_every_file_whole_and_exact(sb, root)
             instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])

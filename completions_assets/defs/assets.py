@@ -79,7 +79,7 @@ def provider_asset(
         check_specs=check_specs,
         required_resource_keys={*(c.provider.name for c in connections), "storage"},
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: one sweep per connection
+        backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: each connection fetches it once
         can_subset=True,
     )
     def fetch(context: dg.AssetExecutionContext, config: FetchConfig):
