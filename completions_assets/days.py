@@ -9,22 +9,22 @@ UTC = dt.timezone.utc
 
 
 @dataclass(frozen=True)
-class DayWindow:
-    """Partition day `day` owns event times `start <= t < end` (both UTC)."""
+class PartitionDay:
+    """The partition of calendar day `date`: it owns event times `start <= t < end` (both UTC)."""
 
-    day: dt.date
+    date: dt.date
     start: dt.datetime
     end: dt.datetime
 
 
-def day_window(day: dt.date, tz: ZoneInfo) -> DayWindow:
+def partition_day(date: dt.date, tz: ZoneInfo) -> PartitionDay:
     # Local midnights converted to UTC: a DST day is 23 or 25 hours long.
-    start = dt.datetime.combine(day, dt.time(), tzinfo=tz).astimezone(UTC)
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=tz).astimezone(UTC)
-    return DayWindow(day=day, start=start, end=end)
+    start = dt.datetime.combine(date, dt.time(), tzinfo=tz).astimezone(UTC)
+    end = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(), tzinfo=tz).astimezone(UTC)
+    return PartitionDay(date=date, start=start, end=end)
 
 
-def day_windows(first: dt.date, last: dt.date, tz: ZoneInfo) -> list[DayWindow]:
-    """Windows of every day from `first` to `last`, both included."""
+def partition_days(first: dt.date, last: dt.date, tz: ZoneInfo) -> list[PartitionDay]:
+    """Every day from `first` to `last`, both included."""
     count = (last - first).days + 1
-    return [day_window(first + dt.timedelta(days=i), tz) for i in range(count)]
+    return [partition_day(first + dt.timedelta(days=i), tz) for i in range(count)]

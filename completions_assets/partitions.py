@@ -1,14 +1,14 @@
-"""Daily partitions cut in the configured zone, and each day as a half-open UTC window (docs/contract.md, "Days")."""
+"""Daily partitions cut in the configured zone, and each day as a half-open UTC interval (docs/contract.md, "Days")."""
 
 import datetime as dt
 from collections.abc import Sequence
 
 import dagster as dg
 
-from completions_assets.days import UTC, DayWindow, day_window, day_windows
+from completions_assets.days import UTC, PartitionDay, partition_day, partition_days
 from completions_assets.settings import Settings
 
-__all__ = ["UTC", "DayWindow", "day_window", "day_windows", "daily_partitions", "windows_for"]
+__all__ = ["UTC", "PartitionDay", "partition_day", "partition_days", "daily_partitions", "days_for"]
 
 
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
@@ -18,18 +18,18 @@ def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
     )
 
 
-def windows_for(partitions_def: dg.PartitionsDefinition | None, keys: Sequence[str]) -> list[DayWindow]:
-    """Each partition key's day as a half-open UTC window, in key order."""
+def days_for(partitions_def: dg.PartitionsDefinition | None, keys: Sequence[str]) -> list[PartitionDay]:
+    """Each partition key's day as a half-open UTC interval, in key order."""
     if not isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
         raise TypeError(f"expected daily time-window partitions, got {partitions_def!r}")
-    windows = []
+    days = []
     for key in keys:
         span = partitions_def.time_window_for_partition_key(key)
-        windows.append(
-            DayWindow(
-                day=dt.date.fromisoformat(key),
+        days.append(
+            PartitionDay(
+                date=dt.date.fromisoformat(key),
                 start=span.start.astimezone(dt.timezone.utc),
                 end=span.end.astimezone(dt.timezone.utc),
             )
         )
-    return windows
+    return days

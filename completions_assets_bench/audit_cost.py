@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 
 from completions_assets.http.session import RequestStats
-from completions_assets.partitions import DayWindow, day_window
+from completions_assets.partitions import PartitionDay, partition_day
 from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.nexudus.audit import audit_spans, changed_days
 from completions_assets.providers.resource import BindbeeResource, NexudusResource
@@ -59,7 +59,7 @@ def _range() -> list[dt.date]:
 
 def measure() -> AuditCost:
     config = SandboxConfig(seed=5, start_date=START, days=DAYS, records_per_day=RECORDS_PER_DAY, late_fraction=0)
-    windows = [day_window(START + dt.timedelta(days=n), ZONE) for n in range(DAYS)]
+    days = [partition_day(START + dt.timedelta(days=n), ZONE) for n in range(DAYS)]
     with start_sandbox(config) as sb:
         nexudus = NexudusResource(
             base_url=sb.base_url,
@@ -77,27 +77,27 @@ def measure() -> AuditCost:
         ).create_client()
         assert isinstance(nexudus, ProviderClient)
         with nexudus, bindbee:
-            stored = {batch.day.day: batch.table.select(["id", "created_on", "updated_on"])
-                      for batch in nexudus.fetch_days(windows)}  # fmt: skip
-            inner = windows[2:-2]  # probes of these reach two days to each side at most, all kept
+            stored = {batch.day.date: batch.table.select(["id", "created_on", "updated_on"])
+                      for batch in nexudus.fetch_days(days)}  # fmt: skip
+            inner = days[2:-2]  # probes of these reach two days to each side at most, all kept
 
             def between(lo: dt.datetime, hi: dt.datetime) -> pa.Table | None:
-                if lo < windows[0].start or hi > windows[-1].end:
+                if lo < days[0].start or hi > days[-1].end:
                     return None
-                return pa.concat_tables([stored[w.day] for w in windows if w.end > lo and w.start < hi])
+                return pa.concat_tables([stored[d.date] for d in days if d.end > lo and d.start < hi])
 
             unchanged = RequestStats()
             assert changed_days(nexudus, inner, between, unchanged) == []
             middle = inner[len(inner) // 2]
-            sb.update(delete={"nexudus": [str(stored[middle.day]["id"][RECORDS_PER_DAY // 2].as_py())]})
+            sb.update(delete={"nexudus": [str(stored[middle.date]["id"][RECORDS_PER_DAY // 2].as_py())]})
             probing = RequestStats()
             fetched: list[dt.date] = []
 
-            def refetch(window: DayWindow) -> bool:
-                fetched.append(window.day)
-                new = list(nexudus.fetch_days([window]))[0].table.select(["id", "created_on", "updated_on"])
-                changed = not new.equals(stored[window.day])
-                stored[window.day] = new
+            def refetch(day: PartitionDay) -> bool:
+                fetched.append(day.date)
+                new = list(nexudus.fetch_days([day]))[0].table.select(["id", "created_on", "updated_on"])
+                changed = not new.equals(stored[day.date])
+                stored[day.date] = new
                 return changed
 
             before = sb.stats()["nexudus"]["requests"]

@@ -116,7 +116,7 @@ async def _fetch(args: dict[str, Any]) -> dict[str, Any]:
     pages = Pages(args["base_url"], headers)
     try:
         if args["provider"] == "bindbee":
-            done = await asyncio.gather(*(walk_bindbee(pages, *day) for day in days.day_windows()))
+            done = await asyncio.gather(*(walk_bindbee(pages, *day) for day in days.day_bounds()))
         else:
             done = [await fetch_nexudus(pages, days.start, days.end)]
     finally:

@@ -37,7 +37,7 @@ class Experiment:
 
 UNBOUNDED = 10**9  # a window size or budget no workload here reaches
 # The fetch before issue 12, emulated with its replacement's fields: 8-day windows whatever the
-# density, four requests in flight (the four sweeps), no budget of records in flight.
+# density, four requests in flight (four windows walked at once), no budget of records in flight.
 OLD_FETCH = {
     "window_records": UNBOUNDED,
     "max_window_days": 8,
@@ -68,8 +68,8 @@ EXPERIMENTS = (
 # The product at earlier commits, oldest first; each label says what the commits up to the next
 # one (or the shipped code) add, so the report can show each step's difference.
 BASELINES = (
-    Experiment("before issue 12: 8-day sweeps, 4 at a time, pages walked in turn", commit="6ae12e7"),
-    Experiment("before issue 12: 8-day sweeps, 4 at a time, pages walked in turn", commit="6ae12e7", latency_ms=20),
+    Experiment("before issue 12: 8-day windows, 4 at a time, pages walked in turn", commit="6ae12e7"),
+    Experiment("before issue 12: 8-day windows, 4 at a time, pages walked in turn", commit="6ae12e7", latency_ms=20),
     Experiment("+ windows sized by records, Nexudus pages at once, a budget of records in flight", commit="205982c"),
     Experiment("+ steps forked from a forkserver that imported the code location once", commit="7c1e592"),
     Experiment(

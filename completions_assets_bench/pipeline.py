@@ -1,6 +1,6 @@
 """(b) The fetch-to-Parquet path of one provider asset, without Dagster.
 
-The provider resource's `fetch_days` (sweeps, pages, parsing into Arrow, day
+The provider resource's `fetch_days` (windows, pages, parsing into Arrow, day
 split) and `ParquetStorage.write` for every day, in one process, as the
 provider step does. With `timed`, every HTTP exchange is stamped (for the
 rate-limited runs) through a transport with a pool larger than any fetch uses.
@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pyarrow as pa
 
-from completions_assets.partitions import day_windows
+from completions_assets.partitions import partition_days
 from completions_assets.providers.bindbee import BINDBEE_SCHEMA
 from completions_assets.providers.nexudus.lessons import NEXUDUS_SCHEMA
 from completions_assets.providers.ranges import DayBatch
@@ -79,14 +79,14 @@ def fetch_to_parquet(args: dict[str, Any]) -> dict[str, Any]:
         provider, args["base_url"], args["credentials"], pacing=args["pacing"], settings=args.get("settings")
     )
     first = dt.date.fromisoformat(args["first"])
-    windows = day_windows(first, first + dt.timedelta(days=args["days"] - 1), ZoneInfo("UTC"))
+    days = partition_days(first, first + dt.timedelta(days=args["days"] - 1), ZoneInfo("UTC"))
     storage, (asset, schema) = ParquetStorage(root=args["root"]), ASSETS[provider]
     transport = None
     if args.get("timed"):
         transport = TimedTransport(httpx.Limits(max_connections=TIMED_POOL, max_keepalive_connections=TIMED_POOL))
     rows, stats = 0, {}
-    for batch in _batches(resource, windows, transport):
-        storage.write(asset, batch.day.day, batch.table, schema)
+    for batch in _batches(resource, days, transport):
+        storage.write(asset, batch.day.date, batch.table, schema)
         rows += batch.table.num_rows
         shared = getattr(batch, "stats", None)  # the days of one fetch share its stats object
         if shared is not None:
@@ -107,12 +107,12 @@ def _total(stats: Mapping[int, object], name: str) -> float:
     return sum(getattr(s, name, 0) for s in stats.values())
 
 
-def _batches(resource: ProviderResource, windows, transport: httpx.BaseTransport | None) -> Iterator[DayBatch]:
+def _batches(resource: ProviderResource, days, transport: httpx.BaseTransport | None) -> Iterator[DayBatch]:
     if transport is None:
-        yield from resource.fetch_days(windows)  # the asset's own call
+        yield from resource.fetch_days(days)  # the asset's own call
         return
     with resource.create_client(transport=transport) as client:
-        yield from client.fetch_days(windows)
+        yield from client.fetch_days(days)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ class Range:
     def end(self) -> dt.datetime:
         return self.start + dt.timedelta(days=self.days)
 
-    def day_windows(self) -> list[tuple[dt.datetime, dt.datetime]]:
+    def day_bounds(self) -> list[tuple[dt.datetime, dt.datetime]]:
         """[start, end) of each UTC day."""
         return [(self.start + dt.timedelta(days=i), self.start + dt.timedelta(days=i + 1)) for i in range(self.days)]
 

@@ -17,7 +17,7 @@ import httpx
 from completions_assets.http.pacing import Clock, ManualClock, Pacer, RateLimit
 from completions_assets.http.redaction import Redactor
 from completions_assets.http.session import HttpSession
-from completions_assets.partitions import DayWindow, day_windows
+from completions_assets.partitions import PartitionDay, partition_days
 from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.resource import BindbeeResource, NexudusResource, ProviderResource
 from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, start_sandbox
@@ -231,5 +231,5 @@ def nexudus_client(
     return resource.create_client(clock=clock or ManualClock())
 
 
-def windows(first: str, last: str, zone: str = "UTC") -> list[DayWindow]:
-    return day_windows(dt.date.fromisoformat(first), dt.date.fromisoformat(last), ZoneInfo(zone))
+def days_between(first: str, last: str, zone: str = "UTC") -> list[PartitionDay]:
+    return partition_days(dt.date.fromisoformat(first), dt.date.fromisoformat(last), ZoneInfo(zone))

@@ -73,7 +73,7 @@ def file_rows(table: pa.Table, columns: list[str]) -> list[dict]:
     return table.select(columns).to_pylist()
 
 
-def day_window_utc(day: str, zone: str = "UTC") -> tuple[dt.datetime, dt.datetime]:
+def day_bounds_utc(day: str, zone: str = "UTC") -> tuple[dt.datetime, dt.datetime]:
     date = dt.date.fromisoformat(day)
     tz = ZoneInfo(zone)
     start = dt.datetime.combine(date, dt.time(), tzinfo=tz).astimezone(dt.timezone.utc)
@@ -82,7 +82,7 @@ def day_window_utc(day: str, zone: str = "UTC") -> tuple[dt.datetime, dt.datetim
 
 
 def assert_day_matches_ground_truth(sandbox, storage: ParquetStorage, day: str, zone: str = "UTC"):
-    start, end = day_window_utc(day, zone)
+    start, end = day_bounds_utc(day, zone)
     date = dt.date.fromisoformat(day)
     bindbee = storage.read(source_dir("bindbee"), date)
     nexudus = storage.read(source_dir("nexudus"), date)

@@ -25,10 +25,10 @@ from completions_assets_tests.clients_support import (
     Oracle,
     Script,
     bindbee_client,
+    days_between,
     fast_settings,
     json_reply,
     running_sandbox,
-    windows,
 )
 
 pytestmark = pytest.mark.integration
@@ -155,7 +155,7 @@ def _mock_client(script: Script, **options: Any) -> ProviderClient:
 
 
 def _fetch(client: ProviderClient) -> list[Any]:
-    return list(client.fetch_days(windows("2025-08-01", "2025-08-01")))
+    return list(client.fetch_days(days_between("2025-08-01", "2025-08-01")))
 
 
 def test_a_short_page_does_not_end_the_walk_and_params_stay_identical() -> None:
@@ -256,8 +256,8 @@ def test_page_size_above_the_maximum_is_refused() -> None:
 )
 def test_every_record_of_the_range_and_nothing_else(sandbox: Sandbox, first: str, last: str, zone: str) -> None:
     with bindbee_client(sandbox) as client:
-        batches = list(client.fetch_days(windows(first, last, zone)))
-    assert [b.day for b in batches] == windows(first, last, zone)
+        batches = list(client.fetch_days(days_between(first, last, zone)))
+    assert [b.day for b in batches] == days_between(first, last, zone)
     oracle = Oracle(sandbox, "bindbee")
     for batch in batches:
         assert batch.table.schema == BINDBEE_SCHEMA
@@ -274,14 +274,14 @@ def seconds_into_day(moment: dt.datetime) -> float:
 
 def test_a_record_exactly_at_midnight_belongs_to_the_next_day_only(sandbox: Sandbox) -> None:
     with bindbee_client(sandbox) as client:
-        first, second = client.fetch_days(windows("2024-01-04", "2024-01-05"))
+        first, second = client.fetch_days(days_between("2024-01-04", "2024-01-05"))
     midnight = second.day.start
     assert midnight not in first.table["completed_at"].to_pylist()
     assert midnight in second.table["completed_at"].to_pylist()
 
 
 def test_a_range_costs_one_request_per_page_of_each_window(sandbox: Sandbox) -> None:
-    days = windows("2024-01-01", "2024-01-31")
+    days = days_between("2024-01-01", "2024-01-31")
     before = sandbox.stats()["bindbee"]["requests"]
     with bindbee_client(sandbox, max_window_days=8, max_concurrent_requests=4) as client:
         batches = list(client.fetch_days(days))
@@ -293,6 +293,6 @@ def test_a_range_costs_one_request_per_page_of_each_window(sandbox: Sandbox) -> 
 
 def test_include_flags_request_raw_data_and_custom_fields(sandbox: Sandbox) -> None:
     with bindbee_client(sandbox, include_raw_data=True, include_custom_fields=True) as client:
-        table = next(client.fetch_days(windows("2024-01-10", "2024-01-10"))).table
+        table = next(client.fetch_days(days_between("2024-01-10", "2024-01-10"))).table
     assert table["raw_data"].null_count == 0
     assert table["custom_fields"].null_count < table.num_rows

@@ -14,9 +14,9 @@ from completions_assets_tests.clients_support import (
     NAME_FIELDS,
     bindbee_client,
     bindbee_row,
+    days_between,
     fast_settings,
     running_sandbox,
-    windows,
 )
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ def sandbox() -> Iterator[Sandbox]:
 
 def fetched(client: Any) -> list[dict[str, Any]]:
     with client:
-        return [row for batch in client.fetch_days(windows(*DAYS)) for row in batch.table.to_pylist()]
+        return [row for batch in client.fetch_days(days_between(*DAYS)) for row in batch.table.to_pylist()]
 
 
 def expected(
@@ -42,7 +42,7 @@ def expected(
     """The raw rows of DAYS built from the records as the connection serves them (ids only if not `expanded`)."""
     fields = {**NAME_FIELDS, "user": (*NAME_FIELDS["user"], "email_address")} if email else NAME_FIELDS
     fields = fields if expanded else {}
-    first, last = windows(*DAYS)[0].start, windows(*DAYS)[-1].end
+    first, last = days_between(*DAYS)[0].start, days_between(*DAYS)[-1].end
     truth = set(sandbox.dataset.ground_truth("bindbee", first, last, connection))
     records = sandbox.dataset.records("bindbee", connection, expand=fields)
     rows = [bindbee_row(r, email=email) for r in records if r["id"] in truth]
@@ -91,7 +91,7 @@ def test_a_connector_that_ignores_expand_leaves_names_null_and_does_not_fail(san
         **fast_settings("bindbee"),
     )
     with resource.create_client() as client:
-        batches = list(client.fetch_days(windows(*DAYS)))
+        batches = list(client.fetch_days(days_between(*DAYS)))
     rows = [row for batch in batches for row in batch.table.to_pylist()]
     assert rows == expected(sandbox, "acme", expanded=False) and rows  # the ids as served; the names null
     assert all(row["user_name"] is None and row["course_name"] is None for row in rows)

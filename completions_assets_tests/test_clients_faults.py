@@ -21,15 +21,15 @@ from completions_assets.sandbox.config import ProviderFaults as F
 from completions_assets_tests.clients_support import (
     Oracle,
     bindbee_client,
+    days_between,
     nexudus_client,
     running_sandbox,
     update_faults,
-    windows,
 )
 
 pytestmark = pytest.mark.integration
 
-DAYS = windows("2024-01-10", "2024-01-10")  # one window, in turn: Bindbee 6 pages, Nexudus 13 (widened)
+DAYS = days_between("2024-01-10", "2024-01-10")  # one window, in turn: Bindbee 6 pages, Nexudus 13 (widened)
 SECRETS = ("sandbox-bindbee-key", "sandbox-connector-token", "sandbox-password", "sandbox-nexudus-token")
 
 RECOVERED: list[tuple[str, F, bool]] = [  # provider, knobs, whether a retry is needed

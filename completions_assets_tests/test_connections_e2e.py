@@ -55,7 +55,7 @@ def environment(sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
     }
 
 
-def window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     start = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
     return start, start + dt.timedelta(days=1)
 
@@ -89,13 +89,13 @@ def test_one_run_serves_every_connection_exactly_and_at_once(tenants, tmp_path):
         merged = storage.read("lms_completions", day)
         for connection in CONNECTIONS:
             provider = connection.provider
-            truth = tenants.dataset.ground_truth(provider.name, *window(day), connection=connection.name)
+            truth = tenants.dataset.ground_truth(provider.name, *day_bounds(day), connection=connection.name)
             raw = storage.read(connection.storage_dir, day)
             assert sorted(map(str, raw[provider.id_column].to_pylist())) == sorted(truth), (connection.label, day)
             mine = pc.and_(pc.equal(merged["provider"], provider.name), pc.equal(merged["connection"], connection.name))
             assert sorted(merged.filter(mine)["completion_id"].to_pylist()) == sorted(truth)
         assert merged.num_rows == sum(
-            len(tenants.dataset.ground_truth(c.provider.name, *window(day), connection=c.name)) for c in CONNECTIONS
+            len(tenants.dataset.ground_truth(c.provider.name, *day_bounds(day), connection=c.name)) for c in CONNECTIONS
         )
     assert all(e.passed for e in check_results(instance, run.run_id))
     # The connections' data differ (their own seeds), and the steps ran side by side.

@@ -10,7 +10,7 @@ import pytest
 from completions_assets.connections import default_connection
 from completions_assets.http.pacing import SystemClock
 from completions_assets.http.session import RequestStats
-from completions_assets.partitions import DayWindow
+from completions_assets.partitions import PartitionDay
 from completions_assets.providers.nexudus import NEXUDUS
 from completions_assets.providers.nexudus.enrolments import with_enrolments
 from completions_assets.providers.nexudus.members import MEMBERS_SCHEMA, MembersSnapshot, fetch_members
@@ -81,7 +81,7 @@ def test_every_completed_lesson_finds_its_person_and_course() -> None:
 
 def test_a_missing_or_older_snapshot_is_named_in_the_days_metadata() -> None:
     connection = default_connection(NEXUDUS, {})
-    day = DayWindow(dt.date(2024, 3, 1), dt.datetime(2024, 3, 1, tzinfo=UTC), dt.datetime(2024, 3, 2, tzinfo=UTC))
+    day = PartitionDay(dt.date(2024, 3, 1), dt.datetime(2024, 3, 1, tzinfo=UTC), dt.datetime(2024, 3, 2, tzinfo=UTC))
     snapshot = MEMBERS_SCHEMA.empty_table()
     assert snapshot_facts({connection: None}, {}, day) == {"nexudus_course_members_missing": ["nexudus:default"]}
     before = {connection: dt.datetime(2024, 3, 1, 23, tzinfo=UTC)}

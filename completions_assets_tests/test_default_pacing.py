@@ -18,7 +18,7 @@ import pytest
 
 from completions_assets.providers.resource import BindbeeResource, NexudusResource
 from completions_assets.sandbox import Sandbox, SandboxConfig, start_sandbox
-from completions_assets_tests.clients_support import windows
+from completions_assets_tests.clients_support import days_between
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +36,8 @@ CONFIG = SandboxConfig(
     now=dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc),
 )
 DAYS = {
-    "bindbee": ("2024-01-02", "2024-01-27"),  # 23 non-empty days of 1,000 in 4 sweeps: about 230 pages (over 200)
-    "nexudus": ("2024-01-03", "2024-01-16"),  # 2 sweeps, widened 14 h each side: about 155 pages (over 120)
+    "bindbee": ("2024-01-02", "2024-01-27"),  # 23 non-empty days of 1,000 in 4 windows: about 230 pages (over 200)
+    "nexudus": ("2024-01-03", "2024-01-16"),  # 2 windows, widened 14 h each side: about 155 pages (over 120)
 }
 
 
@@ -50,12 +50,12 @@ def arrivals(sandbox: Sandbox, provider: str) -> list[float]:
 
 def fetch_all(resource: BindbeeResource | NexudusResource, first: str, last: str) -> dict[dt.date, int]:
     with resource.create_client() as client:
-        return {batch.day.day: batch.table.num_rows for batch in client.fetch_days(windows(first, last))}
+        return {batch.day.date: batch.table.num_rows for batch in client.fetch_days(days_between(first, last))}
 
 
 def assert_within_limits(sandbox: Sandbox, provider: str, rows: dict[dt.date, int]) -> None:
-    for window in windows(*DAYS[provider]):
-        assert rows[window.day] == len(sandbox.dataset.ground_truth(provider, window.start, window.end)), window.day
+    for day in days_between(*DAYS[provider]):
+        assert rows[day.date] == len(sandbox.dataset.ground_truth(provider, day.start, day.end)), day.date
     statuses = sandbox.stats()[provider]["statuses"]
     assert statuses.get(THROTTLE_STATUS[provider], 0) == 0, statuses
     assert set(statuses) == {"200"}, statuses
@@ -96,7 +96,7 @@ def test_default_settings_never_exceed_the_documented_rate_limits():
 
 # --- the known pacing bug, shown deterministically ------------------------------
 
-# Four one-page sweeps (the default 4 at once), each for 8 days of a small sandbox.
+# Four one-page windows (the default 4 at once), each for 8 days of a small sandbox.
 SMALL = SandboxConfig(
     seed=5,
     start_date=dt.date(2024, 1, 1),
@@ -122,13 +122,13 @@ def delay_requests(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, latency_s:
 
 def assert_never_throttled(sandbox: Sandbox, resource: NexudusResource) -> None:
     with resource.create_client() as client:
-        assert len(list(client.fetch_days(windows("2024-01-02", "2024-01-30")))) == 29
+        assert len(list(client.fetch_days(days_between("2024-01-02", "2024-01-30")))) == 29
     assert sandbox.stats()["nexudus"]["statuses"].get("409", 0) == 0, sandbox.stats()["nexudus"]
 
 
 def test_a_slow_token_grant_keeps_the_nexudus_spacing(monkeypatch):
     with start_sandbox(SMALL) as sandbox:
-        # The first sweep fetches the token (slower than 100 ms, as over a real network)
+        # The first window's walk fetches the token (slower than 100 ms, as over a real network)
         # while the others are granted their requests and wait for it.
         delay_requests(monkeypatch, sandbox, lambda path, n: 0.5 if path == TOKEN_PATH else 0.0)
         creds = sandbox.credentials

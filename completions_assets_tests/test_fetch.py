@@ -1,4 +1,4 @@
-"""Range fetching: day splitting, sweeps in order with bounded concurrency, request cost, resources."""
+"""Range fetching: day splitting, windows walked in order with bounded concurrency, request cost, resources."""
 
 import contextlib
 import datetime as dt
@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 
 from completions_assets.http.errors import ProviderError
-from completions_assets.partitions import DayWindow
+from completions_assets.partitions import PartitionDay
 from completions_assets.providers.bindbee import BINDBEE_SCHEMA
 from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.planning import RecordBudget, Window, WindowPlanner, WindowTicket
@@ -39,10 +39,10 @@ from completions_assets.settings import ConfigurationError
 from completions_assets_tests.clients_support import (
     Oracle,
     bindbee_client,
+    days_between,
     nexudus_client,
     running_sandbox,
     update_faults,
-    windows,
 )
 
 pytestmark = pytest.mark.integration
@@ -83,7 +83,7 @@ def test_days_are_cut_half_open_and_sorted_by_time_then_id(tmp_path: Path) -> No
         ("late", JAN_2 + dt.timedelta(days=1)),
         ("c", JAN_2 - MICRO),
     ]
-    days = DayAssembler(windows("2024-01-01", "2024-01-03"), "completed_at", "id")
+    days = DayAssembler(days_between("2024-01-01", "2024-01-03"), "completed_at", "id")
     stats = FetchStats(0, 0, 0, 0.0, None)
     # The first window ends an hour into the third day: it completes two days and keeps "late".
     span = Window(JAN_2 - dt.timedelta(days=1), JAN_2 + dt.timedelta(days=1, hours=1))
@@ -99,11 +99,11 @@ def test_days_are_cut_half_open_and_sorted_by_time_then_id(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     "days",
     [
-        [windows("2024-01-01", "2024-01-01")[0], windows("2024-01-03", "2024-01-03")[0]],
-        list(reversed(windows("2024-01-01", "2024-01-02"))),
+        [days_between("2024-01-01", "2024-01-01")[0], days_between("2024-01-03", "2024-01-03")[0]],
+        list(reversed(days_between("2024-01-01", "2024-01-02"))),
     ],
 )
-def test_windows_must_be_contiguous_and_sorted(days: list[DayWindow]) -> None:
+def test_days_must_be_contiguous_and_sorted(days: list[PartitionDay]) -> None:
     with pytest.raises(ValueError, match="contiguous and sorted"):
         check_contiguous(days)
 
@@ -241,7 +241,7 @@ def _windows_of(batches: list[DayBatch]) -> list[WindowReport]:
 
 
 def test_bindbee_range_costs_the_minimum_requests_per_window(sandbox: Sandbox) -> None:
-    days = windows("2024-01-01", "2024-01-31")
+    days = days_between("2024-01-01", "2024-01-31")
     before = sandbox.stats()["bindbee"]["requests"]
     with bindbee_client(sandbox, window_records=300) as client:
         batches = list(client.fetch_days(days))
@@ -261,7 +261,7 @@ def test_bindbee_range_costs_the_minimum_requests_per_window(sandbox: Sandbox) -
 
 
 def test_nexudus_range_costs_the_minimum_requests_per_widened_window(sandbox: Sandbox) -> None:
-    days = windows("2024-01-01", "2024-01-31")
+    days = days_between("2024-01-01", "2024-01-31")
     before = sandbox.stats()["nexudus"]["requests"]
     with nexudus_client(sandbox) as client:
         batches = list(client.fetch_days(days))
@@ -275,7 +275,7 @@ def test_nexudus_range_costs_the_minimum_requests_per_widened_window(sandbox: Sa
 
 
 def test_a_nexudus_first_window_found_too_large_is_cut_up_for_one_request() -> None:
-    days = windows("2024-01-02", "2024-01-11")
+    days = days_between("2024-01-02", "2024-01-11")
     with running_sandbox(days=12, records_per_day=600) as sandbox:
         before = sandbox.stats()["nexudus"]["requests"]
         # The first window is 8 days: page 1 reports about 4,800 records inside it against a target of 1,000.
@@ -308,7 +308,7 @@ def test_a_dense_range_is_fetched_concurrently(provider: str) -> None:
         make: Callable[..., ProviderClient] = bindbee_client if provider == "bindbee" else nexudus_client
         options = {"window_records": 100} if provider == "bindbee" else {}
         with make(sandbox, max_records_in_flight=10_000, max_concurrent_requests=4, **options) as client:
-            days = windows("2024-01-02", "2024-01-05")
+            days = days_between("2024-01-02", "2024-01-05")
             batches = list(client.fetch_days(days))
         oracle = Oracle(sandbox, provider)
         assert [b.table.to_pylist() for b in batches] == [oracle.rows_in(d.start, d.end) for d in days]
@@ -321,7 +321,7 @@ def test_records_in_flight_stay_within_the_budget(provider: str) -> None:
     # Bindbee: 16 small windows at once; Nexudus: long windows (narrow margins, so they can be shorter).
     make: Callable[..., ProviderClient] = bindbee_client if provider == "bindbee" else nexudus_client
     options = {"window_records": 300} if provider == "bindbee" else {"window_records": 10_000, "margin_minutes": 60}
-    days = windows("2024-01-02", "2024-01-11")
+    days = days_between("2024-01-02", "2024-01-11")
     with running_sandbox(days=12, records_per_day=600) as sandbox:
         peaks, largest = {}, {}
         for limit in (1_000, 10**9):  # the control shows the budget is what holds the peak down
@@ -352,7 +352,7 @@ def test_a_ranges_window_files_are_gone_once_it_ends_or_fails_or_its_process_die
     leftover.mkdir()
     (leftover / "0-20240102T000000.arrow").write_bytes(b"left behind")
     make: Callable[..., ProviderClient] = bindbee_client if provider == "bindbee" else nexudus_client
-    days = windows("2024-01-02", "2024-01-05")
+    days = days_between("2024-01-02", "2024-01-05")
     with running_sandbox(days=6, records_per_day=600) as sandbox:
         oracle = Oracle(sandbox, provider)
         with make(sandbox, window_records=500, max_window_days=1) as client:
@@ -395,7 +395,7 @@ def test_resources_fetch_every_record_of_their_days(small_sandbox: Sandbox) -> N
         requests_per_minute=0,
         requests_per_hour=0,
     )
-    days = windows("2024-01-02", "2024-01-03")
+    days = days_between("2024-01-02", "2024-01-03")
     for resource, provider in ((bindbee, "bindbee"), (nexudus, "nexudus")):
         oracle = Oracle(sandbox, provider)
         batches = list(resource.fetch_days(days))
@@ -412,7 +412,7 @@ def test_secrets_named_in_secret_env_are_read_when_the_client_is_built(small_san
     with pytest.raises(ConfigurationError, match="environment variable TOKEN_X is not set"):
         resource.create_client()
     monkeypatch.setenv("TOKEN_X", small_sandbox.credentials["BINDBEE_CONNECTOR_TOKEN"])
-    assert len(list(resource.fetch_days(windows("2024-01-02", "2024-01-02")))) == 1
+    assert len(list(resource.fetch_days(days_between("2024-01-02", "2024-01-02")))) == 1
 
 
 @pytest.mark.parametrize(

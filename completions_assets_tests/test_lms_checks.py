@@ -7,12 +7,12 @@ import pytest
 from completions_assets.lms import checks as rules
 from completions_assets.lms.checks import Day
 from completions_assets.lms.schema import LMS_SCHEMA
-from completions_assets.partitions import day_window
+from completions_assets.partitions import partition_day
 
 pytestmark = pytest.mark.unit
 
 UTC = dt.timezone.utc
-WINDOW = day_window(dt.date(2024, 3, 1), ZoneInfo("UTC"))
+PARTITION = partition_day(dt.date(2024, 3, 1), ZoneInfo("UTC"))
 
 
 def lms(*rows: dict) -> pa.Table:
@@ -20,15 +20,15 @@ def lms(*rows: dict) -> pa.Table:
         "provider": "bindbee",
         "connection": "acme",
         "user_id": "u",
-        "completed_at": WINDOW.start,
-        "completion_date": WINDOW.day,
+        "completed_at": PARTITION.start,
+        "completion_date": PARTITION.date,
     }
     full = [{name: {**base, **row}.get(name) for name in LMS_SCHEMA.names} for row in rows]
     return pa.Table.from_pylist(full, schema=LMS_SCHEMA)
 
 
 def day(table: pa.Table, sources: dict[str, pa.Array] | None = None) -> Day:
-    return Day(WINDOW, table, sources or {})
+    return Day(PARTITION, table, sources or {})
 
 
 GOOD = lms(
@@ -62,13 +62,13 @@ def test_missing_user_id_fails_required_fields():
 @pytest.mark.parametrize(
     ("at", "inside"),
     [
-        (WINDOW.start, True),
-        (WINDOW.end - dt.timedelta(microseconds=1), True),
-        (WINDOW.end, False),
-        (WINDOW.start - dt.timedelta(microseconds=1), False),
+        (PARTITION.start, True),
+        (PARTITION.end - dt.timedelta(microseconds=1), True),
+        (PARTITION.end, False),
+        (PARTITION.start - dt.timedelta(microseconds=1), False),
     ],
 )
-def test_window_is_half_open(at, inside):
+def test_the_day_is_half_open(at, inside):
     result = rules.completed_within_partition(day(lms({"completion_id": "x", "completed_at": at})))
     assert result.passed is inside
 
@@ -107,13 +107,15 @@ def test_reconciliation_is_per_connection():
 
 def test_all_connections_present_names_the_missing_and_the_failed():
     assert rules.all_connections_present(day(GOOD)).passed
-    result = rules.all_connections_present(Day(WINDOW, GOOD, {}, absent=("nexudus:paris",), failed=("bindbee:acme",)))
+    result = rules.all_connections_present(
+        Day(PARTITION, GOOD, {}, absent=("nexudus:paris",), failed=("bindbee:acme",))
+    )
     assert (result.passed, result.examples) == (False, ("bindbee:acme", "nexudus:paris"))
     assert result.details == {"connections_without_file": ["nexudus:paris"], "connections_failed": ["bindbee:acme"]}
 
 
 def test_warning_rules_flag_bad_values():
-    late_start = lms({"completion_id": "s", "started_at": WINDOW.start + dt.timedelta(hours=1)})
+    late_start = lms({"completion_id": "s", "started_at": PARTITION.start + dt.timedelta(hours=1)})
     assert rules.started_before_completed(day(late_start)).examples == ("bindbee:acme:s",)
     assert rules.score_in_range(day(lms({"completion_id": "a", "score": 100.5}))).failed_rows == 1
     assert rules.score_in_range(day(lms({"completion_id": "a", "score": 0.0}))).passed

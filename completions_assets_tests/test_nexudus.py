@@ -29,11 +29,11 @@ from completions_assets_tests.clients_support import (
     Oracle,
     Reply,
     Script,
+    days_between,
     fast_settings,
     json_reply,
     nexudus_client,
     running_sandbox,
-    windows,
 )
 
 pytestmark = pytest.mark.integration
@@ -138,7 +138,7 @@ def _client(script: Script, **auth: Any) -> ProviderClient:
 
 
 def _fetch(client: ProviderClient) -> list[Any]:
-    return list(client.fetch_days(windows("2025-01-10", "2025-01-10")))
+    return list(client.fetch_days(days_between("2025-01-10", "2025-01-10")))
 
 
 def test_pages_are_walked_with_sort_order_and_widened_filters() -> None:
@@ -279,8 +279,8 @@ def test_every_record_of_the_range_and_nothing_else(
     sandbox: Sandbox, first: str, last: str, zone: str, static: bool
 ) -> None:
     with nexudus_client(sandbox, static=static) as client:
-        batches = list(client.fetch_days(windows(first, last, zone)))
-    assert [b.day for b in batches] == windows(first, last, zone)
+        batches = list(client.fetch_days(days_between(first, last, zone)))
+    assert [b.day for b in batches] == days_between(first, last, zone)
     oracle = Oracle(sandbox, "nexudus")
     for batch in batches:
         assert batch.table.schema == NEXUDUS_SCHEMA
@@ -295,7 +295,7 @@ def test_every_record_of_the_range_and_nothing_else(
 def test_a_filter_zone_other_than_utc_loses_nothing(filter_tz: str, naive: bool, zone: str) -> None:
     with running_sandbox(days=12, nexudus_filter_tz=filter_tz, nexudus_naive_timestamps=naive) as sandbox:
         with nexudus_client(sandbox, timezone=filter_tz if naive else "UTC") as client:
-            batches = list(client.fetch_days(windows("2024-01-01", "2024-01-10", zone)))
+            batches = list(client.fetch_days(days_between("2024-01-01", "2024-01-10", zone)))
         oracle = Oracle(sandbox, "nexudus", filter_tz if naive else "UTC")
         for batch in batches:
             assert batch.table.to_pylist() == oracle.rows_in(batch.day.start, batch.day.end)
@@ -304,7 +304,7 @@ def test_a_filter_zone_other_than_utc_loses_nothing(filter_tz: str, naive: bool,
 def test_a_range_costs_one_request_per_page_of_each_widened_window(sandbox: Sandbox) -> None:
     before = sandbox.stats()["nexudus"]["requests"]
     with nexudus_client(sandbox, max_window_days=8, max_concurrent_requests=4) as client:
-        batches = list(client.fetch_days(windows("2024-01-01", "2024-01-31")))
+        batches = list(client.fetch_days(days_between("2024-01-01", "2024-01-31")))
     reports = list({(w.request_from, w.request_to): w for b in batches for w in b.stats.windows}.values())
     totals = [w.total_items for w in reports if w.total_items is not None]
     assert len(totals) == len(reports)  # Nexudus reports TotalItems for every window
@@ -317,7 +317,7 @@ def test_an_expired_token_is_renewed_mid_walk() -> None:
     with running_sandbox(days=12, token_lifetime_s=0.25) as sandbox:
         sandbox.update(nexudus=ProviderFaults(latency_ms=100))
         with nexudus_client(sandbox, max_concurrent_requests=1) as client:  # one page after another
-            (batch,) = client.fetch_days(windows("2024-01-05", "2024-01-05"))
+            (batch,) = client.fetch_days(days_between("2024-01-05", "2024-01-05"))
             assert client.token_auth.grants >= 2
         assert batch.table.to_pylist() == Oracle(sandbox, "nexudus").rows_in(batch.day.start, batch.day.end)
         assert sandbox.stats()["nexudus"]["statuses"].get("401", 0) == client.token_auth.grants - 1
@@ -329,7 +329,7 @@ def test_pacing_keeps_a_rate_limited_fetch_free_of_409() -> None:
         # Default pacing; 8 pages at under 10 per second.
         resource = NexudusResource(base_url=sandbox.base_url, access_token=token, page_size=40)
         with resource.create_client(clock=SystemClock()) as client:
-            (batch,) = client.fetch_days(windows("2024-01-05", "2024-01-05"))
+            (batch,) = client.fetch_days(days_between("2024-01-05", "2024-01-05"))
         statuses = sandbox.stats()["nexudus"]["statuses"]
         assert set(statuses) == {"200"} and statuses["200"] == batch.stats.requests >= 8
         arrivals = [r.arrived for r in sandbox.request_log() if r.bucket == "nexudus"]
@@ -340,4 +340,4 @@ def test_pacing_keeps_a_rate_limited_fetch_free_of_409() -> None:
         assert batch.stats.rate_wait_seconds > 0.5  # most of the 7 gaps of 100 ms were waited for
         # Control: unpaced, the same sandbox does throttle (so the assertion above can fail).
         with nexudus_client(sandbox, static=True) as unpaced, pytest.raises(RateLimitError, match="HTTP 409"):
-            list(unpaced.fetch_days(windows("2024-01-05", "2024-01-05")))
+            list(unpaced.fetch_days(days_between("2024-01-05", "2024-01-05")))

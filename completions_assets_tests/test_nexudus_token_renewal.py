@@ -10,11 +10,11 @@ import pytest
 
 from completions_assets.http.errors import AuthenticationError
 from completions_assets.providers.nexudus.lessons import NEXUDUS_SCHEMA
-from completions_assets_tests.clients_support import Oracle, nexudus_client, running_sandbox, windows
+from completions_assets_tests.clients_support import Oracle, days_between, nexudus_client, running_sandbox
 
 pytestmark = pytest.mark.integration
 
-RANGE = windows("2024-01-01", "2024-01-10")
+RANGE = days_between("2024-01-01", "2024-01-10")
 
 
 @pytest.mark.parametrize(("concurrent", "uses"), [(8, 2), (8, 5), (4, 3)])
@@ -41,7 +41,7 @@ def test_a_token_refused_on_its_first_use_after_a_renewal_is_fatal() -> None:
         sandbox.app.tokens.limit_uses(0)  # every granted token is refused on its first use
         with nexudus_client(sandbox, max_concurrent_requests=8) as client:
             with pytest.raises(AuthenticationError, match=r"^nexudus: HTTP 401 .*Authorization has been denied"):
-                list(client.fetch_days(windows("2024-01-05", "2024-01-05")))
+                list(client.fetch_days(days_between("2024-01-05", "2024-01-05")))
             grants = client.token_auth.grants
         # The first grant, one renewal after its 401, and no other: the fresh token's 401 stands.
         assert grants == 2

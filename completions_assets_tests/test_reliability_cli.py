@@ -26,7 +26,7 @@ from completions_assets.storage import ParquetStorage
 from completions_assets.turns import LOCK_DIR_VARIABLE
 from completions_assets_tests.oracle import (
     assert_day_matches_ground_truth,
-    day_window_utc,
+    day_bounds_utc,
     expected_bindbee,
     expected_nexudus,
     file_rows,
@@ -77,8 +77,8 @@ SLOW = SandboxConfig(
 )
 
 
-def one_sweep_per_day() -> dict:
-    """Run config: the shipped resources, fetching one day per sweep so files land one by one."""
+def one_day_windows() -> dict:
+    """Run config: the shipped resources, with request windows of one day so files land one by one."""
     slow = {"max_window_days": 1, "max_concurrent_requests": 1}
     bindbee = {
         "base_url": {"env": "BINDBEE_BASE_URL"},
@@ -128,7 +128,7 @@ def assert_every_file_whole_and_exact(sb: Sandbox, root: Path) -> None:
             assert snapshot is not None and snapshot["id"].to_pylist() == [m["Id"] for m in sb.dataset.course_members()]
             continue
         asset, day = str(path.parent.parent.relative_to(root)), path.parent.name.removeprefix("date=")
-        start, end = day_window_utc(day)
+        start, end = day_bounds_utc(day)
         table = storage.read(asset, dt.date.fromisoformat(day))
         assert table is not None, path
         if asset == source_dir("bindbee"):
@@ -167,7 +167,7 @@ def test_sigkill_mid_run_leaves_only_whole_files_and_a_rerun_restores_exact_data
         # Kill points: among the Bindbee days, among the Nexudus days (both steps hold their
         # provider's pool slot), and during the merge (no pool).
         for number, (files, in_pool) in enumerate(((2, True), (7, True), (12, False))):
-            process = launch(range_command(one_sweep_per_day()), env, tmp_path / f"killed-{number}.log")
+            process = launch(range_command(one_day_windows()), env, tmp_path / f"killed-{number}.log")
             assert kill_when(process, root, files) >= files
             assert_every_file_whole_and_exact(sb, root)
             instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])

@@ -14,7 +14,7 @@ from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, s
 from completions_assets.storage import ParquetStorage
 from completions_assets_tests.oracle import (
     assert_day_matches_ground_truth,
-    day_window_utc,
+    day_bounds_utc,
     expected_bindbee,
     expected_nexudus,
 )
@@ -91,7 +91,7 @@ def test_omitted_optional_fields_become_nulls_and_the_rest_is_exact(sb, tmp_path
         ],
     }
     for day in DAYS:
-        start, end = day_window_utc(day)
+        start, end = day_bounds_utc(day)
         date = dt.date.fromisoformat(day)
         for asset, expected, kept in (
             (

@@ -130,13 +130,13 @@ def test_late_records_appear_only_once_now_passes_their_time(sb: Sandbox) -> Non
     day = next(d for d in (dt.date(2024, 5, 1) + dt.timedelta(days=i) for i in range(20)) if _late(sb, "bindbee", d))
     late = _late(sb, "bindbee", day)
     start = dt.datetime.combine(day, dt.time(), tzinfo=UTC)
-    window = (start, start + dt.timedelta(days=1))
+    bounds = (start, start + dt.timedelta(days=1))
     with httpx.Client(base_url=sb.base_url) as client:
         sb.update(now=start + dt.timedelta(days=1, hours=1))
-        early = sb.dataset.ground_truth("bindbee", *window)
+        early = sb.dataset.ground_truth("bindbee", *bounds)
         assert not set(late) & set(early) and _served_bindbee(client, sb, day) == early
         sb.update(now=start + dt.timedelta(days=4))
-        final = sb.dataset.ground_truth("bindbee", *window)
+        final = sb.dataset.ground_truth("bindbee", *bounds)
         assert set(late) <= set(final) and _served_bindbee(client, sb, day) == final
 
 

@@ -28,10 +28,10 @@ from completions_assets.sandbox import ProviderFaults, Sandbox
 from completions_assets.sandbox.faults import ECHO_PREFIX
 from completions_assets_tests.clients_support import (
     bindbee_client,
+    days_between,
     nexudus_client,
     running_sandbox,
     update_faults,
-    windows,
 )
 from completions_assets_tests.test_connection_without_file_e2e import code_location, location_environ
 from completions_assets_tests.test_reliability_secrets import database_values, encodings, every_file
@@ -60,7 +60,7 @@ QUOTED: dict[str, dict[str, str | None]] = {
     "nexudus_static": {"access_token": SECRETS["NEXUDUS_ACCESS_TOKEN"]},
     "nexudus_password": {"access_token": None, "password": SECRETS["NEXUDUS_PASSWORD"], "refresh_token": None},
 }
-DAY = windows("2024-01-05", "2024-01-05")
+DAY = days_between("2024-01-05", "2024-01-05")
 ATTEMPTS = 3
 
 

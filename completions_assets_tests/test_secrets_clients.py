@@ -14,7 +14,7 @@ from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.resource import BindbeeResource, NexudusResource
 from completions_assets.sandbox import Sandbox
 from completions_assets.sandbox.config import ProviderFaults
-from completions_assets_tests.clients_support import fast_settings, running_sandbox, windows
+from completions_assets_tests.clients_support import days_between, fast_settings, running_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ WRONG = {
     "connector_token": "SECRET-wrong-connector-0000",
     "password": "SECRET-wrong-password-0000",
 }
-DAY = windows("2024-01-05", "2024-01-05")
+DAY = days_between("2024-01-05", "2024-01-05")
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from completions_assets.steps.fetching import StepFetch, fetch_connections
 from completions_assets.steps.removals import RemovalGuard
 from completions_assets.storage import ParquetStorage
 from completions_assets.turns import PoolSlots
-from completions_assets_tests.clients_support import windows
+from completions_assets_tests.clients_support import days_between
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ def _step(
             for c in connections
         ]
         step = StepFetch(
-            windows=windows(DAY, DAY),
+            days=days_between(DAY, DAY),
             storage=ParquetStorage(root=str(tmp_path)),
             records=StepRecords(budget),
             checks=frozenset(),

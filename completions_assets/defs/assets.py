@@ -21,7 +21,7 @@ from completions_assets.providers.provider import Provider
 from completions_assets.settings import load_settings
 from completions_assets.steps.fetching import ConnectionFetch, StepFetch, fetch_connections, selected_connections
 from completions_assets.steps.removals import RemovalGuard, check_spec, removals_allowed_by
-from completions_assets.steps.writing import check_outputs, partition_windows, report_days
+from completions_assets.steps.writing import check_outputs, report_days, run_days
 from completions_assets.turns import PoolSlots
 
 
@@ -79,14 +79,14 @@ def provider_asset(
         check_specs=check_specs,
         required_resource_keys={*(c.provider.name for c in connections), "storage"},
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: one sweep per connection
+        backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: each connection fetches it once
         can_subset=True,
     )
     def fetch(context: dg.AssetExecutionContext, config: FetchConfig):
         selected = selected_connections(context, by_key)
         concurrency = min(config.max_concurrent_connections, len(selected)) or 1
         step = StepFetch(
-            windows=partition_windows(context),
+            days=run_days(context),
             storage=context.resources.storage,
             records=StepRecords(config.max_records_in_flight),
             slots=PoolSlots(context.instance, context.run.run_id, provider.asset_name, (c.pool for c, _ in selected)),
@@ -130,7 +130,7 @@ def provider_asset(
 
 def _report(context: dg.AssetExecutionContext, outcome: ConnectionFetch, as_output: bool) -> Iterator[object]:
     key = connection_key(outcome.connection)
-    written = [(day.window.day.isoformat(), day.metadata) for day in outcome.days if day.refused is None]
+    written = [(day.partition.date.isoformat(), day.metadata) for day in outcome.days if day.refused is None]
     yield from report_days(context, key, written, whole=as_output)
     for day in outcome.days:
         if day.refused is not None:

@@ -29,7 +29,7 @@ from completions_assets.connections import Connection
 from completions_assets.keys import LMS, connection_key
 from completions_assets.lms.checks import LMS_CHECKS
 from completions_assets.lms.schema import LMS_KEY, LMS_SCHEMA
-from completions_assets.partitions import day_window
+from completions_assets.partitions import partition_day
 from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.planning import StepRecords
 from completions_assets.providers.provider import Provider
@@ -83,7 +83,7 @@ def audit_op(provider: Provider, connections: Sequence[Connection]) -> dg.OpDefi
         settings = load_settings()
         pairs = [(c, c.configure(getattr(context.resources, provider.name))) for c in connections]
         step = StepFetch(
-            windows=(),
+            days=(),
             storage=context.resources.storage,
             records=StepRecords(10_000),
             checks=frozenset({NO_MASS_REMOVAL, *(check.name for check in provider.checks)}),
@@ -126,9 +126,9 @@ def _report(
         f"{outcome.probe_requests} probe requests, re-fetched {[d.isoformat() for d in outcome.days_fetched]}"
     )
     for day in outcome.days:
-        partition = day.window.day.isoformat()
+        partition = day.partition.date.isoformat()
         if day.refused is None:
-            metadata = {**day.metadata, **outcome.changes[day.window.day], "audit": True}
+            metadata = {**day.metadata, **outcome.changes[day.partition.date], "audit": True}
             context.log_event(dg.AssetMaterialization(key, partition=partition, metadata=metadata))
             written.add(partition)
         else:
@@ -143,16 +143,16 @@ def merge_op(connections: Sequence[Connection]) -> dg.OpDefinition:
         """`lms_completions` rebuilt, and checked, for the days the audit changed."""
         settings = load_settings()
         days = sorted({day for found in changed for day in found})
-        windows = [day_window(dt.date.fromisoformat(day), settings.zone) for day in days]
+        partitions = [partition_day(dt.date.fromisoformat(day), settings.zone) for day in days]
         failed = failed_attempts(context.instance, connections, days, this_run=context.run.run_id)[0]
         evaluations: list[dg.AssetCheckEvaluation] = []
         checked = {check.name for check in LMS_CHECKS}
         storage = context.resources.storage
-        for window, table, facts in merged_days(
-            context.instance, storage, connections, windows, checked, failed, evaluations
+        for day, table, facts in merged_days(
+            context.instance, storage, connections, partitions, checked, failed, evaluations
         ):
-            metadata = write_day(storage, LMS.path[-1], window, table, LMS_SCHEMA, LMS_KEY)
-            partition = window.day.isoformat()
+            metadata = write_day(storage, LMS.path[-1], day, table, LMS_SCHEMA, LMS_KEY)
+            partition = day.date.isoformat()
             context.log_event(dg.AssetMaterialization(LMS, partition=partition, metadata={**metadata, **facts}))
         yield from evaluations
 

@@ -15,11 +15,11 @@ from completions_assets.connections import Connection
 from completions_assets.keys import GROUP, LMS, connection_key, dimension_key
 from completions_assets.lms.checks import evaluate_day, lms_check_specs
 from completions_assets.lms.schema import LMS_KEY, LMS_SCHEMA
-from completions_assets.partitions import DayWindow, windows_for
+from completions_assets.partitions import PartitionDay, days_for
 from completions_assets.providers import PROVIDERS
 from completions_assets.settings import load_settings
 from completions_assets.steps.merging import failed_attempts, merged_days, stored_day
-from completions_assets.steps.writing import check_outputs, partition_windows, write_days
+from completions_assets.steps.writing import check_outputs, run_days, write_days
 from completions_assets.storage import ParquetStorage
 
 OUTPUT = "lms_completions"
@@ -80,12 +80,12 @@ def _merge_op(connections: Sequence[Connection]) -> dg.OpDefinition:
     )
     def merge_days(context: dg.AssetExecutionContext):
         storage: ParquetStorage = context.resources.storage
-        windows = partition_windows(context)
+        partitions = run_days(context)
         # The checks of this run are evaluated here, on the tables just built, rather than read back.
         checked = _checks_in_run(context)
-        failed = _failed(context, connections, windows)[0] if checked else {}
+        failed = _failed(context, connections, partitions)[0] if checked else {}
         evaluations: list[dg.AssetCheckEvaluation] = []
-        days = merged_days(context.instance, storage, connections, windows, checked, failed, evaluations)
+        days = merged_days(context.instance, storage, connections, partitions, checked, failed, evaluations)
         yield from write_days(context, LMS, LMS.path[-1], days, LMS_SCHEMA, storage, LMS_KEY)
         yield from evaluations
 
@@ -105,15 +105,16 @@ def lms_checks(partitions_def: dg.PartitionsDefinition, connections: Sequence[Co
     )
     def lms_completions_checks(context: dg.AssetCheckExecutionContext):
         storage: ParquetStorage = context.resources.storage
-        windows = windows_for(partitions_def, context.op_execution_context.partition_keys)
-        failed, failed_here = _failed(context, connections, windows)
+        partitions = days_for(partitions_def, context.op_execution_context.partition_keys)
+        failed, failed_here = _failed(context, connections, partitions)
         if LMS not in _run_assets(context):  # the checks alone: read what the files hold
             names_min = load_settings().names_resolved_min
             selected = {check.name for check in context.selected_asset_check_keys}
-            for window in windows:
-                day = stored_day(storage, connections, window, failed.get(window.day.isoformat(), ()), names_min)
-                missing = f"no file at {storage.path(LMS.path[-1], window.day)}"
-                yield from evaluate_day(LMS, window, day, selected, missing=missing)
+            for partition in partitions:
+                key = partition.date.isoformat()
+                day = stored_day(storage, connections, partition, failed.get(key, ()), names_min)
+                missing = f"no file at {storage.path(LMS.path[-1], partition.date)}"
+                yield from evaluate_day(LMS, partition, day, selected, missing=missing)
         # Reported: above, or by the merge of this run, on the tables it built.
         yield from check_outputs(context.op_execution_context.assets_def, context.selected_asset_check_keys)
         if failed_here:
@@ -140,7 +141,7 @@ def _checks_in_run(context: dg.AssetExecutionContext) -> set[str]:
 def _failed(
     context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
     connections: Sequence[Connection],
-    windows: Sequence[DayWindow],
+    days: Sequence[PartitionDay],
 ) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
-    days = [w.day.isoformat() for w in windows]
-    return failed_attempts(context.instance, connections, days, this_run=context.run.run_id)
+    keys = [day.date.isoformat() for day in days]
+    return failed_attempts(context.instance, connections, keys, this_run=context.run.run_id)

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from completions_assets.lms.schema import LMS_KEY
-from completions_assets.partitions import DayWindow
+from completions_assets.partitions import PartitionDay
 from completions_assets.providers.checks import EXAMPLES, CheckOutcome, duplicated_keys
 
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
@@ -26,7 +26,7 @@ REQUIRED = ("provider", "completion_id", "user_id", "completed_at")
 class Day:
     """One day's merged rows and, per connection (`provider:name`), the distinct ids of its file."""
 
-    window: DayWindow
+    partition: PartitionDay
     table: pa.Table
     source_ids: Mapping[str, pa.Array]
     absent: tuple[str, ...] = ()  # configured connections without a file for the day
@@ -79,13 +79,14 @@ def required_fields_present(day: Day) -> CheckOutcome:
     return _failing(day.table, mask, **{f"nulls_{name}": day.table[name].null_count for name in REQUIRED})
 
 
-@lms_check(ERROR, "Every completed_at lies in the day's half-open window.")
+@lms_check(ERROR, "Every completed_at lies in the day's half-open interval.")
 def completed_within_partition(day: Day) -> CheckOutcome:
-    at, window = day.table["completed_at"], day.window
+    at, partition = day.table["completed_at"], day.partition
     outside = pc.or_(
-        pc.less(at, pa.scalar(window.start, at.type)), pc.greater_equal(at, pa.scalar(window.end, at.type))
+        pc.less(at, pa.scalar(partition.start, at.type)), pc.greater_equal(at, pa.scalar(partition.end, at.type))
     )
-    return _failing(day.table, outside, window_start=window.start.isoformat(), window_end=window.end.isoformat())
+    # window_start/window_end: metadata keys already recorded in Dagster, kept as they are.
+    return _failing(day.table, outside, window_start=partition.start.isoformat(), window_end=partition.end.isoformat())
 
 
 @lms_check(ERROR, "Rows per (provider, connection) equal the deduplicated rows of its file.")
@@ -184,7 +185,7 @@ def lms_check_specs(asset: dg.AssetKey, partitions_def: dg.PartitionsDefinition)
 
 
 def evaluate_day(
-    asset: dg.AssetKey, window: DayWindow, day: Day | None, names: set[str], missing: str = ""
+    asset: dg.AssetKey, partition: PartitionDay, day: Day | None, names: set[str], missing: str = ""
 ) -> Iterator[dg.AssetCheckEvaluation]:
     """One evaluation per selected check of one day; every one fails when the day has no file."""
     for check in LMS_CHECKS:
@@ -203,5 +204,5 @@ def evaluate_day(
             metadata=metadata,
             severity=check.severity,
             blocking=check.blocking,
-            partition=window.day.isoformat(),
+            partition=partition.date.isoformat(),
         )

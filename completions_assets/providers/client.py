@@ -20,7 +20,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from completions_assets.days import DayWindow
+from completions_assets.days import PartitionDay
 from completions_assets.http.pacing import Clock, Pacer, SystemClock
 from completions_assets.http.pagination import iter_pages
 from completions_assets.http.redaction import Redactor
@@ -239,7 +239,7 @@ class ProviderClient:
         )
         return WindowResult(rows.spilled(), FetchStats.from_requests(stats, [report], unknown_fields=unknown))
 
-    def fetch_days(self, days: Sequence[DayWindow]) -> Iterator[DayBatch]:
+    def fetch_days(self, days: Sequence[PartitionDay]) -> Iterator[DayBatch]:
         """Yields one DayBatch per day, in order, each as soon as its records are in.
 
         Args:

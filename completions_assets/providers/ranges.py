@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from completions_assets.days import DayWindow
+from completions_assets.days import PartitionDay
 from completions_assets.http.session import RequestStats
 from completions_assets.providers.planning import RecordBudget, Window, WindowPlanner, WindowTicket
 from completions_assets.providers.spill import SpilledRows, trim
@@ -84,7 +84,7 @@ class FetchStats:
 class DayBatch:
     """Records of one day: exact raw schema, rows in [start, end), sorted by (event time, id)."""
 
-    day: DayWindow
+    day: PartitionDay
     table: pa.Table
     stats: FetchStats  # of the request windows that covered this day
 
@@ -102,11 +102,11 @@ class WindowTooLarge(Exception):
     """A window's first page showed it holds far more records than planned: plan it again."""
 
 
-def check_contiguous(days: Sequence[DayWindow]) -> None:
+def check_contiguous(days: Sequence[PartitionDay]) -> None:
     """Raises ValueError unless the days are contiguous and sorted."""
     for before, after in itertools.pairwise(days):
         if before.end != after.start:
-            raise ValueError(f"days must be contiguous and sorted: {before.day} then {after.day}")
+            raise ValueError(f"days must be contiguous and sorted: {before.date} then {after.date}")
 
 
 def walk_windows(
@@ -190,7 +190,7 @@ class DayAssembler:
 
     def __init__(
         self,
-        days: Sequence[DayWindow],
+        days: Sequence[PartitionDay],
         event_column: str,
         id_column: str,
         *,
@@ -248,7 +248,7 @@ class DayAssembler:
 
 
 def _day_order(
-    table: pa.Table, days: Sequence[DayWindow], event_column: str, id_column: str
+    table: pa.Table, days: Sequence[PartitionDay], event_column: str, id_column: str
 ) -> tuple[pa.Array, list[int]]:
     """The indices that sort `table` by (event time, id), and where in them each day starts, then
     where the last one ends (len(days) + 1 positions): rows of day i are order[cuts[i]:cuts[i + 1]]."""

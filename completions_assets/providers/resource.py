@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import dagster as dg
 import httpx
 
-from completions_assets.days import DayWindow
+from completions_assets.days import PartitionDay
 from completions_assets.http.pacing import Clock
 from completions_assets.providers.bindbee import BINDBEE, BindbeeSettings
 from completions_assets.providers.client import ProviderClient
@@ -58,7 +58,7 @@ class ProviderResource(dg.ConfigurableResource, FetchSettings):
         """A new plain client with these settings (the caller closes it)."""
         return ProviderClient(self.provider, self.client_settings(), clock=clock, transport=transport)
 
-    def fetch_days(self, days: Sequence[DayWindow]) -> Iterator[DayBatch]:
+    def fetch_days(self, days: Sequence[PartitionDay]) -> Iterator[DayBatch]:
         """One DayBatch per day, in order (see ProviderClient.fetch_days).
 
         The client (one per step: a step fetches its whole range in one call) is

@@ -150,7 +150,7 @@ class Sandbox:
 
     def start(self) -> "Sandbox":
         self._thread.start()
-        # Encoding is cached per record; doing it now keeps first sweeps fast.
+        # Encoding is cached per record; doing it now keeps first walks fast.
         threading.Thread(target=self.dataset.warm, args=(self._stopping,), name="sandbox-warm", daemon=True).start()
         return self
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from completions_assets.connections import Connection
 from completions_assets.http.session import RequestStats
-from completions_assets.partitions import DayWindow, day_window
+from completions_assets.partitions import PartitionDay, partition_day
 from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.nexudus import NEXUDUS
 from completions_assets.providers.nexudus.audit import audit_spans
@@ -83,11 +83,11 @@ def audit_connection(
     stored = _Stored(step, connection, settings)
     days = [d for d in audit_days(audit_date, settings, connection.start_date) if stored.day(d) is not None]
     outcome.days_audited = len(days)
-    windows = [day_window(d, settings.zone) for d in days]
+    partitions = [partition_day(d, settings.zone) for d in days]
     if client.provider is NEXUDUS:
         stats = RequestStats()
         audit_spans(
-            client, _contiguous(windows), stored.between, lambda w: _refetch(client, w, outcome, step, stored), stats
+            client, _spans(partitions), stored.between, lambda p: _refetch(client, p, outcome, step, stored), stats
         )
         outcome.probe_requests = stats.requests
         return
@@ -95,20 +95,20 @@ def audit_connection(
     rate = getattr(client.settings, "requests_per_minute", 0) or 200
     period = rotation_period(costs, daily_budget(rate, budget_share), settings.audit_days)
     chosen = set(rotation_days(days, audit_date, period))
-    for window in windows:
-        if window.day in chosen:
-            _refetch(client, window, outcome, step, stored)
+    for partition in partitions:
+        if partition.date in chosen:
+            _refetch(client, partition, outcome, step, stored)
 
 
 def _refetch(
-    client: ProviderClient, window: DayWindow, outcome: AuditOutcome, step: StepFetch, stored: "_Stored"
+    client: ProviderClient, partition: PartitionDay, outcome: AuditOutcome, step: StepFetch, stored: "_Stored"
 ) -> bool:
     """The day fetched again and, if it changed, written (under the removal guard); whether it was written."""
     connection = outcome.connection
-    outcome.days_fetched.append(window.day)
+    outcome.days_fetched.append(partition.date)
     written = False
-    for batch in client.fetch_days([window]):
-        previous = step.storage.read(connection.storage_dir, window.day)
+    for batch in client.fetch_days([partition]):
+        previous = step.storage.read(connection.storage_dir, partition.date)
         current = batch.table.cast(connection.provider.schema)
         if previous is not None and previous.equals(current):
             continue  # re-read, unchanged: nothing to write
@@ -117,10 +117,10 @@ def _refetch(
         )
         day = write_fetched_day(connection, batch, fetch_metadata(batch.stats), step)
         outcome.days.append(day)
-        outcome.changes[window.day] = changes
+        outcome.changes[partition.date] = changes
         written = day.refused is None
     if written:
-        stored.forget(window.day)
+        stored.forget(partition.date)
     return written
 
 
@@ -128,11 +128,12 @@ def _rows(table: pa.Table | None) -> int:
     return 0 if table is None else table.num_rows
 
 
-def _contiguous(windows: Sequence[DayWindow]) -> list[list[DayWindow]]:
-    runs: list[list[DayWindow]] = []
-    for window in windows:
-        if runs and runs[-1][-1].end == window.start:
-            runs[-1].append(window)
+def _spans(days: Sequence[PartitionDay]) -> list[list[PartitionDay]]:
+    """`days` cut into spans of contiguous days."""
+    spans: list[list[PartitionDay]] = []
+    for day in days:
+        if spans and spans[-1][-1].end == day.start:
+            spans[-1].append(day)
         else:
-            runs.append([window])
-    return runs
+            spans.append([day])
+    return spans

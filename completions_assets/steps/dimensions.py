@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from completions_assets.connections import Connection
 from completions_assets.keys import dimension_key
-from completions_assets.partitions import DayWindow
+from completions_assets.partitions import PartitionDay
 from completions_assets.storage import ParquetStorage
 
 
@@ -41,7 +41,7 @@ def snapshot_times(
 def snapshot_facts(
     snapshots: Mapping[Connection, pa.Table | None],
     taken: Mapping[Connection, dt.datetime | None],
-    window: DayWindow,
+    day: PartitionDay,
 ) -> dict[str, Any]:
     """Merge metadata: the snapshots missing, or taken before the day ended (later enrolments not in them)."""
     facts: dict[str, list[str]] = {}
@@ -49,6 +49,6 @@ def snapshot_facts(
         when = taken.get(connection)
         if table is None:
             facts.setdefault(f"{connection.provider.dimension}_missing", []).append(connection.label)
-        elif when is not None and when < window.end:
+        elif when is not None and when < day.end:
             facts.setdefault(f"{connection.provider.dimension}_older_than_day", []).append(connection.label)
     return dict(facts)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import dagster as dg
 
 from completions_assets.connections import Connection
-from completions_assets.partitions import DayWindow
+from completions_assets.partitions import PartitionDay
 from completions_assets.providers.checks import CheckOutcome
 from completions_assets.providers.client import ProviderClient
 from completions_assets.providers.planning import StepRecords
@@ -40,14 +40,14 @@ class WrittenDay:
     """A day's file as written (its table is not kept) and its checks' outcomes (by check name); a day
     whose removal was refused kept its previous file and is not written."""
 
-    window: DayWindow
+    partition: PartitionDay
     metadata: dict[str, Any]
     checks: tuple[tuple[str, CheckOutcome], ...]
     refused: Removal | None = None
 
     def evaluations(self, key: dg.AssetKey) -> list[dg.AssetCheckEvaluation]:
         """Its checks' results, as the day's partition of `key` reports them."""
-        partition = self.window.day.isoformat()
+        partition = self.partition.date.isoformat()
         return [
             dg.AssetCheckEvaluation(
                 asset_key=key, check_name=name, passed=result.passed, metadata=result.metadata(), partition=partition
@@ -59,7 +59,7 @@ class WrittenDay:
         """What the log says of a day whose removal was refused."""
         assert self.refused is not None
         return (
-            f"{connection.label} {self.window.day}: kept the stored file; the fetch would remove "
+            f"{connection.label} {self.partition.date}: kept the stored file; the fetch would remove "
             f"{self.refused.removed} of its {self.refused.previous_rows} rows (no_mass_removal; allow_removals applies it)"
         )
 
@@ -83,7 +83,7 @@ class ConnectionFetch(Outcome):
 class StepFetch:
     """What every worker of one step shares."""
 
-    windows: Sequence[DayWindow]
+    days: Sequence[PartitionDay]
     storage: ParquetStorage
     records: StepRecords  # the step's budget of records fetched and not yet written
     checks: frozenset[str]  # names of the provider checks selected
@@ -114,7 +114,7 @@ def fetch_connections(
 
     def fetch(client: ProviderClient, outcome: ConnectionFetch) -> None:
         client.step_records = step.records
-        for batch, facts in _days(outcome.connection, client, step.windows):
+        for batch, facts in _days(outcome.connection, client, step.days):
             outcome.days.append(write_fetched_day(outcome.connection, batch, facts, step))
 
     yield from each_connection(connections, step.slots, step.stop, concurrency, log, ConnectionFetch, fetch)
@@ -201,22 +201,22 @@ def each_connection(
 
 
 def _days(
-    connection: Connection, client: ProviderClient, windows: Sequence[DayWindow]
+    connection: Connection, client: ProviderClient, days: Sequence[PartitionDay]
 ) -> Iterator[tuple[DayBatch, dict[str, Any]]]:
     """Fetched days; days before the connection's start date are empty and cost no request."""
     start = connection.start_date
-    before = [w for w in windows if start is not None and w.day < start]
-    for window in before:
-        empty = DayBatch(window, connection.provider.schema.empty_table(), FetchStats(0, 0, 0, 0.0, None))
+    before = [day for day in days if start is not None and day.date < start]
+    for day in before:
+        empty = DayBatch(day, connection.provider.schema.empty_table(), FetchStats(0, 0, 0, 0.0, None))
         yield empty, {"before_connection_start": str(start)}
-    for batch in client.fetch_days(windows[len(before) :]):
+    for batch in client.fetch_days(days[len(before) :]):
         yield batch, fetch_metadata(batch.stats)
 
 
 def write_fetched_day(connection: Connection, batch: DayBatch, facts: dict[str, Any], step: StepFetch) -> WrittenDay:
     """The day's file replaced by `batch`, unless that would remove too much of it (see removals.py)."""
     provider, key = connection.provider, [connection.provider.id_column]
-    previous = step.storage.read(connection.storage_dir, batch.day.day, columns=key)
+    previous = step.storage.read(connection.storage_dir, batch.day.date, columns=key)
     removal = judge(previous, batch.table, provider.id_column, step.guard)
     checks = tuple((c.name, c.evaluate(batch, provider.id_column)) for c in provider.checks if c.name in step.checks)
     if NO_MASS_REMOVAL in step.checks:

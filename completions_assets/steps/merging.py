@@ -10,7 +10,7 @@ from completions_assets.connections import Connection
 from completions_assets.keys import LMS, connection_key
 from completions_assets.lms.checks import Day, evaluate_day
 from completions_assets.lms.merge import distinct_ids, merge_day
-from completions_assets.partitions import DayWindow
+from completions_assets.partitions import PartitionDay
 from completions_assets.settings import load_settings
 from completions_assets.steps.dimensions import read_dimensions, snapshot_facts, snapshot_times
 from completions_assets.steps.writing import DayFile
@@ -23,7 +23,7 @@ def merged_days(
     instance: dg.DagsterInstance,
     storage: ParquetStorage,
     connections: Sequence[Connection],
-    windows: Sequence[DayWindow],
+    days: Sequence[PartitionDay],
     checked: set[str],
     failed: Mapping[str, tuple[str, ...]],
     evaluations: list[dg.AssetCheckEvaluation],
@@ -33,26 +33,26 @@ def merged_days(
     snapshots = read_dimensions(storage, connections)
     taken = snapshot_times(instance, snapshots)
     names_min = load_settings().names_resolved_min
-    for window in windows:
-        raws, absent = day_sources(storage, connections, window)
-        merged = merge_day(raws, window.day, snapshots)
+    for day in days:
+        raws, absent = day_sources(storage, connections, day)
+        merged = merge_day(raws, day.date, snapshots)
         if checked:
-            gaps = failed.get(window.day.isoformat(), ())
-            day = Day(window, merged.table, merged.source_ids, absent, gaps, names_min)
-            evaluations.extend(evaluate_day(LMS, window, day, checked))
+            gaps = failed.get(day.date.isoformat(), ())
+            rows = Day(day, merged.table, merged.source_ids, absent, gaps, names_min)
+            evaluations.extend(evaluate_day(LMS, day, rows, checked))
         sources = {label: len(ids) for label, ids in merged.source_ids.items()}
-        facts = {**merged.facts, **snapshot_facts(snapshots, taken, window)}
-        yield window, merged.table, {"source_rows": dg.MetadataValue.json(sources), **facts}
+        facts = {**merged.facts, **snapshot_facts(snapshots, taken, day)}
+        yield day, merged.table, {"source_rows": dg.MetadataValue.json(sources), **facts}
 
 
 def day_sources(
-    storage: ParquetStorage, connections: Sequence[Connection], window: DayWindow, *, ids_only: bool = False
+    storage: ParquetStorage, connections: Sequence[Connection], day: PartitionDay, *, ids_only: bool = False
 ) -> tuple[dict[Connection, pa.Table], tuple[str, ...]]:
     """Each connection's file of the day (or its id column); a connection without one is left out (and named)."""
     raws, absent = {}, []
     for connection in connections:
         columns = [connection.provider.id_column] if ids_only else None
-        table = storage.read(connection.storage_dir, window.day, columns=columns)
+        table = storage.read(connection.storage_dir, day.date, columns=columns)
         if table is None:
             absent.append(connection.label)
         else:
@@ -63,16 +63,16 @@ def day_sources(
 def stored_day(
     storage: ParquetStorage,
     connections: Sequence[Connection],
-    window: DayWindow,
+    day: PartitionDay,
     failed: tuple[str, ...],
     names_min: float,
 ) -> Day | None:
-    table = storage.read(LMS.path[-1], window.day)
+    table = storage.read(LMS.path[-1], day.date)
     if table is None:
         return None
-    raws, absent = day_sources(storage, connections, window, ids_only=True)
+    raws, absent = day_sources(storage, connections, day, ids_only=True)
     ids = {connection.label: distinct_ids(connection.provider, raw) for connection, raw in raws.items()}
-    return Day(window, table, ids, absent, failed, names_min)
+    return Day(day, table, ids, absent, failed, names_min)
 
 
 def failed_attempts(

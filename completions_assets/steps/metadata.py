@@ -19,7 +19,7 @@ def table_metadata(table: pa.Table, path: str) -> dict[str, object]:
 
 
 def fetch_metadata(stats: FetchStats) -> dict[str, object]:
-    """Cost of the sweep that fetched the day (shared by the days it covered)."""
+    """Cost of the request windows that fetched the day (shared by the days they covered)."""
     facts: dict[str, object] = {
         "requests": stats.requests,
         "pages": stats.pages,

@@ -6,37 +6,37 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from completions_assets.partitions import DayWindow, windows_for
+from completions_assets.partitions import PartitionDay, days_for
 from completions_assets.steps.metadata import row_changes, table_metadata
 from completions_assets.storage import ParquetStorage
 
-DayFile = tuple[DayWindow, pa.Table, dict[str, Any]]  # a day, its rows, and its metadata
+DayFile = tuple[PartitionDay, pa.Table, dict[str, Any]]  # a day, its rows, and its metadata
 
 
-def partition_windows(context: dg.AssetExecutionContext) -> list[DayWindow]:
-    """The run's days (one or a range) as half-open UTC windows."""
-    return windows_for(context.assets_def.partitions_def, context.partition_keys)
+def run_days(context: dg.AssetExecutionContext) -> list[PartitionDay]:
+    """The run's days (one or a range) as half-open UTC intervals."""
+    return days_for(context.assets_def.partitions_def, context.partition_keys)
 
 
 def write_day(
-    storage: ParquetStorage, directory: str, window: DayWindow, table: pa.Table, schema: pa.Schema, row_key: list[str]
+    storage: ParquetStorage, directory: str, day: PartitionDay, table: pa.Table, schema: pa.Schema, row_key: list[str]
 ) -> dict[str, Any]:
     """Replaces one day's file; its materialization metadata, changes against the file it replaced included."""
-    previous = storage.read(directory, window.day, columns=row_key)
-    return replace_day(storage, directory, window, table, schema, row_key, previous)
+    previous = storage.read(directory, day.date, columns=row_key)
+    return replace_day(storage, directory, day, table, schema, row_key, previous)
 
 
 def replace_day(
     storage: ParquetStorage,
     directory: str,
-    window: DayWindow,
+    day: PartitionDay,
     table: pa.Table,
     schema: pa.Schema,
     row_key: list[str],
     previous: pa.Table | None,
 ) -> dict[str, Any]:
     """`write_day` with the replaced file's `row_key` columns already read (None: there was none)."""
-    path = storage.write(directory, window.day, table, schema)
+    path = storage.write(directory, day.date, table, schema)
     return {**table_metadata(table, path), **row_changes(previous, table, row_key)}
 
 
@@ -75,9 +75,9 @@ def write_days(
     """
     written: list[tuple[str, dict[str, Any]]] = []
     try:
-        for window, table, facts in days:
-            metadata = write_day(storage, directory, window, table, schema, row_key)
-            written.append((window.day.isoformat(), {**metadata, **facts}))
+        for day, table, facts in days:
+            metadata = write_day(storage, directory, day, table, schema, row_key)
+            written.append((day.date.isoformat(), {**metadata, **facts}))
     except Exception:
         yield from report_days(context, asset_key, written, whole=False)
         raise

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from completions_assets.days import DayWindow
+from completions_assets.days import PartitionDay
 from completions_assets.http.pagination import fetch_page
 from completions_assets.http.session import RequestStats
 from completions_assets.providers.client import ProviderClient
@@ -82,10 +82,10 @@ def _at(moment: dt.datetime, like: pa.ChunkedArray) -> pa.Scalar:
 
 def changed_days(
     client: ProviderClient,
-    days: Sequence[DayWindow],
+    days: Sequence[PartitionDay],
     stored_between: Callable[[dt.datetime, dt.datetime], pa.Table | None],
     stats: RequestStats,
-) -> list[DayWindow]:
+) -> list[PartitionDay]:
     """The contiguous `days` whose stored rows no longer match, by halving the spans that fail.
 
     `stored_between(lo, hi)` gives the stored rows of every day overlapping [lo, hi), or None
@@ -108,9 +108,9 @@ def changed_days(
 
 def audit_spans(
     client: ProviderClient,
-    spans: Sequence[Sequence[DayWindow]],
+    spans: Sequence[Sequence[PartitionDay]],
     stored_between: Callable[[dt.datetime, dt.datetime], pa.Table | None],
-    refetch: Callable[[DayWindow], bool],
+    refetch: Callable[[PartitionDay], bool],
     stats: RequestStats,
 ) -> None:
     """Every span (contiguous stored days) probed, and each day found changed passed to `refetch`,
@@ -119,7 +119,7 @@ def audit_spans(
     A change near a day's edge also shows in its neighbours' probes (their windows are widened):
     once a changed day is written, the days still suspected are probed again against it.
     """
-    suspects = [w for span in spans for w in changed_days(client, span, stored_between, stats)]
+    suspects = [day for span in spans for day in changed_days(client, span, stored_between, stats)]
     while suspects:
         if refetch(suspects.pop(0)):
-            suspects = [w for w in suspects for _ in changed_days(client, [w], stored_between, stats)]
+            suspects = [day for day in suspects for _ in changed_days(client, [day], stored_between, stats)]
