@@ -65,5 +65,4 @@ def written_snapshot(
         "pages": stats.pages,
         "retries": stats.retries,
     }
-    context.log.info(f"{connection.label}: {snapshot.table.num_rows} course members, {stats.requests} requests")
     return dg.MaterializeResult(asset_key=key, metadata=metadata, check_results=checks)
