@@ -109,3 +109,25 @@ def test_importing_the_definitions_reads_no_setting(monkeypatch):
     importlib.reload(definitions)
     with pytest.raises(Exception, match="COMPLETIONS_TIMEZONE"):
         definitions.defs()
+
+
+def test_a_process_builds_the_definitions_once_for_what_they_are_built_from(example_environment, tmp_path, monkeypatch):
+    # Every step process of a run loads the code location; built once (in the run's forkserver),
+    # they are not built again per step. A changed setting or connections file builds them anew.
+    from completions_assets.definitions import defs
+
+    first = defs()
+    assert defs() is first
+    monkeypatch.setenv("COMPLETIONS_TIMEZONE", "Asia/Tokyo")
+    in_tokyo = defs()
+    assert in_tokyo is not first
+    assert {s.name: s.execution_timezone for s in in_tokyo.schedules or []}[
+        "completions_daily_schedule"
+    ] == "Asia/Tokyo"
+    edited = tmp_path / "connections.yaml"
+    edited.write_text(EXAMPLE_CONNECTIONS.read_text())
+    monkeypatch.setenv(FILE_VARIABLE, str(edited))
+    assert defs() is defs()
+    edited.write_text(EXAMPLE_CONNECTIONS.read_text().replace("acme", "umbrella"))
+    keys = {key.to_user_string() for key in defs().resolve_all_asset_keys()}
+    assert "bindbee_completions/umbrella" in keys and "bindbee_completions/acme" not in keys

@@ -16,7 +16,11 @@ as its own step failure.
 import contextlib
 
 with contextlib.suppress(Exception):
-    import completions_assets.definitions  # noqa: F401
+    import completions_assets.definitions
+
+    # Built and resolved here, once, for the run's environment: each step process that loads
+    # the code location then finds them built (definitions.py) instead of building them again.
+    completions_assets.definitions.defs().get_repository_def()
 with contextlib.suppress(Exception):
     import alembic.runtime.migration  # noqa: F401
     import sqlalchemy  # noqa: F401
