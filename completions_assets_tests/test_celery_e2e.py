@@ -225,6 +225,7 @@ def concurrent_pair(tenants, instance, env, tmp_path, name: str, command: list[s
         launched = [launch(env, log, command) for log in logs]
         for run, log in zip(launched, logs, strict=True):
             assert run.wait(timeout=300) == 0, log.read_text()[-3000:]
+            assert "Warning" not in log.read_text(), log.read_text()[-3000:]  # a successful run warns of nothing
     finally:
         tenants.update(bindbee=ProviderFaults(latency_ms=20), nexudus=ProviderFaults(latency_ms=20))
     runs = [r for r in instance.get_runs() if r.run_id not in before]

@@ -8,6 +8,7 @@ config without a `start_method` gets the forkserver.
 """
 
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,7 +54,11 @@ def select_executor(environ: Mapping[str, str] = os.environ) -> dg.ExecutorDefin
         return executor
     if name == "celery":
         # Imported only here: the celery extra is installed only where the profile is used.
+        from celery.exceptions import DuplicateTaskNameWarning
         from dagster_celery import celery_executor
 
+        # dagster-celery builds its `execute_plan` task anew for every step it submits, and
+        # celery 5.7 warns on each that the name is taken, although the task is the same one.
+        warnings.filterwarnings("ignore", "Task name 'execute_plan' is already registered", DuplicateTaskNameWarning)
         return celery_executor.configured(CELERY_CONFIG, name="celery")
     raise ConfigurationError(f"{EXECUTOR_VARIABLE}={name!r}: expected 'multiprocess' or 'celery'")
