@@ -8,7 +8,6 @@ back once run monitoring frees its slots; the files are byte-identical to a loca
 
 import datetime as dt
 import io
-import logging
 import os
 import re
 import signal
@@ -17,15 +16,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
 
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 import s3fs
 import yaml
-from dagster._daemon.monitoring.concurrency import execute_concurrency_slots_iteration
 
 from completions_assets.connections import FILE_VARIABLE
 from completions_assets.defs.executor import CELERY_CONFIG, EXECUTOR_VARIABLE
@@ -133,15 +129,12 @@ def launch(env: dict[str, str], log: Path, command: list[str] = COMMAND) -> subp
 
 
 def free_slots_of_finished_runs(instance: dg.DagsterInstance) -> None:
-    """One pass of the daemon's run monitoring that frees the pool slots of runs that ended
-    (`free_slots_after_run_end_seconds` after their end), repeated until it has. The pass reads
-    nothing of its workspace but the instance."""
-    daemon = cast(Any, SimpleNamespace(instance=instance))
-    deadline = time.monotonic() + 60
-    while instance.event_log_storage.get_concurrency_run_ids():  # bounded: readiness
-        assert time.monotonic() < deadline, "run monitoring did not free the slots"
-        list(execute_concurrency_slots_iteration(daemon, logging.getLogger()))
-        time.sleep(0.2)
+    """What the daemon's run monitoring does for a run that ended (`free_slots_after_run_end_seconds`
+    after its end, deploy/dagster.yaml): its pool slots are freed."""
+    for run_id in instance.event_log_storage.get_concurrency_run_ids():
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.is_finished, run_id  # only an ended run's slots
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
 
 
 def test_the_worker_configuration_names_the_executors_broker_and_backend():
@@ -166,7 +159,6 @@ def test_steps_on_two_celery_workers(tenants, tmp_path, redis_server, postgres_s
         }
     )
     launcher = machine(tmp_path / "launcher", env)
-    _monitoring_home(Path(launcher["DAGSTER_HOME"]))
     with workers(["w1", "w2"], tmp_path, env) as (w1, w2):
         instance = dg.DagsterInstance.from_config(launcher["DAGSTER_HOME"])
         try:
@@ -177,14 +169,6 @@ def test_steps_on_two_celery_workers(tenants, tmp_path, redis_server, postgres_s
             _one_provider_at_once_on_both_workers(tenants, instance, launcher, [w1, w2], broker, local, fs, tmp_path)
         finally:
             instance.dispose()
-
-
-def _monitoring_home(home: Path) -> None:
-    """The launcher's instance frees the slots of an ended run 1 s after its end instead of 60 s,
-    so that the test's one pass of the daemon's run monitoring need not wait a minute."""
-    config = yaml.safe_load((home / "dagster.yaml").read_text())
-    config["run_monitoring"]["free_slots_after_run_end_seconds"] = 1
-    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
 
 
 def _a_killed_step_fails_its_run(tenants, instance, env, pair: list[Worker], local, fs, tmp_path) -> dg.DagsterRun:

@@ -100,7 +100,7 @@ def test_no_credential_reaches_dagster_home_the_data_or_the_output(tmp_path, mon
         assert all(env[name] == value for name, value in SECRETS.items())  # the run uses the fakes
         log = home / "demo-run.log"
         assert demo.materialize_range(first, last, env, log) == 0, log.read_text()[-3000:]
-        issued = [*sb.app.tokens._access, *sb.app.tokens._refresh]  # what the Nexudus client held
+        issued = sb.app.tokens.issued()  # what the Nexudus client held
         assert issued and sb.stats()["token"]["requests"] >= 1
 
     instance = dg.DagsterInstance.from_config(str(home))

@@ -43,7 +43,14 @@ class TokenStore:
         self._access: dict[str, tuple[str, float, int | None]] = {}  # token -> (connection, expires at, uses left)
         self._uses: int | None = None
         self._refresh: dict[str, tuple[str, str | None]] = {}  # token -> (connection, client_id)
+        self._issued: list[str] = []  # every access and refresh token granted, expired or not
         self._lock = threading.Lock()
+
+    def issued(self) -> list[str]:
+        """Every access and refresh token granted so far: what a client may have held, for tests
+        that look for it where it must not be."""
+        with self._lock:
+            return list(self._issued)
 
     def expire_all(self) -> None:
         """Every issued access token answers 401 from now on (refresh tokens stay valid)."""
@@ -113,6 +120,7 @@ class TokenStore:
             self._access = {k: v for k, v in self._access.items() if v[1] > now}
             self._access[access] = (connection, now + self._lifetime, self._uses)
             self._refresh[refresh] = (connection, client_id)
+            self._issued += [access, refresh]
         body = {
             "access_token": access,
             "token_type": "bearer",
