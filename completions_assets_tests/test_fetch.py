@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -149,6 +148,7 @@ def _daily(days: int) -> WindowPlanner:
 def test_windows_run_concurrently_yield_in_order_and_stay_bounded() -> None:
     running, peak, started = 0, 0, []
     lock = threading.Lock()
+    second_done = threading.Event()
 
     def fetch(span: Window, turn: WindowTicket) -> WindowResult:
         nonlocal running, peak
@@ -156,9 +156,12 @@ def test_windows_run_concurrently_yield_in_order_and_stay_bounded() -> None:
             running += 1
             peak = max(peak, running)
             started.append(span.start)
-        time.sleep(0.002 * (12 - span.start.day))  # later windows finish first
+        if span.start.day == 1:  # the first two windows start together; the second finishes first
+            second_done.wait(timeout=5)
         with lock:
             running -= 1
+        if span.start.day == 2:
+            second_done.set()
         return _empty(span, turn)
 
     consumed = []
@@ -171,14 +174,16 @@ def test_windows_run_concurrently_yield_in_order_and_stay_bounded() -> None:
 
 def test_a_failed_window_raises_in_order_and_stops_the_others() -> None:
     stopped = []
+    failed = threading.Event()
 
     def fetch(span: Window, turn: WindowTicket) -> WindowResult:
         if span.start.day == 2:
+            failed.set()
             raise RuntimeError("window 2 failed")
         if span.start.day > 2:
             stopped.append(turn.stop.wait(timeout=5))
         elif span.start.day == 1:
-            time.sleep(0.05)  # the walks after it start once it has shown the density
+            failed.wait(timeout=5)  # window 2 fails first; the walks after 1 start once it has shown the density
         return _empty(span, turn)
 
     results = walk_windows(fetch, _daily(6), RecordBudget(10**9), 4, "acme")
