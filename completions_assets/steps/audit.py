@@ -16,7 +16,7 @@ from completions_assets.providers.nexudus import NEXUDUS
 from completions_assets.providers.nexudus.audit import audit_spans
 from completions_assets.providers.rotation import daily_budget, day_cost, rotation_days, rotation_period
 from completions_assets.settings import Settings
-from completions_assets.steps.fetching import Outcome, StepFetch, WrittenDay, write_fetched_day
+from completions_assets.steps.fetching import Outcome, StepFetch, WrittenDay, replace_fetched_day
 from completions_assets.steps.metadata import changed_rows, fetch_metadata
 
 
@@ -115,7 +115,7 @@ def _refetch(
         changes = changed_rows(
             previous if previous is not None else current.slice(0, 0), current, connection.provider.id_column
         )
-        day = write_fetched_day(connection, batch, fetch_metadata(batch.stats), step)
+        day = replace_fetched_day(connection, batch, fetch_metadata(batch.stats), step, previous)
         outcome.days.append(day)
         outcome.changes[partition.date] = changes
         written = day.refused is None

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import dagster as dg
+import pyarrow as pa
 
 from completions_assets.connections import Connection
 from completions_assets.partitions import PartitionDay
@@ -215,8 +216,15 @@ def _days(
 
 def write_fetched_day(connection: Connection, batch: DayBatch, facts: dict[str, Any], step: StepFetch) -> WrittenDay:
     """The day's file replaced by `batch`, unless that would remove too much of it (see removals.py)."""
+    previous = step.storage.read(connection.storage_dir, batch.day.date, columns=[connection.provider.id_column])
+    return replace_fetched_day(connection, batch, facts, step, previous)
+
+
+def replace_fetched_day(
+    connection: Connection, batch: DayBatch, facts: dict[str, Any], step: StepFetch, previous: pa.Table | None
+) -> WrittenDay:
+    """`write_fetched_day` with the stored day already read (None: there is none); only its id column is used."""
     provider, key = connection.provider, [connection.provider.id_column]
-    previous = step.storage.read(connection.storage_dir, batch.day.date, columns=key)
     removal = judge(previous, batch.table, provider.id_column, step.guard)
     checks = tuple((c.name, c.evaluate(batch, provider.id_column)) for c in provider.checks if c.name in step.checks)
     if NO_MASS_REMOVAL in step.checks:
