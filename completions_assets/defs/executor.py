@@ -40,11 +40,18 @@ executor = dg.multi_or_in_process_executor.configured(
 # location loads (the run's process and every Celery worker) sends each step to a worker.
 EXECUTOR_VARIABLE = "COMPLETIONS_EXECUTOR"
 # The broker and result backend, read from the environment when a run starts; the workers
-# read the same variables through deploy/celery.yaml.
+# read the same variables through deploy/celery.yaml. `task_track_started`: a worker records in
+# the result backend which worker started a step, which the run's watch over lost workers reads
+# (completions_assets/defs/celery_watch.py); the workers read it from deploy/celery.yaml too.
 CELERY_CONFIG: dict[str, Any] = {
     "broker": {"env": "COMPLETIONS_CELERY_BROKER"},
     "backend": {"env": "COMPLETIONS_CELERY_BACKEND"},
+    "config_source": {"task_track_started": True},
 }
+# Seconds a worker running a step may leave pings unanswered before the run fails that step as
+# lost. An environment variable and not deploy/celery.yaml: the workers validate that file against
+# dagster-celery's own executor config, which has no such field, and only the run's process reads it.
+LOST_AFTER_VARIABLE = "COMPLETIONS_CELERY_WORKER_LOST_AFTER"
 
 
 def select_executor(environ: Mapping[str, str] = os.environ) -> dg.ExecutorDefinition:
@@ -55,10 +62,18 @@ def select_executor(environ: Mapping[str, str] = os.environ) -> dg.ExecutorDefin
     if name == "celery":
         # Imported only here: the celery extra is installed only where the profile is used.
         from celery.exceptions import DuplicateTaskNameWarning
-        from dagster_celery import celery_executor
+
+        from completions_assets.defs.celery_watch import LOST_AFTER_FIELD, LOST_AFTER_S, watched_celery_executor
 
         # dagster-celery builds its `execute_plan` task anew for every step it submits, and
         # celery 5.7 warns on each that the name is taken, although the task is the same one.
         warnings.filterwarnings("ignore", "Task name 'execute_plan' is already registered", DuplicateTaskNameWarning)
-        return celery_executor.configured(CELERY_CONFIG, name="celery")
+        lost_after = _lost_after(environ.get(LOST_AFTER_VARIABLE) or str(LOST_AFTER_S))
+        return watched_celery_executor.configured(CELERY_CONFIG | {LOST_AFTER_FIELD: lost_after}, name="celery")
     raise ConfigurationError(f"{EXECUTOR_VARIABLE}={name!r}: expected 'multiprocess' or 'celery'")
+
+
+def _lost_after(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigurationError(f"{LOST_AFTER_VARIABLE}={raw!r} is not a whole number of seconds >= 1")
+    return int(raw)
