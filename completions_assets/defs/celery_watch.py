@@ -9,6 +9,7 @@ runs one of its steps (Celery's remote control). A worker that has not answered 
 `worker_lost_after_seconds` (at least `MIN_MISSES` pings in a row) is lost: the watch stores
 a failure for its task in the result backend, dagster-celery's loop reads it as it reads any
 failed task, and the run fails with `[<step key>]: ... WorkerLostError: worker ... stopped answering`.
+The run's tasks not started yet are failed and revoked with it (the lost worker may have reserved one).
 
 A busy worker is not lost: with the prefork pool (the workers' default, docs/deployment.md) the
 step runs in a pool process while the worker's main process answers pings. A worker started with
@@ -73,10 +74,12 @@ class WorkerWatch:
             self.check()
 
     def check(self) -> None:
-        """One round: the started tasks' workers pinged, the tasks of lost workers failed."""
+        """One round: the started tasks' workers pinged; the tasks of a lost worker failed, and with
+        them the run's tasks not started yet."""
         with self._lock:
             following = dict(self._steps)
         running: dict[str, list[str]] = {}  # worker name -> its started task ids
+        pending: list[str] = []
         for task_id in following:
             meta = self.app.backend.get_task_meta(task_id)
             if meta["status"] in states.READY_STATES:
@@ -84,11 +87,14 @@ class WorkerWatch:
                     self._steps.pop(task_id, None)
             elif meta["status"] == states.STARTED and isinstance(meta["result"], dict):
                 running.setdefault(str(meta["result"]["hostname"]), []).append(task_id)
+            else:
+                pending.append(task_id)
         if not running:
             return
         now = time.monotonic()
         replies = self.app.control.ping(destination=list(running), timeout=self.ping_timeout_s, limit=len(running))
         answering = {name for reply in replies for name in reply}
+        lost = []
         for worker, task_ids in running.items():
             self._answered.setdefault(worker, now)
             if worker in answering:
@@ -97,17 +103,33 @@ class WorkerWatch:
             self._misses[worker] = self._misses.get(worker, 0) + 1
             silent = now - self._answered[worker]
             if self._misses[worker] >= MIN_MISSES and silent >= self.lost_after_s:
+                lost.append(worker)
                 for task_id in task_ids:
-                    self._fail(task_id, following[task_id], worker, silent)
+                    self._fail(
+                        task_id,
+                        f"worker {worker} stopped answering while running step {following[task_id]} (task"
+                        f" {task_id}): no answer to {self._misses[worker]} pings over {silent:.0f} s"
+                        f" (worker_lost_after_seconds={self.lost_after_s:g})",
+                        states.STARTED,
+                    )
+        if lost and pending:
+            # The run fails now (dagster-celery submits no step after a failed one, but waits for
+            # every task it submitted). A task not started yet may be one the lost worker had
+            # reserved: Redis would hand it to another worker only after its visibility timeout,
+            # for a run already failed. So the run's tasks not started are failed and revoked.
+            self.app.control.revoke(pending)
+            for task_id in pending:
+                self._fail(
+                    task_id,
+                    f"step {following[task_id]} not started (task {task_id}, revoked): the run stopped when"
+                    f" worker {', '.join(lost)} was lost",
+                    states.PENDING,
+                )
 
-    def _fail(self, task_id: str, step_key: str, worker: str, silent: float) -> None:
-        if self.app.backend.get_task_meta(task_id)["status"] != states.STARTED:
-            return  # it ended after all
-        error = WorkerLostError(
-            f"worker {worker} stopped answering while running step {step_key} (task {task_id}): no answer to"
-            f" {self._misses[worker]} pings over {silent:.0f} s (worker_lost_after_seconds={self.lost_after_s:g})"
-        )
-        self.app.backend.mark_as_failure(task_id, error)
+    def _fail(self, task_id: str, message: str, expected: str) -> None:
+        if self.app.backend.get_task_meta(task_id)["status"] != expected:
+            return  # it moved on after all
+        self.app.backend.mark_as_failure(task_id, WorkerLostError(message))
         with self._lock:
             self._steps.pop(task_id, None)
 
