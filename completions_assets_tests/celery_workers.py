@@ -92,8 +92,18 @@ def stop_worker(worker: Worker) -> None:
         worker.process.wait()
 
 
+def restart_worker(worker: Worker, env: Mapping[str, str]) -> Worker:
+    """`worker` started anew, with its name and working directory, once its processes are gone."""
+    worker.process.wait(timeout=30)
+    started = start_worker(worker.name, worker.log.parent, env)
+    wait_ready(started)
+    return started
+
+
 @contextmanager
 def workers(names: list[str], root: Path, env: Mapping[str, str]) -> Iterator[list[Worker]]:
+    """The workers, started and ready; stopped when the block ends, as is any worker the block puts
+    in their place in the yielded list (restart_worker)."""
     started: list[Worker] = []
     try:
         for name in names:

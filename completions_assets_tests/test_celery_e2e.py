@@ -11,6 +11,7 @@ import io
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ import s3fs
 import yaml
 
 from completions_assets.connections import FILE_VARIABLE
-from completions_assets.defs.executor import CELERY_CONFIG, EXECUTOR_VARIABLE
+from completions_assets.defs.executor import CELERY_CONFIG, EXECUTOR_VARIABLE, LOST_AFTER_VARIABLE
 from completions_assets.local.launch import (
     REPO,
     dg_command,
@@ -35,7 +36,14 @@ from completions_assets.local.launch import (
 from completions_assets.providers import PROVIDERS
 from completions_assets.sandbox import ProviderFaults, Sandbox, SandboxConfig, start_sandbox
 from completions_assets.sandbox.app import LoggedRequest
-from completions_assets_tests.celery_workers import WORKER_CONFIG, Worker, machine, not_consuming, workers
+from completions_assets_tests.celery_workers import (
+    WORKER_CONFIG,
+    Worker,
+    machine,
+    not_consuming,
+    restart_worker,
+    workers,
+)
 from completions_assets_tests.servers import s3_bucket, s3_objects
 
 pytestmark = pytest.mark.e2e
@@ -52,6 +60,9 @@ BINDBEE_ONLY = dg_command(
 SLOW_MS = 300
 HOLD_MS = 8000  # while the second run's step starts; far below the clients' 60 s read timeout
 PID = re.compile(r"\(pid (\d+)\)")
+# A worker silent this long has lost its step; far below the steps that run longer than this on
+# live workers (HOLD_MS and the concurrent runs), which must not be declared lost.
+LOST_AFTER_S = 5
 
 
 @pytest.fixture(scope="module")
@@ -156,10 +167,12 @@ def test_steps_on_two_celery_workers(tenants, tmp_path, redis_server, postgres_s
             EXECUTOR_VARIABLE: "celery",
             "COMPLETIONS_CELERY_BROKER": f"{redis_server}/0",
             "COMPLETIONS_CELERY_BACKEND": f"{redis_server}/1",
+            LOST_AFTER_VARIABLE: str(LOST_AFTER_S),
         }
     )
     launcher = machine(tmp_path / "launcher", env)
-    with workers(["w1", "w2"], tmp_path, env) as (w1, w2):
+    with workers(["w1", "w2"], tmp_path, env) as pair:
+        w1, w2 = pair
         instance = dg.DagsterInstance.from_config(launcher["DAGSTER_HOME"])
         try:
             _a_killed_step_fails_its_run(tenants, instance, launcher, [w1, w2], local, fs, tmp_path)
@@ -167,6 +180,7 @@ def test_steps_on_two_celery_workers(tenants, tmp_path, redis_server, postgres_s
             _two_concurrent_runs(tenants, instance, launcher, local, fs, tmp_path)
             broker = env["COMPLETIONS_CELERY_BROKER"]
             _one_provider_at_once_on_both_workers(tenants, instance, launcher, [w1, w2], broker, local, fs, tmp_path)
+            _a_lost_worker_fails_its_run(tenants, instance, launcher, pair, env, local, fs, tmp_path)
         finally:
             instance.dispose()
 
@@ -195,6 +209,48 @@ def _a_killed_step_fails_its_run(tenants, instance, env, pair: list[Worker], loc
         assert data == local[key], key  # and each the local run's
     assert failed.run_id in instance.event_log_storage.get_concurrency_run_ids()  # its slots, until monitoring
     return failed
+
+
+def _a_lost_worker_fails_its_run(tenants, instance, env, pair: list[Worker], worker_env, local, fs, tmp_path) -> None:
+    """A whole worker (its process group: the CLI, Celery's main process and its pool) killed with
+    SIGKILL while its step fetches, as a lost machine: the run fails within the grace period and a
+    margin, naming the step and the worker; the worker started again, the next run is exact."""
+    for key in [key for key in bucket_files(fs) if key.startswith("bindbee")]:
+        fs.rm(f"{BUCKET}/data/{key}")  # so a partial file of the lost step's would show
+    before = {r.run_id for r in instance.get_runs()}
+    tenants.update(bindbee=ProviderFaults(latency_ms=300))  # the step is still fetching when its worker dies
+    run = launch(env, tmp_path / "lost.log")
+    try:
+        pid = _pid(_first_request(tenants, len(tenants.request_log()), run, tmp_path / "lost.log"))
+        (lost,) = [w for w in pair if w.owns(pid)]
+        killed = time.monotonic()
+        os.killpg(lost.process.pid, signal.SIGKILL)
+        assert run.wait(timeout=LOST_AFTER_S + 60) != 0  # bounded: the grace, a round of pings, a margin
+        took = time.monotonic() - killed
+    finally:
+        tenants.update(bindbee=ProviderFaults(latency_ms=20))
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    (failed,) = [r for r in instance.get_runs() if r.run_id not in before]
+    assert failed.status == dg.DagsterRunStatus.FAILURE
+    (failure,) = instance.all_logs(failed.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    error = failure.dagster_event.event_specific_data.error.to_string()
+    print(
+        f"killed {lost.name}'s process group ({lost.process.pid}); run {failed.run_id} failed {took:.1f} s later: {error}"
+    )
+    node = f"{lost.name}@{socket.gethostname()}"
+    assert "[bindbee_completions]" in error and f"worker {node} stopped answering" in error, error
+    written = bucket_files(fs)
+    for key, data in written.items():
+        pq.read_table(io.BytesIO(data))  # whole Parquet files only
+        assert data == local[key], key  # and each the local run's
+    free_slots_of_finished_runs(instance)  # as run monitoring does
+    pair[pair.index(lost)] = restart_worker(lost, worker_env)
+    again = launch(env, tmp_path / "after-lost.log")
+    assert again.wait(timeout=300) == 0, (tmp_path / "after-lost.log").read_text()[-3000:]
+    assert "Warning" not in (tmp_path / "after-lost.log").read_text()
+    assert bucket_files(fs) == local
 
 
 def concurrent_pair(tenants, instance, env, tmp_path, name: str, command: list[str]) -> tuple[list, list]:
