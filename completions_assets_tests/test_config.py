@@ -46,3 +46,22 @@ def test_the_executor_variable_chooses_the_default_executor_or_celerys():
     assert celery.name == "celery" and celery.executor_creation_fn is not executor.executor_creation_fn
     with pytest.raises(ConfigurationError, match="COMPLETIONS_EXECUTOR='k8s'"):
         select_executor({EXECUTOR_VARIABLE: "k8s"})
+
+
+def test_the_celery_executor_reads_its_grace_for_lost_workers_and_tells_the_workers_to_track_started(monkeypatch):
+    from completions_assets.defs.executor import EXECUTOR_VARIABLE, LOST_AFTER_VARIABLE, select_executor
+
+    monkeypatch.setenv("COMPLETIONS_CELERY_BROKER", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("COMPLETIONS_CELERY_BACKEND", "redis://127.0.0.1:1/1")
+
+    def config(environ: dict[str, str]) -> dict:
+        resolved = select_executor({EXECUTOR_VARIABLE: "celery"} | environ).config_schema.resolve_config({})
+        assert resolved.success, resolved.errors
+        return resolved.value["config"]
+
+    assert config({})["worker_lost_after_seconds"] == 60
+    assert config({LOST_AFTER_VARIABLE: "7"})["worker_lost_after_seconds"] == 7
+    assert config({})["config_source"] == {"task_track_started": True}
+    for bad in ("0", "soon", "-5"):
+        with pytest.raises(ConfigurationError, match=LOST_AFTER_VARIABLE):
+            select_executor({EXECUTOR_VARIABLE: "celery", LOST_AFTER_VARIABLE: bad})
