@@ -1,5 +1,6 @@
 import datetime as dt
 
+import dagster as dg
 import pytest
 
 from completions_assets.settings import ConfigurationError, load_settings
@@ -54,10 +55,14 @@ def test_the_celery_executor_reads_its_grace_for_lost_workers_and_tells_the_work
     monkeypatch.setenv("COMPLETIONS_CELERY_BROKER", "redis://127.0.0.1:1/0")
     monkeypatch.setenv("COMPLETIONS_CELERY_BACKEND", "redis://127.0.0.1:1/1")
 
+    @dg.op
+    def nothing() -> None: ...
+
     def config(environ: dict[str, str]) -> dict:
-        resolved = select_executor({EXECUTOR_VARIABLE: "celery"} | environ).config_schema.resolve_config({})
-        assert resolved.success, resolved.errors
-        return resolved.value["config"]
+        job = dg.GraphDefinition("one_op", node_defs=[nothing]).to_job(
+            executor_def=select_executor({EXECUTOR_VARIABLE: "celery"} | environ)
+        )
+        return dg.validate_run_config(job)["execution"]["celery"]
 
     assert config({})["worker_lost_after_seconds"] == 60
     assert config({LOST_AFTER_VARIABLE: "7"})["worker_lost_after_seconds"] == 7
