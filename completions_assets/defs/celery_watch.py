@@ -16,6 +16,7 @@ step runs in a pool process while the worker's main process answers pings. A wor
 `--pool=solo` would answer none while it runs a step, and must not be used with this executor.
 """
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -34,10 +35,9 @@ from dagster_celery.executor import CELERY_CONFIG as CELERY_EXECUTOR_CONFIG
 from dagster_celery.executor import CeleryExecutor, _submit_task, celery_executor
 from dagster_celery.make_app import make_app
 
+LOG = logging.getLogger(__name__)
 LOST_AFTER_S = 60  # the default: a worker silent this long has lost its steps
 MIN_MISSES = 3  # and it missed at least this many pings in a row
-# What the workers must also be configured with (deploy/celery.yaml) for the watch to see them.
-TRACK_STARTED = {"task_track_started": True}
 
 
 class WorkerWatch:
@@ -46,7 +46,7 @@ class WorkerWatch:
     def __init__(self, app: Celery, lost_after_s: float) -> None:
         self.app = app
         self.lost_after_s = lost_after_s
-        self.every_s = min(max(lost_after_s / 4, 0.5), 15.0)  # at least 4 pings before a worker is lost
+        self.every_s = min(max(lost_after_s / 4, 0.5), 15.0)  # a few pings within the grace period
         self.ping_timeout_s = min(self.every_s, 2.0)
         self._steps: dict[str, str] = {}  # task id -> step key
         self._lock = threading.Lock()
@@ -71,7 +71,10 @@ class WorkerWatch:
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
-            self.check()
+            try:
+                self.check()
+            except Exception:  # the broker or backend unreachable for a moment: the next round tries again
+                LOG.exception("the watch over the run's Celery workers could not check them")
 
     def check(self) -> None:
         """One round: the started tasks' workers pinged; the tasks of a lost worker failed, and with
