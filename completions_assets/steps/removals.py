@@ -52,14 +52,14 @@ class Removal:
             "max_removed_share": self.guard.max_share,
             "removed_ids": list(self.sample_ids),
         }
-        applied = self.removed and not self.refused and self.guard.allowed_by
-        if applied:
-            details["removals_applied_by"] = self.guard.allowed_by
-        return CheckOutcome(self.removed if self.refused else 0, self.sample_ids if self.refused else (), details)
+        return CheckOutcome(
+            self.removed if self.refused else 0, self.sample_ids if self.refused else (), details | self.metadata()
+        )
 
     def metadata(self) -> dict[str, object]:
-        """Materialization metadata of a day written although rows went: who applied the removal."""
-        if self.removed and self.guard.allowed_by and self.over_limit:
+        """Materialization metadata of a day written although the guard would have refused it: who
+        applied the removal. A removal within the share needs nobody's leave, so it names nobody."""
+        if self.over_limit and self.guard.allowed_by:
             return {"removals_applied_by": self.guard.allowed_by}
         return {}
 
