@@ -21,7 +21,7 @@ from completions_assets.providers.provider import Provider
 from completions_assets.settings import load_settings
 from completions_assets.steps.fetching import ConnectionFetch, StepFetch, fetch_connections, selected_connections
 from completions_assets.steps.removals import RemovalGuard, check_spec, removals_allowed_by
-from completions_assets.steps.writing import check_outputs, report_days, run_days
+from completions_assets.steps.writing import check_outputs, report_days, run_checks, run_days
 from completions_assets.turns import PoolSlots
 
 
@@ -141,7 +141,7 @@ def _report(context: dg.AssetExecutionContext, outcome: ConnectionFetch, as_outp
 def _reported_later(context: dg.AssetExecutionContext) -> bool:
     """Whether this run also merges and checks that every connection is present: its job, subset to
     the run's selection, holds that check, which fails the run naming the failed connections."""
-    return ALL_CONNECTIONS_PRESENT in context.op_execution_context.job_def.asset_layer.asset_graph.asset_check_keys
+    return ALL_CONNECTIONS_PRESENT in run_checks(context)
 
 
 def build_assets(

@@ -19,7 +19,7 @@ from completions_assets.partitions import PartitionDay, days_for
 from completions_assets.providers import PROVIDERS
 from completions_assets.settings import load_settings
 from completions_assets.steps.merging import failed_attempts, merged_days, stored_day
-from completions_assets.steps.writing import check_outputs, run_days, write_days
+from completions_assets.steps.writing import check_outputs, run_assets, run_checks, run_days, write_days
 from completions_assets.storage import ParquetStorage
 
 OUTPUT = "lms_completions"
@@ -107,7 +107,7 @@ def lms_checks(partitions_def: dg.PartitionsDefinition, connections: Sequence[Co
         storage: ParquetStorage = context.resources.storage
         partitions = days_for(partitions_def, context.op_execution_context.partition_keys)
         failed, failed_here = _failed(context, connections, partitions)
-        if LMS not in _run_assets(context):  # the checks alone: read what the files hold
+        if LMS not in run_assets(context):  # the checks alone: read what the files hold
             names_min = load_settings().names_resolved_min
             selected = {check.name for check in context.selected_asset_check_keys}
             for partition in partitions:
@@ -127,15 +127,9 @@ def lms_checks(partitions_def: dg.PartitionsDefinition, connections: Sequence[Co
     return lms_completions_checks
 
 
-def _run_assets(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> set[dg.AssetKey]:
-    """The assets this run materializes (its job, subset to the run's selection)."""
-    return set(context.op_execution_context.job_def.asset_layer.executable_asset_keys)
-
-
 def _checks_in_run(context: dg.AssetExecutionContext) -> set[str]:
     """The checks of `lms_completions` this run evaluates."""
-    keys = context.op_execution_context.job_def.asset_layer.asset_graph.asset_check_keys
-    return {key.name for key in keys if key.asset_key == LMS}
+    return {key.name for key in run_checks(context) if key.asset_key == LMS}
 
 
 def _failed(

@@ -1,4 +1,5 @@
-"""Writing a run's days: one file per day as it arrives, and its materialization metadata."""
+"""Writing a run's days: which days, assets and checks the run covers, one file per day as it
+arrives, and its materialization metadata."""
 
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -16,6 +17,16 @@ DayFile = tuple[PartitionDay, pa.Table, dict[str, Any]]  # a day, its rows, and 
 def run_days(context: dg.AssetExecutionContext) -> list[PartitionDay]:
     """The run's days (one or a range) as half-open UTC intervals."""
     return days_for(context.assets_def.partitions_def, context.partition_keys)
+
+
+def run_assets(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> set[dg.AssetKey]:
+    """The assets this run materializes (its job, subset to the run's selection)."""
+    return set(context.op_execution_context.job_def.asset_layer.executable_asset_keys)
+
+
+def run_checks(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> set[dg.AssetCheckKey]:
+    """The checks this run evaluates (its job, subset to the run's selection)."""
+    return set(context.op_execution_context.job_def.asset_layer.asset_graph.asset_check_keys)
 
 
 def write_day(
