@@ -139,6 +139,23 @@ def launch(env: dict[str, str], log: Path, command: list[str] = COMMAND) -> subp
         return subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
 
 
+def _failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
+    """The error the run failed with."""
+    (failure,) = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    data = failure.get_dagster_event().event_specific_data
+    error = getattr(data, "error", None)  # a run failure's data holds the error it failed with
+    assert error is not None, data
+    return error.to_string()
+
+
+def _whole_local_files_only(fs: s3fs.S3FileSystem, local: dict[str, bytes]) -> None:
+    """Every file in the bucket is a whole Parquet file, byte for byte the local run's (a failed run
+    may have written fewer)."""
+    for key, data in bucket_files(fs).items():
+        pq.read_table(io.BytesIO(data))  # whole Parquet files only
+        assert data == local[key], key  # and each the local run's
+
+
 def free_slots_of_finished_runs(instance: dg.DagsterInstance) -> None:
     """What the daemon's run monitoring does for a run that ended (`free_slots_after_run_end_seconds`
     after its end, deploy/dagster.yaml): its pool slots are freed."""
@@ -198,15 +215,11 @@ def _a_killed_step_fails_its_run(tenants, instance, env, pair: list[Worker], loc
         tenants.update(bindbee=ProviderFaults(latency_ms=20))
     failed = instance.get_runs()[0]
     assert failed.status == dg.DagsterRunStatus.FAILURE
-    (failure,) = instance.all_logs(failed.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
-    error = failure.dagster_event.event_specific_data.error.to_string()
+    error = _failure(instance, failed)
     assert "[bindbee_completions]" in error and "SIGKILL" in error, error
     print(f"killed pid {pid} of {owner.name}; run {failed.run_id} failed: {error.splitlines()[1][:200]}")
     assert owner.process.poll() is None  # the worker lives on, with a new step process
-    written = bucket_files(fs)
-    for key, data in written.items():
-        pq.read_table(io.BytesIO(data))  # whole Parquet files only
-        assert data == local[key], key  # and each the local run's
+    _whole_local_files_only(fs, local)
     assert failed.run_id in instance.event_log_storage.get_concurrency_run_ids()  # its slots, until monitoring
     return failed
 
@@ -234,17 +247,13 @@ def _a_lost_worker_fails_its_run(tenants, instance, env, pair: list[Worker], wor
             run.wait()
     (failed,) = [r for r in instance.get_runs() if r.run_id not in before]
     assert failed.status == dg.DagsterRunStatus.FAILURE
-    (failure,) = instance.all_logs(failed.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
-    error = failure.dagster_event.event_specific_data.error.to_string()
+    error = _failure(instance, failed)
     print(
         f"killed {lost.name}'s process group ({lost.process.pid}); run {failed.run_id} failed {took:.1f} s later: {error}"
     )
     node = f"{lost.name}@{socket.gethostname()}"
     assert "[bindbee_completions]" in error and f"worker {node} stopped answering" in error, error
-    written = bucket_files(fs)
-    for key, data in written.items():
-        pq.read_table(io.BytesIO(data))  # whole Parquet files only
-        assert data == local[key], key  # and each the local run's
+    _whole_local_files_only(fs, local)
     free_slots_of_finished_runs(instance)  # as run monitoring does
     pair[pair.index(lost)] = restart_worker(lost, worker_env)
     again = launch(env, tmp_path / "after-lost.log")
