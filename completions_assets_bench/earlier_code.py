@@ -12,7 +12,9 @@ import tarfile
 from io import BytesIO
 from pathlib import Path
 
-from completions_assets.local.launch import REPO
+import yaml
+
+from completions_assets.local.launch import INSTANCE_CONFIG, REPO
 
 PACKAGE = "completions_assets"
 GIT_TIMEOUT_S = 60.0
@@ -37,3 +39,15 @@ def checkout(commit: str, into: Path) -> Path:
     with tarfile.open(fileobj=BytesIO(done.stdout)) as archive:
         archive.extractall(target, filter="data")
     return target
+
+
+def instance_config(code: Path) -> Path:
+    """The local instance configuration to run `code` with: this checkout's, with Dagster's own
+    SQLite event log when `code`'s package has no `completions_assets.local.event_log` (before
+    the engines were kept), as it ran then."""
+    config = yaml.safe_load(INSTANCE_CONFIG.read_text())
+    if not (code / PACKAGE / "local" / "event_log.py").exists():
+        config.pop("event_log_storage", None)
+    path = code / "dagster.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path

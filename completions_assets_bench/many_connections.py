@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from completions_assets.connections import FILE_VARIABLE, Connection
-from completions_assets.local.launch import prepare_dagster_home
+from completions_assets.local.launch import INSTANCE_CONFIG, prepare_dagster_home
 from completions_assets_bench import dagster_run, run_config
 from completions_assets_bench.connection_sets import ConnectionSet, declared
 from completions_assets_bench.dagster_run import DagsterRun
-from completions_assets_bench.earlier_code import checkout
+from completions_assets_bench.earlier_code import checkout, instance_config
 from completions_assets_bench.load_time import LoadTime, measure_load
 from completions_assets_bench.sandbox import Sandbox, serving
 from completions_assets_bench.throughput import dagster_environment
@@ -174,7 +174,9 @@ def _run(
     if connections_file:
         env[FILE_VARIABLE] = str(connections_file)
     env["COMPLETIONS_DATA_ROOT"] = str(root / "data")
-    env["DAGSTER_HOME"] = str(prepare_dagster_home(root / "dagster_home", environ=env))
+    code_dir = codes.dirs[code]
+    instance = INSTANCE_CONFIG if code_dir is None else instance_config(code_dir)
+    env["DAGSTER_HOME"] = str(prepare_dagster_home(root / "dagster_home", instance, environ=env))
     before = sandbox.stats()["bindbee"]
     try:
         config = None if pacing else run_config.write(root, "pacing-off", env, code=codes.dirs[code])

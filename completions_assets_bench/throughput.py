@@ -18,6 +18,7 @@ from typing import Any
 from completions_assets.connections import Connection
 from completions_assets.local.launch import prepare_dagster_home, sandbox_environment
 from completions_assets_bench import dagster_run, run_config
+from completions_assets_bench.earlier_code import instance_config
 from completions_assets_bench.procs import Measured, run_workers
 from completions_assets_bench.sandbox import CREDENTIALS, Sandbox
 from completions_assets_bench.workload import PROVIDERS, Range
@@ -148,6 +149,11 @@ class Runner:
         self.run_config = run_config.write(scratch, "pacing-off", self.env | {"COMPLETIONS_DATA_ROOT": str(scratch)})
         self.runs = 0
 
+    def _home(self, code: Path) -> Path:
+        """The instance `code` runs with, one per earlier package."""
+        home = code / "dagster_home"
+        return home if home.exists() else prepare_dagster_home(home, instance_config(code))
+
     def _fresh(self, name: str) -> Path:
         self.runs += 1
         return Path(tempfile.mkdtemp(prefix=f"{name}-{self.runs}-", dir=self.scratch))
@@ -181,6 +187,8 @@ class Runner:
         def run() -> tuple:
             root = self._fresh("c")
             env = self.env | dict(extra_env or {}) | {"COMPLETIONS_DATA_ROOT": str(root / "data")}
+            if code is not None:  # its own instance: this one's event log may be newer than its package
+                env["DAGSTER_HOME"] = str(self._home(code))
             done = dagster_run.materialize(
                 self.days,
                 env=env,

@@ -3,7 +3,6 @@
 import importlib.util
 import json
 import re
-import shutil
 import subprocess
 import sys
 import warnings
@@ -13,7 +12,7 @@ import dagster as dg
 import pytest
 
 from completions_assets.defs.executor import FORKSERVER, PRELOAD_MODULE
-from completions_assets.local.launch import INSTANCE_CONFIG, REPO, materialize_command
+from completions_assets.local.launch import REPO, materialize_command, prepare_dagster_home
 from completions_assets_tests.support import location_env
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +46,7 @@ def _imports(code: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def test_the_preload_imports_the_code_location_and_the_storage(tmp_path):
     # What a step process does first: open the instance (SQLite here). After the preload, that
     # imports a few dozen modules; without it, some four hundred (SQLAlchemy, Alembic, the storage).
-    shutil.copy(str(INSTANCE_CONFIG), tmp_path / "dagster.yaml")
+    prepare_dagster_home(tmp_path)
     done = _imports(
         f"import sys, {PRELOAD_MODULE}, dagster; "
         "print(all(m in sys.modules for m in "

@@ -27,6 +27,8 @@ from completions_assets.sandbox.config import DEFAULT_CREDENTIALS, connection_cr
 REPO = Path(__file__).resolve().parents[2]
 # The local instance configuration, shipped in the package (package data).
 INSTANCE_CONFIG = files("completions_assets.local") / "dagster.yaml"
+# Where an instance configuration names its own DAGSTER_HOME (a storage's base_dir).
+HOME_PLACEHOLDER = "{dagster_home}"
 EXAMPLE_CONNECTIONS = files("completions_assets.local") / "connections.yaml"
 
 
@@ -145,11 +147,12 @@ def local_dagster_home() -> Path:
 def prepare_dagster_home(
     path: Path, config: Traversable = INSTANCE_CONFIG, environ: Mapping[str, str] = os.environ
 ) -> Path:
-    """A DAGSTER_HOME holding `config` (by default the shipped local instance configuration);
+    """A DAGSTER_HOME holding `config` (by default the shipped local instance configuration), with
+    its path in place of {dagster_home};
     when `config` limits pools (the PostgreSQL one does), a pool of one slot for each
     connection `environ` configures."""
     path.mkdir(parents=True, exist_ok=True)
-    (path / "dagster.yaml").write_bytes(config.read_bytes())
+    (path / "dagster.yaml").write_text(config.read_text().replace(HOME_PLACEHOLDER, str(path.absolute())))
     # Create the storage and the provider pools now. Two runs starting at once on
     # a new home would otherwise race to create the schema ("table alembic_version
     # already exists") and, worse, each create a pool and both take its one slot.

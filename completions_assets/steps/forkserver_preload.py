@@ -24,6 +24,8 @@ with contextlib.suppress(Exception):
 with contextlib.suppress(Exception):
     import alembic.runtime.migration  # noqa: F401
     import sqlalchemy  # noqa: F401
+
+    import completions_assets.local.event_log  # noqa: F401  (the local instance's event log)
 with contextlib.suppress(Exception):
     import dagster_postgres  # noqa: F401
 with contextlib.suppress(Exception):
