@@ -26,7 +26,13 @@ def _materialize(instance: dg.DagsterInstance, run_id: str, asset: str, partitio
         event_specific_data=StepMaterializationData(dg.AssetMaterialization(dg.AssetKey(asset), partition=partition)),
     )
     entry = EventLogEntry(
-        error_info=None, level=20, user_message="", run_id=run_id, timestamp=time.time(), dagster_event=event, job_name="job"
+        error_info=None,
+        level=20,
+        user_message="",
+        run_id=run_id,
+        timestamp=time.time(),
+        dagster_event=event,
+        job_name="job",
     )
     instance.store_event(entry)
 
@@ -97,7 +103,5 @@ def test_a_forked_process_opens_its_own_connections_and_a_wipe_closes_them(tmp_p
 
 def _materializations(instance: dg.DagsterInstance) -> list:
     return [
-        record
-        for key in instance.get_asset_keys()
-        for record in instance.fetch_materializations(key, limit=10).records
+        record for key in instance.get_asset_keys() for record in instance.fetch_materializations(key, limit=10).records
     ]
