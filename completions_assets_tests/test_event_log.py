@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import sqlalchemy
 from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
 from dagster._core.events.log import EventLogEntry
 
@@ -46,10 +47,14 @@ def test_the_local_instance_keeps_one_connection_per_database_where_dagster_keep
         for day in days:
             _materialize(instance, "run-1", "a", day)
         engines = dict(storage._engines)
+        opened: list[str] = []
+        for name, engine in engines.items():
+            sqlalchemy.event.listen(engine, "connect", lambda *_, name=name: opened.append(name))
         for day in days:
             _materialize(instance, "run-1", "b", day)
         assert set(storage.kept_connections()) == {"index", "run-1"}
-        assert all(storage._engines[name] is engine for name, engine in engines.items())  # the same connections
+        assert all(storage._engines[name] is engine for name, engine in engines.items())  # the same engines
+        assert opened == []  # and the same SQLite connections: none opened for 10 more events
         assert instance.get_materialized_partitions(dg.AssetKey("b")) == set(days)
         assert len(instance.all_logs("run-1")) == 2 * len(days)
     assert (home / "history" / "runs" / "index.db").exists() and (home / "history" / "runs" / "run-1.db").exists()
