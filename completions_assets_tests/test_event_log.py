@@ -1,7 +1,7 @@
 """The local instance's event log (completions_assets/local/event_log.py): Dagster's SQLite event
 log where Dagster keeps it, with one connection per database instead of one per event, a bounded
-number of runs' connections, none used across a fork or kept over a wipe, and every event read
-back."""
+number of runs' connections, none used across a fork or kept over a wipe, every event read back,
+and a home made with Dagster's own event log read on."""
 
 import multiprocessing
 import sys
@@ -110,3 +110,17 @@ def _materializations(instance: dg.DagsterInstance) -> list:
     return [
         record for key in instance.get_asset_keys() for record in instance.fetch_materializations(key, limit=10).records
     ]
+
+
+def test_a_home_made_before_keeps_its_history(tmp_path: Path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # Dagster's own event log
+    with dg.DagsterInstance.from_config(str(home)) as before:
+        assert not isinstance(before.event_log_storage, KeptConnectionSqliteEventLogStorage)
+        _materialize(before, "run-1", "a", "2024-01-01")
+    prepare_dagster_home(home)  # what `make dev` does on start
+    with dg.DagsterInstance.from_config(str(home)) as after:
+        assert isinstance(after.event_log_storage, KeptConnectionSqliteEventLogStorage)
+        assert after.get_materialized_partitions(dg.AssetKey("a")) == {"2024-01-01"}
+        assert len(after.all_logs("run-1")) == 1
