@@ -2,10 +2,10 @@
 
 Dagster's `SqliteEventLogStorage` creates an engine and opens a connection for every event it
 stores, and closes both after. Opening a SQLite database reads its schema again, and a new
-engine compiles every statement again: together about two thirds of what storing an event costs,
-and a run stores about eight events per connection and day (a 220-connection day: 2,000). Kept,
-a check result is stored in about 3 ms instead of 8 to 10 (docs/benchmarks.md, "What one stored
-event costs").
+engine compiles every statement again: most of what storing an event costs, and a run stores
+about eight events per connection and day (a 220-connection day: 2,000). Kept, a check result is
+stored in about 3 ms instead of 12 to 15 (docs/definitions.md, "The local event log keeps its
+connections").
 
 Nothing else changes: each use is one transaction, committed at its end, under the storage's own
 lock, so between uses a connection holds no lock and SQLite's locking between processes is as
@@ -62,15 +62,15 @@ class KeptConnectionSqliteEventLogStorage(SqliteEventLogStorage):
         if self._engines_pid != os.getpid():  # inherited through a fork: the parent's, not ours to use
             self._engines, self._engines_pid = OrderedDict(), os.getpid()
         engine = self._engines.get(shard)
-        if engine is None:
-            engine = create_engine(
-                self.conn_string_for_shard(shard),
-                poolclass=StaticPool,
-                # Used by one thread at a time (the storage's lock), not always the same one.
-                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
-            )
-            self._engines[shard] = engine
-        self._engines.move_to_end(shard)
+        if engine is not None:
+            self._engines.move_to_end(shard)
+            return engine
+        engine = self._engines[shard] = create_engine(
+            self.conn_string_for_shard(shard),
+            poolclass=StaticPool,
+            # Used by one thread at a time (the storage's lock), not always the same one.
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+        )
         runs = [name for name in self._engines if name != INDEX_SHARD_NAME]
         for name in runs[: max(0, len(runs) - KEPT_RUN_CONNECTIONS)]:
             self._engines.pop(name).dispose()
