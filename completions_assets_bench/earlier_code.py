@@ -43,8 +43,8 @@ def checkout(commit: str, into: Path) -> Path:
 
 def instance_config(code: Path) -> Path:
     """The local instance configuration to run `code` with: this checkout's, with Dagster's own
-    SQLite event log when `code`'s package has no `completions_assets.local.event_log` (before
-    the engines were kept), as it ran then."""
+    SQLite event log when `code`'s package has no `completions_assets.local.event_log` (from
+    before the local event log kept its connections), as it ran then."""
     config = yaml.safe_load(INSTANCE_CONFIG.read_text())
     if not (code / PACKAGE / "local" / "event_log.py").exists():
         config.pop("event_log_storage", None)

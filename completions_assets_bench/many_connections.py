@@ -179,9 +179,9 @@ def _run(
     env["DAGSTER_HOME"] = str(prepare_dagster_home(root / "dagster_home", instance, environ=env))
     before = sandbox.stats()["bindbee"]
     try:
-        config = None if pacing else run_config.write(root, "pacing-off", env, code=codes.dirs[code])
+        config = None if pacing else run_config.write(root, "pacing-off", env, code=code_dir)
         run = dagster_run.materialize(
-            days, env=env, run_config=config, log=root / "run.log", timeout_s=RUN_TIMEOUT_S, code=codes.dirs[code]
+            days, env=env, run_config=config, log=root / "run.log", timeout_s=RUN_TIMEOUT_S, code=code_dir
         )
     except (RuntimeError, TimeoutError, KeyError) as exc:
         log(f"    {label}: failed: {exc}")

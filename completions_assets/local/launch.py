@@ -147,10 +147,9 @@ def local_dagster_home() -> Path:
 def prepare_dagster_home(
     path: Path, config: Traversable = INSTANCE_CONFIG, environ: Mapping[str, str] = os.environ
 ) -> Path:
-    """A DAGSTER_HOME holding `config` (by default the shipped local instance configuration), with
-    its path in place of {dagster_home};
-    when `config` limits pools (the PostgreSQL one does), a pool of one slot for each
-    connection `environ` configures."""
+    """A DAGSTER_HOME holding `config` (by default the shipped local instance configuration) with
+    the home's path in place of {dagster_home}; when `config` limits pools (the PostgreSQL one
+    does), a pool of one slot for each connection `environ` configures."""
     path.mkdir(parents=True, exist_ok=True)
     (path / "dagster.yaml").write_text(config.read_text().replace(HOME_PLACEHOLDER, str(path.absolute())))
     # Create the storage and the provider pools now. Two runs starting at once on
