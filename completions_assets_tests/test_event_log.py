@@ -38,11 +38,16 @@ def _materialize(instance: dg.DagsterInstance, run_id: str, asset: str, partitio
     instance.store_event(entry)
 
 
+def _kept(instance: dg.DagsterInstance) -> KeptConnectionSqliteEventLogStorage:
+    storage = instance.event_log_storage
+    assert isinstance(storage, KeptConnectionSqliteEventLogStorage)
+    return storage
+
+
 def test_the_local_instance_keeps_one_connection_per_database_where_dagster_keeps_its_event_log(tmp_path: Path):
     home = prepare_dagster_home(tmp_path / "home")
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        storage = instance.event_log_storage
-        assert isinstance(storage, KeptConnectionSqliteEventLogStorage)
+        storage = _kept(instance)
         days = [f"2024-01-{day:02d}" for day in range(1, 11)]
         for day in days:
             _materialize(instance, "run-1", "a", day)
@@ -66,8 +71,7 @@ def test_only_the_last_runs_keep_their_connections_and_no_event_is_lost(tmp_path
     with dg.DagsterInstance.from_config(str(home)) as instance:
         for run in runs:
             _materialize(instance, run, "a", "2024-01-01")
-        storage = instance.event_log_storage
-        assert isinstance(storage, KeptConnectionSqliteEventLogStorage)
+        storage = _kept(instance)
         assert set(storage.kept_connections()) == {"index", *runs[-KEPT_RUN_CONNECTIONS:]}
         assert [len(instance.all_logs(run)) for run in runs] == [1] * len(runs)  # evicted runs read again
         assert len(storage.kept_connections()) == KEPT_RUN_CONNECTIONS + 1
@@ -75,8 +79,7 @@ def test_only_the_last_runs_keep_their_connections_and_no_event_is_lost(tmp_path
 
 def _store_with(instance: dg.DagsterInstance, run_id: str) -> None:
     """In a forked child: store an event; exit 3 if it went through a connection the parent opened."""
-    storage = instance.event_log_storage
-    assert isinstance(storage, KeptConnectionSqliteEventLogStorage)
+    storage = _kept(instance)
     inherited = {id(engine) for engine in storage._engines.values()}
     _materialize(instance, run_id, "forked", "2024-01-02")
     sys.exit(3 if inherited & {id(engine) for engine in storage._engines.values()} else 0)
@@ -86,8 +89,7 @@ def test_a_forked_process_opens_its_own_connections_and_a_wipe_closes_them(tmp_p
     home = prepare_dagster_home(tmp_path / "home")
     with dg.DagsterInstance.from_config(str(home)) as instance:
         _materialize(instance, "run-1", "parent", "2024-01-01")
-        storage = instance.event_log_storage
-        assert isinstance(storage, KeptConnectionSqliteEventLogStorage)
+        storage = _kept(instance)
         kept = dict(storage._engines)
         child = multiprocessing.get_context("fork").Process(target=_store_with, args=(instance, "run-1"))
         child.start()
@@ -121,6 +123,6 @@ def test_a_home_made_before_keeps_its_history(tmp_path: Path):
         _materialize(before, "run-1", "a", "2024-01-01")
     prepare_dagster_home(home)  # what `make dev` does on start
     with dg.DagsterInstance.from_config(str(home)) as after:
-        assert isinstance(after.event_log_storage, KeptConnectionSqliteEventLogStorage)
+        _kept(after)
         assert after.get_materialized_partitions(dg.AssetKey("a")) == {"2024-01-01"}
         assert len(after.all_logs("run-1")) == 1
